@@ -1,0 +1,103 @@
+"""`python -m curation run RECIPE` builds the corpus; `validate RECIPE` only checks the recipe."""
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from curation.recipe import RecipeError, load_recipe
+
+
+@contextmanager
+def redirect_fd2(target):
+    """Send file descriptor 2 (loguru's stderr sinks, worker processes) to `target`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(target.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def summary(console: Console, recipe, seconds: float) -> None:
+    root = recipe.corpus_dir
+    stats = json.loads((root / "stats.json").read_text())
+    table = Table(title=f"corpus `{recipe.name}` in {seconds:.0f} s", show_lines=False)
+    for col in ("step", "in", "kept", "dropped (top reasons)"):
+        table.add_column(col, justify="right" if col in ("in", "kept") else "left")
+    for s in stats["steps"]:
+        if not s["dropped"] and s["in"] == s["kept"] and "READER" not in s["step"].upper():
+            continue
+        top = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
+        table.add_row(s["step"], str(s["in"]), str(s["kept"]), top)
+    console.print(table)
+    for corpus, splits in stats["tokens"].items():
+        parts = ", ".join(f"{split}: {v['documents']} docs / {v['tokens']:,} tokens" for split, v in splits.items())
+        console.print(f"  [bold]{corpus}[/bold]  {parts}")
+    for name, m in stats["classifiers"].items():
+        if m.get("precision") is not None:
+            console.print(f"  {name} classifier (held-out): precision {m['precision']:.2f}, recall {m['recall']:.2f}")
+    console.print(f"report: [link]{(root / 'report.html').resolve()}[/link]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m curation")
+    parser.add_argument("command", choices=["run", "validate"])
+    parser.add_argument("recipe")
+    args = parser.parse_args(argv)
+    # the console keeps the real stderr; during the run, fd 2 (ours and the workers') goes to a log file
+    console = Console(file=os.fdopen(os.dup(2), "w"), stderr=True)
+    try:
+        recipe = load_recipe(args.recipe)
+    except RecipeError as e:
+        console.print(f"[red]{e}[/red]", highlight=False)
+        return 2
+    if args.command == "validate":
+        console.print(f"{args.recipe}: ok")
+        return 0
+    from curation.pipeline import CorpusPipeline
+
+    pipeline = CorpusPipeline(recipe)
+    log_path = recipe.corpus_dir / "logs" / "console.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"corpus `{recipe.name}`: {len(pipeline.stages)} stages; datatrove's log: {log_path}")
+    start = time.time()
+    with open(log_path, "a") as log, redirect_fd2(log), Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("corpus", total=len(pipeline.stages))
+
+        def on_stage(name: str) -> None:
+            progress.update(bar, description=f"stage {name}", completed=[s.name for s in pipeline.stages].index(name))
+
+        try:
+            notices = pipeline.run(on_stage)
+        except Exception:
+            traceback.print_exc()
+            progress.stop()
+            console.print(f"[red]the run failed; the end of {log_path}:[/red]")
+            console.print("".join(log_path.read_text().splitlines(keepends=True)[-25:]), highlight=False)
+            return 1
+        progress.update(bar, completed=len(pipeline.stages), description="done")
+    for notice in notices:
+        console.print(f"[yellow]{notice}[/yellow]")
+    if recipe.executor.type == "slurm":
+        console.print(f"submitted to Slurm; the report will be at {recipe.corpus_dir / 'report.html'}")
+        return 0
+    summary(console, recipe, time.time() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

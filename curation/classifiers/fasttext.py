@@ -1,0 +1,166 @@
+"""Train a binary fastText classifier from seed documents; score pipeline documents with it."""
+
+import glob
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from curation.extractors import HtmlExtractor, PdfExtractor, Rejected
+
+_SPACE = re.compile(r"\s+")
+
+
+def fasttext_line(text: str, max_chars: int) -> str:
+    """fastText reads one document per line, lower-cased and whitespace-normalised."""
+    return _SPACE.sub(" ", text[:max_chars].lower()).strip()
+
+
+def read_seed_text(path: Path) -> list[str]:
+    """Text of a seed file, extracted exactly as the pipeline would extract it."""
+    suffix = "".join(path.suffixes[-2:]).lower()
+    payload = path.read_bytes()
+    if suffix.endswith(".pdf"):
+        return [PdfExtractor().extract(payload)[0]]
+    if suffix.endswith((".html", ".htm")):
+        return [HtmlExtractor().extract(payload)[0]]
+    if suffix.endswith((".jsonl", ".jsonl.gz")):
+        import gzip
+
+        opener = gzip.open if suffix.endswith(".gz") else open
+        with opener(path, "rt") as f:
+            return [json.loads(line).get("text", "") for line in f if line.strip()]
+    return [payload.decode("utf-8", errors="replace")]
+
+
+class ClassifierTrainer(PipelineStep):
+    """Trains `<name>.bin` on seed globs and writes its held-out precision/recall to `<name>.json`.
+
+    A model given in the recipe is copied instead, so the corpus folder records what was used.
+    """
+
+    type = "🧠 - CLASSIFY"
+    name = "🎓 fastText trainer"
+
+    def __init__(self, output_dir: str, label: str, config):
+        super().__init__()
+        self.output_dir = output_dir
+        self.label = label
+        self.config = config
+
+    def _examples(self) -> list[tuple[int, str]]:
+        examples = []
+        for target, patterns in ((1, self.config.positive), (0, self.config.negative)):
+            files = sorted({Path(p) for pattern in patterns for p in glob.glob(pattern, recursive=True)})
+            for path in files:
+                if not path.is_file():
+                    continue
+                try:
+                    texts = read_seed_text(path)
+                except Rejected:
+                    self.stat_update("seed_rejected")
+                    continue
+                for text in texts:
+                    if line := fasttext_line(text, self.config.max_chars):
+                        examples.append((target, line))
+        return examples
+
+    def _held_out(self, line: str) -> bool:
+        digest = hashlib.sha1(f"{self.config.seed}:{line}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import fasttext
+
+        out = Path(self.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        model_path = out / f"{self.label}.bin"
+        if self.config.model:
+            shutil.copyfile(self.config.model, model_path)
+            (out / f"{self.label}.json").write_text(json.dumps({"source": self.config.model}, indent=2))
+            return
+        examples = self._examples()
+        train = [(y, x) for y, x in examples if not self._held_out(x)]
+        test = [(y, x) for y, x in examples if self._held_out(x)]
+        if not {y for y, _ in train} >= {0, 1}:
+            raise ValueError(f"classifiers.{self.label}: seeds need both positive and negative documents")
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            for y, x in train:
+                f.write(f"__label__{'pos' if y else 'neg'} {x}\n")
+        model = fasttext.train_supervised(
+            f.name,
+            epoch=self.config.epochs,
+            lr=self.config.lr,
+            wordNgrams=self.config.word_ngrams,
+            dim=64,
+            seed=self.config.seed,
+            thread=1,  # deterministic
+            verbose=0,
+        )
+        Path(f.name).unlink()
+        model.save_model(str(model_path))
+        scores = [positive_probability(model, x) for _, x in test]
+        predicted = [s >= self.config.threshold for s in scores]
+        tp = sum(p and y for p, (y, _) in zip(predicted, test))
+        fp = sum(p and not y for p, (y, _) in zip(predicted, test))
+        fn = sum(not p and y for p, (y, _) in zip(predicted, test))
+        metrics = {
+            "train_examples": {"positive": sum(y for y, _ in train), "negative": sum(1 - y for y, _ in train)},
+            "held_out_examples": {"positive": sum(y for y, _ in test), "negative": sum(1 - y for y, _ in test)},
+            "threshold": self.config.threshold,
+            "precision": tp / (tp + fp) if tp + fp else None,
+            "recall": tp / (tp + fn) if tp + fn else None,
+        }
+        self.stat_update("seeds", value=len(examples))
+        (out / f"{self.label}.json").write_text(json.dumps(metrics, indent=2))
+
+
+def positive_probability(model, line: str) -> float:
+    labels, probs = model.predict(line, k=2)
+    return float(dict(zip(labels, probs)).get("__label__pos", 0.0))
+
+
+class ClassifierScorer(BaseFilter):
+    """Writes `<label>_score`; drops below the threshold (`drop=True`) or routes by it.
+
+    Routing (`route_key`) sets e.g. `corpus: domain|replay` and keeps every document.
+    """
+
+    type = "🧠 - CLASSIFY"
+
+    def __init__(
+        self,
+        model_path: str,
+        label: str,
+        threshold: float,
+        max_chars: int,
+        route: tuple[str, str, str] | None = None,
+        exclusion_writer=None,
+    ):
+        self.name = f"🧠 {label} classifier"  # before super().__init__, which names the step's stats
+        super().__init__(exclusion_writer)
+        self.model_path = model_path
+        self.label = label
+        self.threshold = threshold
+        self.max_chars = max_chars
+        self.route = route
+        self._model = None
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        if self._model is None:
+            import fasttext
+
+            self._model = fasttext.load_model(self.model_path)
+        score = positive_probability(self._model, fasttext_line(doc.text, self.max_chars))
+        doc.metadata[f"{self.label}_score"] = round(score, 4)
+        if self.route:
+            key, above, below = self.route
+            doc.metadata[key] = above if score >= self.threshold else below
+            return True
+        return score >= self.threshold or (False, self.label)

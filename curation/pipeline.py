@@ -1,0 +1,293 @@
+"""The corpus stage as a chain of datatrove executors, one per stage, connected through files.
+
+Layout under `out/<name>/corpus/` (the contract later stages read):
+  work/<stage>/            intermediate documents and dedup files
+  logs/<stage>/            datatrove logs, per-task stats, completion markers, recipe fingerprint
+  rejected/<step>/         every dropped document, with `rejected_step` and `rejected_reason`
+  classifiers/             domain.bin/.json, quality.bin/.json (held-out precision/recall)
+  docs/<corpus>/<split>/   curated documents with all metadata (corpus: domain|replay, split: train|val)
+  tokenizer/               tokenizer.json + transformers files
+  tokens/<corpus>/<split>/ datatrove token shards (*.ds, *.ds.index, *.ds.metadata)
+  stats.json, report.html, recipe.yaml
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from datatrove.pipeline.dedup import (
+    ExactDedupFilter,
+    ExactDedupSignature,
+    ExactFindDedups,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+)
+from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
+from datatrove.pipeline.dedup.minhash import MinhashConfig
+from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
+from datatrove.pipeline.readers import ParquetReader
+from datatrove.pipeline.tokens import DocumentTokenizer
+from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+from curation.classifiers import ClassifierScorer, ClassifierTrainer
+from curation.dedup import FastMinhashSignature, normalised_text
+from curation.extractors import HtmlExtractor, PdfExtractor
+from curation.filters import OfflineLanguageFilter, heuristic_filters
+from curation.formatters import NfkcFormatter
+from curation.output import TokenizerBuilder, TrainValSplit
+from curation.readers import DocumentFileReader, RecordReader, StageReader, WarcRecordReader
+from curation.recipe import Recipe
+from curation.report import CorpusReport
+from curation.writers import RejectedWriter
+
+CORPORA = ("domain", "replay")
+SPLITS = ("train", "val")
+
+
+@dataclass
+class Stage:
+    """One datatrove executor: its steps, task count, the folders it owns and what it depends on."""
+
+    name: str
+    build: Callable[[], list]
+    tasks: int
+    outputs: list[Path]
+    recipe_keys: tuple[str, ...]
+    fingerprint: str = field(default="")
+
+
+class CorpusPipeline:
+    """Builds the stages from a recipe and runs them with the recipe's executor."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.root = recipe.corpus_dir
+        self.tasks = recipe.executor.tasks
+        self.work = self.root / "work"
+        self.stages = self._stages()
+        previous = ""
+        for stage in self.stages:
+            sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.recipe_keys}
+            payload = json.dumps([previous, stage.name, stage.tasks, sections], sort_keys=True, default=str)
+            stage.fingerprint = previous = hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def rejected(self, step: str, default_reason: str | None = None) -> RejectedWriter:
+        return RejectedWriter(str(self.root / "rejected" / step), step, default_reason)
+
+    def reader(self, folder: Path) -> StageReader:
+        return StageReader(str(folder), glob_pattern="*.jsonl.gz")
+
+    def writer(self, folder: Path) -> JsonlWriter:
+        return JsonlWriter(str(folder), output_filename="${rank}.jsonl.gz")
+
+    def _input_readers(self) -> list:
+        readers = []
+        for src in self.recipe.inputs:
+            path = Path(src.path)
+            folder, pattern = (str(path), src.glob) if path.is_dir() else (str(path.parent), path.name)
+            meta = {"input": src.label}
+            if src.format in ("pdf", "html"):
+                readers.append(DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta))
+            elif src.format == "warc":
+                readers.append(WarcRecordReader(folder, glob_pattern=pattern, default_metadata=meta))
+            else:
+                options = {"text_key": src.text_key, "id_key": src.id_key, "default_metadata": meta | {"format": "text"}}
+                if src.format != "hf":
+                    options["glob_pattern"] = pattern
+                readers.append(RecordReader.make(src.format, folder if src.format != "hf" else str(path), **options))
+        return readers
+
+    def _minhash_config(self) -> MinhashConfig:
+        mh = self.recipe.dedup.minhash
+        return MinhashConfig(
+            n_grams=mh.word_ngrams, num_buckets=mh.buckets, hashes_per_bucket=mh.hashes_per_bucket, seed=mh.seed
+        )
+
+    # ---- the stages ----------------------------------------------------------------------------
+    def _stages(self) -> list[Stage]:
+        r, w, T = self.recipe, self.work, self.tasks
+        stages = [
+            Stage("extract", self._extract_steps, T, [w / "filtered"], ("inputs", "extract", "normalise", "languages", "filters")),
+        ]
+        current = w / "filtered"
+        if r.dedup.exact:
+            exact_cfg = ExactDedupConfig(content_getter=normalised_text)
+            stages += [
+                Stage("exact_signatures", lambda: [self.reader(w / "filtered"), ExactDedupSignature(str(w / "exact_sigs"), exact_cfg)], T, [w / "exact_sigs"], ("dedup",)),
+                Stage("exact_find", lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), exact_cfg)], 1, [w / "exact_dups"], ()),
+                Stage("exact_filter", lambda: [self.reader(w / "filtered"), ExactDedupFilter(str(w / "exact_dups"), exact_cfg, exclusion_writer=self.rejected("exact_dedup", "exact_duplicate")), self.writer(w / "exact")], T, [w / "exact"], ()),
+            ]
+            current = w / "exact"
+        source = current
+        if r.dedup.minhash:
+            mh = r.dedup.minhash
+            cfg = self._minhash_config()
+            stages += [
+                Stage("minhash_signatures", lambda: [self.reader(source), FastMinhashSignature(str(w / "mh_sigs"), cfg, mh.char_ngrams, mh.char_ngram_languages)], T, [w / "mh_sigs"], ("dedup",)),
+                Stage("minhash_buckets", lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=cfg)], mh.buckets, [w / "mh_buckets"], ()),
+                Stage("minhash_cluster", lambda: [MinhashDedupCluster(str(w / "mh_buckets"), str(w / "mh_clusters"), config=cfg, save_cluster_size=True)], 1, [w / "mh_clusters"], ()),
+            ]
+        stages += [
+            Stage("dedup_filter", lambda: self._dedup_filter_steps(source), T, [w / "deduped"], ("pii",)),
+            Stage("classifiers", self._classifier_steps, 1, [self.root / "classifiers"], ("classifiers",)),
+            Stage("select", self._select_steps, T, [self.root / "docs"], ("output",)),
+            Stage("tokenizer", lambda: [TokenizerBuilder(str(self.root / "tokenizer"), r.tokenizer, str(self.root / "docs"))], 1, [self.root / "tokenizer"], ("tokenizer",)),
+        ]
+        for corpus in CORPORA:
+            for split in SPLITS:
+                folder = self.root / "tokens" / corpus / split
+                stages.append(Stage(f"tokenize_{corpus}_{split}", lambda c=corpus, s=split: self._tokenize_steps(c, s), T, [folder], ()))
+        stages.append(Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ()))
+        return stages
+
+    def _extract_steps(self) -> list:
+        r = self.recipe
+        steps = self._input_readers() + [
+            PdfExtractor(r.extract.pdf_timeout_s, r.extract.pdf_min_chars_per_page, self.rejected("pdf")),
+            HtmlExtractor(r.extract.html_backend, r.extract.html_timeout_s, self.rejected("html")),
+        ]
+        if r.normalise.ftfy:
+            steps.append(FTFYFormatter())
+        if r.normalise.nfkc:
+            steps.append(NfkcFormatter())
+        steps.append(OfflineLanguageFilter(r.languages.keep, r.languages.threshold, self.rejected("language")))
+        steps += heuristic_filters(r.languages.keep, r.filters, self.rejected)
+        steps.append(self.writer(self.work / "filtered"))
+        return steps
+
+    def _dedup_filter_steps(self, source: Path) -> list:
+        steps: list = [self.reader(source)]
+        if self.recipe.dedup.minhash:
+            steps.append(
+                MinhashDedupFilter(
+                    str(self.work / "mh_clusters"),
+                    exclusion_writer=self.rejected("minhash_dedup", "near_duplicate"),
+                    load_cluster_sizes=True,
+                )
+            )
+        if self.recipe.pii.emails or self.recipe.pii.ips:
+            steps.append(PIIFormatter(remove_emails=self.recipe.pii.emails, remove_ips=self.recipe.pii.ips))
+        steps.append(self.writer(self.work / "deduped"))
+        return steps
+
+    def _classifier_steps(self) -> list:
+        out = str(self.root / "classifiers")
+        clf = self.recipe.classifiers
+        steps = [ClassifierTrainer(out, "domain", clf.domain)]
+        if clf.quality:
+            steps.append(ClassifierTrainer(out, "quality", clf.quality))
+        return steps
+
+    def _select_steps(self) -> list:
+        clf, out = self.recipe.classifiers, self.recipe.output
+        models = self.root / "classifiers"
+        steps: list = [self.reader(self.work / "deduped")]
+        if clf.quality:
+            steps.append(
+                ClassifierScorer(str(models / "quality.bin"), "quality", clf.quality.threshold, clf.quality.max_chars, exclusion_writer=self.rejected("quality"))
+            )
+        steps.append(
+            ClassifierScorer(str(models / "domain.bin"), "domain", clf.domain.threshold, clf.domain.max_chars, route=("corpus", "domain", "replay"))
+        )
+        steps.append(TrainValSplit(out.val_fraction, out.seed))
+        writer_cls = JsonlWriter if out.docs_format == "jsonl" else ParquetWriter
+        ext = "jsonl.gz" if out.docs_format == "jsonl" else "parquet"
+        steps.append(writer_cls(str(self.root / "docs"), output_filename="${corpus}/${split}/${rank}." + ext))
+        return steps
+
+    def _tokenize_steps(self, corpus: str, split: str) -> list:
+        docs = self.root / "docs" / corpus / split
+        reader = self.reader(docs) if self.recipe.output.docs_format == "jsonl" else ParquetReader(str(docs))
+        return [
+            reader,
+            DocumentTokenizer(
+                str(self.root / "tokens" / corpus / split),
+                tokenizer_name_or_path=str(self.root / "tokenizer" / "tokenizer.json"),
+                eos_token=self.recipe.tokenizer.eos_token,
+                max_tokens_per_file=self.recipe.output.max_tokens_per_shard,
+                seed=self.recipe.output.seed,
+                save_filename=f"{corpus}_{split}",
+            ),
+        ]
+
+    # ---- running -------------------------------------------------------------------------------
+    def prepare(self) -> list[str]:
+        """Invalidate stages whose recipe sections changed (and all after them); return notices."""
+        notices = []
+        stale = False
+        for stage in self.stages:
+            marker = self.root / "logs" / stage.name / "fingerprint"
+            recorded = marker.read_text().strip() if marker.is_file() else None
+            if stale or (recorded is not None and recorded != stage.fingerprint):
+                if recorded is not None and not stale:
+                    notices.append(f"recipe changed since the last run: recomputing from stage `{stage.name}`")
+                stale = True
+                for folder in [self.root / "logs" / stage.name, *stage.outputs]:
+                    shutil.rmtree(folder, ignore_errors=True)
+                if stage.name == "extract":
+                    shutil.rmtree(self.root / "rejected", ignore_errors=True)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(stage.fingerprint)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "recipe.yaml").write_text(yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False))
+        return notices
+
+    def executors(self) -> list:
+        """One executor per stage; each depends on the previous (how Slurm chains its jobs)."""
+        ex = self.recipe.executor
+        chain = []
+        for stage in self.stages:
+            common = {
+                "pipeline": stage.build(),
+                "tasks": stage.tasks,
+                "workers": min(ex.workers, stage.tasks),
+                "logging_dir": str(self.root / "logs" / stage.name),
+                "depends": chain[-1] if chain else None,
+                "skip_completed": stage.name != "report",  # the report always reflects the current state
+            }
+            if ex.type == "local":
+                from datatrove.executor import LocalPipelineExecutor
+
+                chain.append(LocalPipelineExecutor(**common))
+            elif ex.type == "ray":
+                from datatrove.executor import RayPipelineExecutor
+
+                chain.append(RayPipelineExecutor(**common))
+            else:
+                from datatrove.executor import SlurmPipelineExecutor
+
+                s = ex.slurm
+                chain.append(
+                    SlurmPipelineExecutor(
+                        job_name=f"{self.recipe.name}-{stage.name}",
+                        partition=s.partition,
+                        time=s.time,
+                        cpus_per_task=s.cpus_per_task,
+                        mem_per_cpu_gb=s.mem_per_cpu_gb,
+                        sbatch_args=s.sbatch_args,
+                        **common,
+                    )
+                )
+        return chain
+
+    def run(self, on_stage: Callable[[str], None] | None = None) -> list[str]:
+        """Run all stages; local and Ray run them here one after another, Slurm submits the chain."""
+        notices = self.prepare()
+        executors = self.executors()
+        if self.recipe.executor.type == "slurm":
+            executors[-1].run()
+            return notices
+        for stage, executor in zip(self.stages, executors):
+            if on_stage:
+                on_stage(stage.name)
+            executor.depends = None
+            executor.run()
+        return notices

@@ -1,0 +1,86 @@
+"""Readers for files that hold many records: JSONL, Parquet, local HF datasets, WARC."""
+
+from datatrove.data import Document, Media, MediaType
+from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
+from datatrove.pipeline.readers.base import BaseDiskReader
+
+WARC_FORMATS = {
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/pdf": "pdf",
+    "text/plain": "text",
+}
+
+
+class KeepsEmptyRecords:
+    """datatrove readers skip records without text; we keep them so a filter records why they left."""
+
+    def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int | str):
+        parsed = self.adapter(dict(data), source_file, id_in_file)
+        metadata = (self.default_metadata or {}) | parsed.get("metadata", {})
+        metadata.setdefault("source", f"{source_file}#{id_in_file}")
+        return Document(text=parsed.get("text") or "", id=str(parsed["id"]), metadata=metadata)
+
+
+class RecordReader:
+    """Factory for the datatrove record readers, each keeping empty records."""
+
+    @staticmethod
+    def make(file_format: str, path: str, **kwargs) -> BaseDiskReader:
+        base = {"jsonl": JsonlReader, "parquet": ParquetReader, "hf": HuggingFaceDatasetReader}[file_format]
+        cls = type(f"{base.__name__}KeepingEmpty", (KeepsEmptyRecords, base), {})
+        if file_format == "hf":
+            kwargs.pop("glob_pattern", None)
+            return cls(path, load_from_disk=True, **kwargs)
+        return cls(path, **kwargs)
+
+
+class WarcRecordReader(BaseDiskReader):
+    """Every `response`/`conversion` record becomes a raw document, whatever its content type.
+
+    datatrove's WarcReader silently skips non-HTML payloads; here they travel on with their MIME
+    type (`format: unsupported`) so the pipeline can reject them with a reason, and PDFs found in
+    a crawl are handed to the PDF extractor.
+    """
+
+    name = "🕷 WARC records"
+
+    def read_file(self, filepath: str):
+        from warcio.archiveiterator import ArchiveIterator
+
+        with self.data_folder.open(filepath, "rb") as f:
+            for record in ArchiveIterator(f):
+                if record.rec_type not in ("response", "conversion"):
+                    continue
+                with self.track_time():
+                    payload = record.content_stream().read()
+                    mime = record.rec_headers.get("WARC-Identified-Payload-Type") or (
+                        record.http_headers.get_header("Content-Type", "") if record.http_headers else ""
+                    )
+                    mime = (mime or "text/plain").split(";")[0].strip().lower()
+                    url = record.rec_headers.get("WARC-Target-URI")
+                    source = f"{self.data_folder.resolve_paths(filepath)}#{url}"
+                    yield Document(
+                        text="",
+                        id=record.rec_headers.get("WARC-Record-ID") or source,
+                        media=[Media(id=source, type=MediaType.DOCUMENT, url=url or "", media_bytes=payload)],
+                        metadata=(self.default_metadata or {})
+                        | {
+                            "source": source,
+                            "url": url,
+                            "date": record.rec_headers.get("WARC-Date"),
+                            "format": WARC_FORMATS.get(mime, "unsupported"),
+                            "mime": mime,
+                        },
+                    )
+
+
+class StageReader(JsonlReader):
+    """Reads a previous stage's output; an empty or missing folder is an empty input, not an error."""
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if data:
+            yield from data
+        if not self.data_folder.exists("") or not self.data_folder.list_files(glob_pattern=self.glob_pattern):
+            return
+        yield from super().run(None, rank, world_size)

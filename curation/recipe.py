@@ -1,0 +1,256 @@
+"""Recipes: one YAML file describes a whole corpus build, validated before any work starts.
+
+Every error names the offending key and the recipe file, so a typo costs seconds, not a cluster job.
+Relative paths are resolved against the directory `make`/`python -m curation` runs from.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
+HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+
+
+class RecipeError(ValueError):
+    """A recipe problem, phrased as `file: key: what is wrong`."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSource(Strict):
+    """One place documents come from; `format` is inferred from `glob` or the path when omitted."""
+
+    name: str | None = None
+    path: str
+    format: Literal["pdf", "html", "warc", "jsonl", "parquet", "hf"] | None = None
+    glob: str | None = None
+    text_key: str = "text"
+    id_key: str = "id"
+
+    @model_validator(mode="after")
+    def _infer_format(self) -> InputSource:
+        if self.format is None:
+            hint = (self.glob or self.path).lower()
+            for fmt, suffixes in {
+                "pdf": (".pdf",),
+                "html": (".html", ".htm"),
+                "warc": (".warc", ".warc.gz"),
+                "jsonl": (".jsonl", ".jsonl.gz", ".json.gz"),
+                "parquet": (".parquet",),
+            }.items():
+                if hint.endswith(suffixes):
+                    return self.model_copy(update={"format": fmt})
+            raise ValueError("cannot infer `format` from path/glob; set format: one of " + ", ".join(FORMATS))
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).name
+
+
+class ExtractConfig(Strict):
+    pdf_timeout_s: float = Field(60, gt=0)
+    html_timeout_s: float = Field(30, gt=0)
+    html_backend: Literal["trafilatura", "resiliparse"] = "trafilatura"
+    pdf_min_chars_per_page: int = Field(20, ge=0)
+
+
+class NormaliseConfig(Strict):
+    ftfy: bool = True
+    nfkc: bool = False
+
+
+class LanguageConfig(Strict):
+    keep: list[str] = ["en"]
+    threshold: float = Field(0.65, ge=0, le=1)
+
+
+class MinhashSettings(Strict):
+    word_ngrams: int = Field(5, ge=1)
+    char_ngrams: int = Field(5, ge=1)
+    char_ngram_languages: list[str] = ["ja", "zh", "th"]
+    buckets: int = Field(14, ge=1)
+    hashes_per_bucket: int = Field(8, ge=1)
+    seed: int = 1
+
+
+class DedupConfig(Strict):
+    exact: bool = True
+    minhash: MinhashSettings | None = MinhashSettings()
+
+
+class PiiConfig(Strict):
+    emails: bool = True
+    ips: bool = True
+
+
+class ClassifierConfig(Strict):
+    """fastText classifier: trained from labelled seed globs, or loaded from `model`."""
+
+    positive: list[str] = []
+    negative: list[str] = []
+    model: str | None = None
+    threshold: float = Field(0.5, ge=0, le=1)
+    held_out: float = Field(0.2, gt=0, lt=1)
+    epochs: int = Field(20, ge=1)
+    word_ngrams: int = Field(2, ge=1)
+    lr: float = Field(0.5, gt=0)
+    max_chars: int = Field(4000, ge=100)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClassifierConfig:
+        if self.model is None and not (self.positive and self.negative):
+            raise ValueError("give either `model` (a fastText .bin) or both `positive` and `negative` seed globs")
+        if self.model is not None and (self.positive or self.negative):
+            raise ValueError("give `model` or seed globs, not both")
+        return self
+
+
+class ClassifiersConfig(Strict):
+    domain: ClassifierConfig
+    quality: ClassifierConfig | None = None
+
+
+class TokenizerTrainConfig(Strict):
+    vocab_size: int = Field(8192, ge=300)
+    corpus: Literal["replay", "domain", "both"] = "replay"
+    min_frequency: int = Field(2, ge=1)
+
+
+class TokenizerConfig(Strict):
+    """`path` (local tokenizer.json / folder, or a hub id) or `train` a byte-level BPE on the corpus."""
+
+    path: str | None = None
+    train: TokenizerTrainConfig | None = None
+    eos_token: str = "<|endoftext|>"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenizerConfig:
+        if (self.path is None) == (self.train is None):
+            raise ValueError("set exactly one of `path` or `train`")
+        return self
+
+
+class OutputConfig(Strict):
+    val_fraction: float = Field(0.05, gt=0, lt=0.5)
+    docs_format: Literal["jsonl", "parquet"] = "jsonl"
+    max_tokens_per_shard: int | None = Field(None, ge=1000)
+    seed: int = 0
+
+
+class SlurmConfig(Strict):
+    partition: str
+    time: str = "04:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: int = 2
+    sbatch_args: dict[str, Any] = {}
+
+
+class ExecutorConfig(Strict):
+    type: Literal["local", "slurm", "ray"] = "local"
+    tasks: int = Field(4, ge=1)
+    workers: int = Field(2, ge=1)
+    slurm: SlurmConfig | None = None
+
+    @model_validator(mode="after")
+    def _slurm_needs_settings(self) -> ExecutorConfig:
+        if self.type == "slurm" and self.slurm is None:
+            raise ValueError("type: slurm needs a `slurm:` section (at least `partition`)")
+        return self
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    output_dir: str = "out"
+    inputs: list[InputSource] = Field(min_length=1)
+    extract: ExtractConfig = ExtractConfig()
+    normalise: NormaliseConfig = NormaliseConfig()
+    languages: LanguageConfig = LanguageConfig()
+    filters: dict[str, dict[str, dict[str, Any] | bool]] = {}
+    dedup: DedupConfig = DedupConfig()
+    pii: PiiConfig = PiiConfig()
+    classifiers: ClassifiersConfig
+    tokenizer: TokenizerConfig
+    output: OutputConfig = OutputConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+    # later stages (training, evaluation) own their sections; the corpus stage passes them through
+    train: dict[str, Any] | None = None
+    eval: dict[str, Any] | None = None
+    audit: dict[str, Any] | None = None
+
+    @field_validator("filters")
+    @classmethod
+    def _known_filters(cls, value: dict) -> dict:
+        for lang, per_filter in value.items():
+            for fname in per_filter:
+                if fname not in HEURISTIC_FILTERS:
+                    raise ValueError(
+                        f"unknown filter `{fname}` under `{lang}`; known: {', '.join(HEURISTIC_FILTERS)}"
+                    )
+        return value
+
+    @property
+    def corpus_dir(self) -> Path:
+        return Path(self.output_dir) / self.name / "corpus"
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid recipe"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {path}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _check_paths(path: Path, recipe: Recipe) -> None:
+    problems = []
+    for i, src in enumerate(recipe.inputs):
+        if not Path(src.path).exists():
+            problems.append(f"inputs.{i}.path: {src.path!r} does not exist")
+    for kind in ("domain", "quality"):
+        clf = getattr(recipe.classifiers, kind)
+        if clf is None:
+            continue
+        if clf.model and not Path(clf.model).is_file():
+            problems.append(f"classifiers.{kind}.model: {clf.model!r} is not a file")
+        for side in ("positive", "negative"):
+            for j, pattern in enumerate(getattr(clf, side)):
+                if not glob.glob(pattern, recursive=True):
+                    problems.append(f"classifiers.{kind}.{side}.{j}: {pattern!r} matches no file")
+    tok = recipe.tokenizer.path
+    if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
+        problems.append(f"tokenizer.path: {tok!r} does not exist")
+    if problems:
+        raise RecipeError("\n".join([f"{path}: invalid recipe"] + [f"  {path}: {p}" for p in problems]))
+
+
+def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
+    """Parse and validate a recipe; raise RecipeError naming the key and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys (name, inputs, ...)")
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise RecipeError(_format_error(path, e)) from None
+    if check_paths:
+        _check_paths(path, recipe)
+    return recipe

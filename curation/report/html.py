@@ -1,0 +1,177 @@
+"""One self-contained HTML page: the funnel, distributions, classifier scores, clusters, examples."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import html
+import io
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+EXAMPLES_PER_REASON = 3
+SNIPPET_CHARS = 400
+
+
+def _docs(folder: Path):
+    for path in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def _figure(draw) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    draw(ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _funnel(stats: dict) -> str:
+    rows = []
+    for s in stats["steps"]:
+        dropped = sum(s["dropped"].values())
+        ok = "✔" if s["in"] == s["kept"] + dropped else "✘"
+        reasons = ", ".join(f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
+        rows.append(
+            f"<tr><td>{html.escape(s['stage'])}</td><td>{html.escape(s['step'])}</td><td>{s['in']}</td>"
+            f"<td>{s['kept']}</td><td>{dropped}</td><td>{reasons}</td><td>{ok}</td><td>{s['time_s']}</td></tr>"
+        )
+    steps = [s for s in stats["steps"] if sum(s["dropped"].values())]
+
+    def draw(ax):
+        names = [s["step"][:28] for s in steps]
+        ax.barh(names, [s["kept"] for s in steps], label="kept", color="#4c9f70")
+        ax.barh(names, [sum(s["dropped"].values()) for s in steps], left=[s["kept"] for s in steps],
+                label="dropped", color="#d9534f")
+        ax.invert_yaxis()
+        ax.set_xlabel("documents")
+        ax.legend()
+
+    plot = _figure(draw) if steps else ""
+    return (
+        "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds).</p>"
+        + plot
+        + "<table><tr><th>stage</th><th>step</th><th>in</th><th>kept</th><th>dropped</th><th>reasons</th>"
+        "<th>in = kept + dropped</th><th>seconds</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _distributions(docs: list[dict]) -> str:
+    if not docs:
+        return "<h2>Distributions</h2><p>No documents were kept.</p>"
+    by_corpus = defaultdict(list)
+    for d in docs:
+        by_corpus[d["metadata"].get("corpus", "?")].append(d)
+    langs = Counter((d["metadata"].get("corpus", "?"), d["metadata"].get("language", "?")) for d in docs)
+    parts = ["<h2>Distributions</h2>"]
+
+    def lang_plot(ax):
+        labels = [f"{c}/{lang}" for c, lang in langs]
+        ax.bar(labels, list(langs.values()), color="#5b8def")
+        ax.set_ylabel("documents")
+        ax.set_title("language per corpus")
+
+    def length_plot(ax):
+        for corpus, items in sorted(by_corpus.items()):
+            ax.hist([len(d["text"]) for d in items], bins=40, alpha=0.6, label=corpus, log=True)
+        ax.set_xlabel("characters")
+        ax.set_title("document length")
+        ax.legend()
+
+    parts += [_figure(lang_plot), _figure(length_plot)]
+    for key, title in (("domain_score", "domain classifier score"), ("quality_score", "quality classifier score")):
+        if any(key in d["metadata"] for d in docs):
+
+            def score_plot(ax, key=key, title=title):
+                for corpus, items in sorted(by_corpus.items()):
+                    ax.hist([d["metadata"].get(key, 0) for d in items], bins=20, range=(0, 1), alpha=0.6, label=corpus)
+                ax.set_title(title)
+                ax.legend()
+
+            parts.append(_figure(score_plot))
+    sizes = [d["metadata"].get("minhash_cluster_size", 1) for d in docs]
+    if any(s > 1 for s in sizes):
+
+        def cluster_plot(ax):
+            counts = Counter(sizes)
+            ax.bar([str(k) for k in sorted(counts)], [counts[k] for k in sorted(counts)], color="#9b59b6")
+            ax.set_xlabel("near-duplicate cluster size of kept documents")
+            ax.set_yscale("log")
+
+        parts.append(_figure(cluster_plot))
+    return "".join(parts)
+
+
+def _snippet(doc: dict) -> str:
+    meta = doc.get("metadata", {})
+    source = meta.get("source") or doc.get("id", "")
+    text = doc.get("text", "")[:SNIPPET_CHARS]
+    return (
+        f"<div class='ex'><b>{html.escape(str(source))}</b><br><pre>{html.escape(text) or '(no text)'}</pre></div>"
+    )
+
+
+def _examples(root: Path, kept: list[dict]) -> str:
+    parts = ["<h2>Examples of dropped documents, per reason</h2>"]
+    for step_dir in sorted(p for p in (root / "rejected").glob("*") if p.is_dir()):
+        per_reason = defaultdict(list)
+        counts = Counter()
+        for doc in _docs(step_dir):
+            reason = doc["metadata"].get("rejected_reason", "?")
+            counts[reason] += 1
+            if len(per_reason[reason]) < EXAMPLES_PER_REASON:
+                per_reason[reason].append(doc)
+        for reason, items in sorted(per_reason.items()):
+            parts.append(f"<h3>{html.escape(step_dir.name)} → {html.escape(reason)} ({counts[reason]})</h3>")
+            parts += [_snippet(d) for d in items]
+    parts.append("<h2>Examples of kept documents</h2>")
+    by_corpus = defaultdict(list)
+    for d in kept:
+        by_corpus[d["metadata"].get("corpus", "?")].append(d)
+    for corpus, items in sorted(by_corpus.items()):
+        parts.append(f"<h3>{html.escape(corpus)}</h3>")
+        parts += [_snippet(d) for d in items[:EXAMPLES_PER_REASON]]
+    return "".join(parts)
+
+
+def _summary(stats: dict) -> str:
+    rows = []
+    for corpus, splits in stats["tokens"].items():
+        for split, v in splits.items():
+            rows.append(f"<tr><td>{corpus}</td><td>{split}</td><td>{v['documents']}</td><td>{v['tokens']}</td></tr>")
+    clf = []
+    for name, m in stats["classifiers"].items():
+        clf.append(
+            f"<tr><td>{html.escape(name)}</td><td>{m.get('precision')}</td><td>{m.get('recall')}</td>"
+            f"<td>{m.get('threshold', '')}</td><td>{html.escape(json.dumps(m.get('held_out_examples', m.get('source'))))}</td></tr>"
+        )
+    return (
+        "<h2>Output</h2><table><tr><th>corpus</th><th>split</th><th>documents</th><th>tokens</th></tr>"
+        + "".join(rows)
+        + "</table><h2>Classifiers (held-out)</h2><table><tr><th>classifier</th><th>precision</th><th>recall</th>"
+        "<th>threshold</th><th>held-out examples / source</th></tr>"
+        + "".join(clf)
+        + "</table>"
+    )
+
+
+def render_report(root: Path, stats: dict) -> str:
+    kept = list(_docs(root / "docs"))
+    body = _summary(stats) + _funnel(stats) + _distributions(kept) + _examples(root, kept)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>dacp corpus report: {html.escape(stats['recipe'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}
+pre{{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}}.ex{{margin:6px 0}}</style></head>
+<body><h1>Corpus report: {html.escape(stats['recipe'])}</h1>{body}</body></html>"""

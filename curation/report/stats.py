@@ -1,0 +1,94 @@
+"""Turns datatrove's per-task stats into the corpus funnel: per step, in = kept + dropped by reason."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from datatrove.utils.stats import PipelineStats
+
+# steps whose datatrove stats count drops without a reason
+DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
+
+
+def _value(metric) -> float:
+    return metric.get("total", 0) if isinstance(metric, dict) else metric or 0
+
+
+def stage_stats(logs: Path) -> PipelineStats | None:
+    files = sorted((logs / "stats").glob("*.json"))
+    if not files:
+        return None
+    return sum((PipelineStats.from_json(json.loads(f.read_text())) for f in files), start=PipelineStats())
+
+
+def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
+    """One row per document-counting step of a stage (readers, filters, dedup filters)."""
+    rows = []
+    for data in json.loads(stats.to_json()):
+        name = data["name"].split(": ", 1)[-1]
+        counts = {k: _value(v) for k, v in data.get("stats", {}).items()}
+        if "total" not in counts and "documents" not in counts:
+            continue
+        if "documents" in counts and "total" not in counts:  # a reader
+            n_docs = int(counts["documents"])
+            rows.append({"stage": stage, "step": name, "in": n_docs, "kept": n_docs, "dropped": {},
+                         "files": int(counts.get("input_files", 0)), "time_s": _time(data)})
+            continue
+        dropped = {k.removeprefix("dropped_"): int(v) for k, v in counts.items() if k.startswith("dropped_")}
+        unexplained = int(counts.get("dropped", 0)) - sum(dropped.values())
+        if unexplained > 0:
+            reason = next((r for key, r in DEFAULT_REASONS.items() if key in name), "unspecified")
+            dropped[reason] = dropped.get(reason, 0) + unexplained
+        rows.append({
+            "stage": stage,
+            "step": name,
+            "in": int(counts["total"]),
+            "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
+            "dropped": dropped,
+            "time_s": _time(data),
+        })
+    return rows
+
+
+def _time(data: dict) -> float:
+    t = data.get("time_stats", 0)
+    return round(float(t.get("total", 0) if isinstance(t, dict) else t), 3)
+
+
+def token_counts(tokens: Path) -> dict:
+    """Tokens and documents per corpus/split, read from the shards' index files."""
+    out: dict = {}
+    for folder in sorted(p for p in tokens.glob("*/*") if p.is_dir()):
+        n_tokens = n_docs = 0
+        dtype_bytes = 2
+        for index in folder.glob("*.ds.index"):
+            ends = index.read_bytes()
+            n = len(ends) // 8
+            n_docs += n
+            if n:
+                n_tokens += struct.unpack("<Q", ends[-8:])[0]
+        for meta in folder.glob("*.ds.metadata"):
+            # datatrove writes "<tokenizer>|<bytes per token>", then the token count
+            dtype_bytes = int(meta.read_text().splitlines()[0].rsplit("|", 1)[-1])
+        out.setdefault(folder.parent.name, {})[folder.name] = {"tokens": n_tokens, "documents": n_docs,
+                                                               "token_bytes": dtype_bytes}
+    return out
+
+
+def collect(root: Path, stage_names: list[str]) -> dict:
+    steps = []
+    for stage in stage_names:
+        stats = stage_stats(root / "logs" / stage)
+        if stats is not None:
+            steps += step_rows(stage, stats)
+    classifiers = {
+        p.stem: json.loads(p.read_text()) for p in sorted((root / "classifiers").glob("*.json"))
+    }
+    return {
+        "recipe": root.parent.name,
+        "steps": steps,
+        "tokens": token_counts(root / "tokens"),
+        "classifiers": classifiers,
+    }
