@@ -27,7 +27,6 @@ from datatrove.pipeline.dedup import (
     ExactFindDedups,
     MinhashDedupBuckets,
     MinhashDedupCluster,
-    MinhashDedupFilter,
 )
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
 from datatrove.pipeline.dedup.minhash import MinhashConfig
@@ -37,7 +36,7 @@ from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
-from curation.dedup import FastMinhashSignature, normalised_text
+from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
 from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.filters import OfflineLanguageFilter, heuristic_filters
 from curation.formatters import NfkcFormatter
@@ -167,7 +166,7 @@ class CorpusPipeline:
         steps: list = [self.reader(source)]
         if self.recipe.dedup.minhash:
             steps.append(
-                MinhashDedupFilter(
+                MinhashClusterFilter(
                     str(self.work / "mh_clusters"),
                     exclusion_writer=self.rejected("minhash_dedup", "near_duplicate"),
                     load_cluster_sizes=True,
@@ -282,6 +281,11 @@ class CorpusPipeline:
         """Run all stages; local and Ray run them here one after another, Slurm submits the chain."""
         notices = self.prepare()
         executors = self.executors()
+        if self.recipe.executor.type == "ray":
+            import ray
+
+            if not ray.is_initialized():  # joins RAY_ADDRESS's cluster if set, else starts a local one
+                ray.init(num_cpus=self.recipe.executor.workers, include_dashboard=False, log_to_driver=False)
         if self.recipe.executor.type == "slurm":
             executors[-1].run()
             return notices

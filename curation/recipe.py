@@ -100,9 +100,9 @@ class ClassifierConfig(Strict):
     model: str | None = None
     threshold: float = Field(0.5, ge=0, le=1)
     held_out: float = Field(0.2, gt=0, lt=1)
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(50, ge=1)
     word_ngrams: int = Field(2, ge=1)
-    lr: float = Field(0.5, gt=0)
+    lr: float = Field(0.2, gt=0)
     max_chars: int = Field(4000, ge=100)
     seed: int = 0
 
@@ -251,6 +251,19 @@ def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         raise RecipeError(_format_error(path, e)) from None
+    _check_filter_arguments(path, recipe)
     if check_paths:
         _check_paths(path, recipe)
     return recipe
+
+
+def _check_filter_arguments(path: Path, recipe: Recipe) -> None:
+    """Filter overrides are datatrove keyword arguments: check them against the real signatures."""
+    from curation.filters.heuristics import filter_settings
+
+    for lang, per_filter in recipe.filters.items():
+        for name in per_filter:
+            try:
+                filter_settings(lang, name, recipe.filters)
+            except ValueError as e:
+                raise RecipeError(f"{path}: invalid recipe\n  {path}: {e}") from None

@@ -15,11 +15,13 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from curation.extractors import HtmlExtractor, PdfExtractor, Rejected
 
 _SPACE = re.compile(r"\s+")
+_CJK = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])")
 
 
 def fasttext_line(text: str, max_chars: int) -> str:
-    """fastText reads one document per line, lower-cased and whitespace-normalised."""
-    return _SPACE.sub(" ", text[:max_chars].lower()).strip()
+    """One document per line, lower-cased; CJK characters become tokens (fastText splits on spaces),
+    so with word bigrams the classifier sees Japanese character bigrams."""
+    return _SPACE.sub(" ", _CJK.sub(r" \1 ", text[:max_chars].lower())).strip()
 
 
 def read_seed_text(path: Path) -> list[str]:
@@ -66,13 +68,11 @@ class ClassifierTrainer(PipelineStep):
                 except Rejected:
                     self.stat_update("seed_rejected")
                     continue
-                for text in texts:
-                    if line := fasttext_line(text, self.config.max_chars):
-                        examples.append((target, line))
+                examples += [(target, text) for text in texts if text.strip()]
         return examples
 
-    def _held_out(self, line: str) -> bool:
-        digest = hashlib.sha1(f"{self.config.seed}:{line}".encode()).digest()
+    def _held_out(self, text: str) -> bool:
+        digest = hashlib.sha1(f"{self.config.seed}:{text}".encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
@@ -90,22 +90,37 @@ class ClassifierTrainer(PipelineStep):
         test = [(y, x) for y, x in examples if self._held_out(x)]
         if not {y for y, _ in train} >= {0, 1}:
             raise ValueError(f"classifiers.{self.label}: seeds need both positive and negative documents")
+        # a few seed documents are too few examples for fastText: train on chunks of each document
+        # (held-out documents are split off first, so no chunk of a test document is trained on)
+        chunk = max(200, self.config.max_chars // 4)
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             for y, x in train:
-                f.write(f"__label__{'pos' if y else 'neg'} {x}\n")
-        model = fasttext.train_supervised(
-            f.name,
-            epoch=self.config.epochs,
-            lr=self.config.lr,
-            wordNgrams=self.config.word_ngrams,
-            dim=64,
-            seed=self.config.seed,
-            thread=1,  # deterministic
-            verbose=0,
-        )
+                for start in range(0, min(len(x), 8 * chunk), chunk):
+                    if line := fasttext_line(x[start : start + chunk], chunk):
+                        f.write(f"__label__{'pos' if y else 'neg'} {line}\n")
+        lr = self.config.lr
+        for _ in range(4):  # fastText can diverge (NaN) on small data: halve the learning rate and retry
+            try:
+                model = fasttext.train_supervised(
+                    f.name,
+                    epoch=self.config.epochs,
+                    lr=lr,
+                    wordNgrams=self.config.word_ngrams,
+                    dim=64,
+                    seed=self.config.seed,
+                    thread=1,  # deterministic
+                    verbose=0,
+                )
+                break
+            except RuntimeError as e:
+                if "NaN" not in str(e):
+                    raise
+                lr /= 2
+        else:
+            raise RuntimeError(f"classifiers.{self.label}: fastText diverged even at lr={lr}")
         Path(f.name).unlink()
         model.save_model(str(model_path))
-        scores = [positive_probability(model, x) for _, x in test]
+        scores = [positive_probability(model, fasttext_line(x, self.config.max_chars)) for _, x in test]
         predicted = [s >= self.config.threshold for s in scores]
         tp = sum(p and y for p, (y, _) in zip(predicted, test))
         fp = sum(p and not y for p, (y, _) in zip(predicted, test))
@@ -114,6 +129,7 @@ class ClassifierTrainer(PipelineStep):
             "train_examples": {"positive": sum(y for y, _ in train), "negative": sum(1 - y for y, _ in train)},
             "held_out_examples": {"positive": sum(y for y, _ in test), "negative": sum(1 - y for y, _ in test)},
             "threshold": self.config.threshold,
+            "lr": lr,
             "precision": tp / (tp + fp) if tp + fp else None,
             "recall": tp / (tp + fn) if tp + fn else None,
         }

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import xxhash
 from datatrove.data import Document
-from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupFilter, MinhashDedupSignature
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -87,3 +87,20 @@ class FastMinhashSignature(MinhashDedupSignature):
                 yield doc
 
         return super().run(with_language(data), rank, world_size)
+
+
+class MinhashClusterFilter(MinhashDedupFilter):
+    """Stage 4 of datatrove's MinHash; every kept document records its cluster size.
+
+    datatrove skips reading cluster sizes in a task that removed nothing (no `.remove` file), and
+    fails in a task whose documents are in no cluster (no `.sizes` file): empty files fix both.
+    """
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for suffix in ("remove", "sizes"):
+            if not self.data_folder.exists(f"{rank:06d}.{suffix}"):
+                with self.data_folder.open(f"{rank:06d}.{suffix}", "wb"):
+                    pass
+        for doc in super().run(data, rank, world_size):
+            doc.metadata.setdefault("minhash_cluster_size", 1)
+            yield doc

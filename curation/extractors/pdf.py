@@ -6,6 +6,8 @@ from collections import Counter
 from curation.extractors.base import Extractor, Rejected
 
 _DIGITS = re.compile(r"\d+")
+# a word hyphenated across blocks or pages (the dehyphenate flag only joins lines within a block)
+_SPLIT_WORD = re.compile(r"(\w)-\n\n([a-z])")
 _PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]+(\s*(/|of)\s*\d+)?$", re.IGNORECASE)
 
 
@@ -27,15 +29,15 @@ def _page_blocks(page, flags: int) -> list[str]:
     return texts
 
 
-def remove_running_lines(pages: list[list[str]], edge: int = 2, min_share: float = 0.5) -> list[list[str]]:
-    """Drop page numbers and blocks near a page's top or bottom that repeat across many pages."""
-    if len(pages) >= 3:
-        counts = Counter(
-            sig for blocks in pages for sig in {_signature(b) for b in blocks[:edge] + blocks[-edge:]}
-        )
-        running = {sig for sig, n in counts.items() if n >= max(3, min_share * len(pages))}
-    else:
-        running = set()
+def remove_running_lines(pages: list[list[str]], edge: int = 2, min_pages: int = 3) -> list[list[str]]:
+    """Drop page numbers, and short blocks at a page's top or bottom repeated on `min_pages`+ pages.
+
+    Chapter-level running headers ("Getting Started" on every page of one chapter) count too.
+    """
+    counts = Counter(
+        sig for blocks in pages for sig in {_signature(b) for b in blocks[:edge] + blocks[-edge:] if len(b) < 100}
+    )
+    running = {sig for sig, n in counts.items() if n >= min_pages}
     cleaned = []
     for blocks in pages:
         n = len(blocks)
@@ -72,7 +74,7 @@ class PdfExtractor(Extractor):
             if doc.needs_pass or doc.is_encrypted:
                 raise Rejected("encrypted")
             if doc.page_count == 0:
-                raise Rejected("empty")
+                raise Rejected("corrupt" if doc.is_repaired else "empty")
             flags = pymupdf.TEXTFLAGS_BLOCKS | pymupdf.TEXT_DEHYPHENATE
             try:
                 pages = [_page_blocks(page, flags) for page in doc]
@@ -84,6 +86,7 @@ class PdfExtractor(Extractor):
             repaired = doc.is_repaired  # pymupdf rebuilt a broken file (e.g. truncated)
         pages = remove_running_lines(pages)
         text = "\n\n".join("\n\n".join(blocks) for blocks in pages if blocks).strip()
+        text = _SPLIT_WORD.sub(r"\1\2", text)
         if len(text) < self.min_chars_per_page * page_count:
             raise Rejected("corrupt" if repaired else "image_only" if n_images else "no_text")
         return text, {"title": title, "page_count": page_count}

@@ -45,6 +45,11 @@ DEFAULT_SETTINGS: dict[str, dict[str, dict]] = {
         },
         "c4": {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_num_sentences": 3, "filter_curly_bracket": False},
         "fineweb": {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1},
+        # Sudachi morphemes are 1-2 characters: an English 5-gram is roughly a Japanese 10-gram
+        "gopher_repetition": {
+            "top_n_grams": ((4, 0.3), (6, 0.25), (8, 0.2)),
+            "dup_n_grams": ((10, 0.3), (12, 0.28), (14, 0.26), (16, 0.24), (18, 0.22), (20, 0.2)),
+        },
     },
 }
 

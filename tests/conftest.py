@@ -1,0 +1,86 @@
+"""Shared fixtures: a small real-document subset of the embedded sample and one corpus run on it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+KIT = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+SUBSET = {  # folder under data/samples -> number of files (sorted, first N)
+    "finance/gnucash/en": 14,
+    "finance/gnucash/ja": 8,
+    "finance/eqonomize": 6,
+    "finance/economics": 3,
+    "general/debian-handbook/en": 12,
+    "general/debian-handbook/ja": 8,
+    "general/python": 14,
+    "general/postgresql": 14,
+    "crawl": 1,
+    "jsonl": 1,
+    "bad": 7,
+}
+MIRRORS = ["*-mirror.html"]  # the sample's planted near-duplicates, with their originals
+
+
+@pytest.fixture(scope="session")
+def kit():
+    if not (KIT / "MANIFEST.sha256").is_file():
+        pytest.skip(f"shared data kit not found at {KIT}")
+    return KIT
+
+
+def _copy_subset(dest: Path) -> None:
+    for folder, n in SUBSET.items():
+        files = sorted(p for p in (SAMPLES / folder).iterdir() if p.is_file())
+        chosen = files[:n]
+        for pattern in MIRRORS:
+            for mirror in (SAMPLES / folder).glob(pattern):
+                original = mirror.with_name(mirror.name.replace("-mirror", ""))
+                chosen += [mirror] + ([original] if original.exists() else [])
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+        for f in sorted(set(chosen)):
+            shutil.copy(f, dest / folder / f.name)
+
+
+def subset_recipe(workdir: Path, name: str = "subset", **overrides) -> Path:
+    """The default recipe pointed at a copied subset of the sample, with `overrides` merged in."""
+    data = workdir / "samples"
+    if not data.exists():
+        _copy_subset(data)
+    recipe = yaml.safe_load((ROOT / "recipes" / "default.yaml").read_text())
+    text = yaml.safe_dump(recipe).replace("data/samples", str(data))
+    recipe = yaml.safe_load(text)
+    recipe.update(name=name, output_dir=str(workdir / "out"))
+    recipe["tokenizer"]["train"]["vocab_size"] = 2000
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+            recipe[key] = recipe[key] | value
+        else:
+            recipe[key] = value
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def run_corpus(recipe: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "curation", "run", str(recipe)],
+        cwd=ROOT, capture_output=True, text=True, **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus_run(tmp_path_factory):
+    """One real corpus run on the subset (local executor, 2 workers); many tests read its output."""
+    work = tmp_path_factory.mktemp("corpus")
+    recipe = subset_recipe(work)
+    result = run_corpus(recipe)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"work": work, "recipe": recipe, "root": work / "out" / "subset" / "corpus", "result": result}

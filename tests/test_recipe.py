@@ -1,0 +1,67 @@
+"""Recipe validation: every error names the key and the file, before any work starts."""
+
+import pytest
+import yaml
+from conftest import ROOT, run_corpus
+
+from curation.recipe import RecipeError, load_recipe
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def base() -> dict:
+    return yaml.safe_load((ROOT / "recipes" / "default.yaml").read_text())
+
+
+def test_default_recipe_is_valid(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe("recipes/default.yaml")
+    assert recipe.name == "default"
+    assert {src.format for src in recipe.inputs} == {"html", "pdf", "warc", "jsonl"}
+
+
+@pytest.mark.parametrize(
+    "mutate, key, words",
+    [
+        (lambda r: r.update(colour="red"), "colour", "unknown key"),
+        (lambda r: r["languages"].update(treshold=0.5), "languages.treshold", "unknown key"),
+        (lambda r: r["executor"].update(tasks="many"), "executor.tasks", "integer"),
+        (lambda r: r["inputs"][0].update(path="no/such/dir"), "inputs.0.path", "does not exist"),
+        (lambda r: r["classifiers"]["domain"].update(positive=["nothing/*.html"]), "classifiers.domain.positive.0", "matches no file"),
+        (lambda r: r["filters"].update(en={"gopherr": {}}), "filters", "unknown filter `gopherr`"),
+        (lambda r: r["tokenizer"].update(path="x"), "tokenizer", "exactly one of `path` or `train`"),
+        (lambda r: r.pop("classifiers"), "classifiers", "Field required"),
+    ],
+)
+def test_errors_name_key_and_file(tmp_path, monkeypatch, mutate, key, words):
+    monkeypatch.chdir(ROOT)
+    recipe = base()
+    mutate(recipe)
+    path = write(tmp_path, recipe)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert path in message and key in message and words in message, message
+
+
+def test_not_yaml_and_not_mapping(tmp_path):
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "name: [unclosed"))
+    with pytest.raises(RecipeError, match="a recipe is a mapping"):
+        load_recipe(write(tmp_path, "- just a list"))
+
+
+def test_unknown_filter_argument_fails_before_work(tmp_path):
+    """A typo in a datatrove filter argument is caught when the pipeline is built, naming it."""
+    recipe = base()
+    recipe["filters"] = {"en": {"gopher_quality": {"min_doc_wordz": 3}}}
+    recipe["output_dir"] = str(tmp_path / "out")
+    path = write(tmp_path, recipe)
+    result = run_corpus(path)
+    assert result.returncode == 2
+    assert "filters.en.gopher_quality" in result.stderr and "min_doc_wordz" in result.stderr
+    assert not (tmp_path / "out").exists()
