@@ -42,11 +42,15 @@ def summary(console: Console, recipe, seconds: float) -> None:
         table.add_row(s["step"], str(s["in"]), str(s["kept"]), top)
     console.print(table)
     for corpus, splits in stats["tokens"].items():
-        parts = ", ".join(f"{split}: {v['documents']} docs / {v['tokens']:,} tokens" for split, v in splits.items())
+        parts = ", ".join(
+            f"{split}: {v['documents']} docs / {v['tokens']:,} tokens" for split, v in splits.items()
+        )
         console.print(f"  [bold]{corpus}[/bold]  {parts}")
     for name, m in stats["classifiers"].items():
         if m.get("precision") is not None:
-            console.print(f"  {name} classifier (held-out): precision {m['precision']:.2f}, recall {m['recall']:.2f}")
+            console.print(
+                f"  {name} classifier (held-out): precision {m['precision']:.2f}, recall {m['recall']:.2f}"
+            )
     console.print(f"report: [link]{(root / 'report.html').resolve()}[/link]")
 
 
@@ -72,14 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"corpus `{recipe.name}`: {len(pipeline.stages)} stages; datatrove's log: {log_path}")
     start = time.time()
-    with open(log_path, "a") as log, redirect_fd2(log), Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with (
+        open(log_path, "a") as log,
+        redirect_fd2(log),
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         bar = progress.add_task("corpus", total=len(pipeline.stages))
 
         def on_stage(name: str) -> None:
-            progress.update(bar, description=f"stage {name}", completed=[s.name for s in pipeline.stages].index(name))
+            progress.update(
+                bar, description=f"stage {name}", completed=[s.name for s in pipeline.stages].index(name)
+            )
 
         try:
             notices = pipeline.run(on_stage)

@@ -94,35 +94,81 @@ class CorpusPipeline:
             folder, pattern = (str(path), src.glob) if path.is_dir() else (str(path.parent), path.name)
             meta = {"input": src.label}
             if src.format in ("pdf", "html"):
-                readers.append(DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta))
+                readers.append(
+                    DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta)
+                )
             elif src.format == "warc":
                 readers.append(WarcRecordReader(folder, glob_pattern=pattern, default_metadata=meta))
             else:
-                options = {"text_key": src.text_key, "id_key": src.id_key, "default_metadata": meta | {"format": "text"}}
+                options = {
+                    "text_key": src.text_key,
+                    "id_key": src.id_key,
+                    "default_metadata": meta | {"format": "text"},
+                }
                 if src.format != "hf":
                     options["glob_pattern"] = pattern
-                readers.append(RecordReader.make(src.format, folder if src.format != "hf" else str(path), **options))
+                readers.append(
+                    RecordReader.make(src.format, folder if src.format != "hf" else str(path), **options)
+                )
         return readers
 
     def _minhash_config(self) -> MinhashConfig:
         mh = self.recipe.dedup.minhash
         return MinhashConfig(
-            n_grams=mh.word_ngrams, num_buckets=mh.buckets, hashes_per_bucket=mh.hashes_per_bucket, seed=mh.seed
+            n_grams=mh.word_ngrams,
+            num_buckets=mh.buckets,
+            hashes_per_bucket=mh.hashes_per_bucket,
+            seed=mh.seed,
         )
 
     # ---- the stages ----------------------------------------------------------------------------
     def _stages(self) -> list[Stage]:
         r, w, T = self.recipe, self.work, self.tasks
         stages = [
-            Stage("extract", self._extract_steps, T, [w / "filtered"], ("inputs", "extract", "normalise", "languages", "filters")),
+            Stage(
+                "extract",
+                self._extract_steps,
+                T,
+                [w / "filtered"],
+                ("inputs", "extract", "normalise", "languages", "filters"),
+            ),
         ]
         current = w / "filtered"
         if r.dedup.exact:
             exact_cfg = ExactDedupConfig(content_getter=normalised_text)
             stages += [
-                Stage("exact_signatures", lambda: [self.reader(w / "filtered"), ExactDedupSignature(str(w / "exact_sigs"), exact_cfg)], T, [w / "exact_sigs"], ("dedup",)),
-                Stage("exact_find", lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), exact_cfg)], 1, [w / "exact_dups"], ()),
-                Stage("exact_filter", lambda: [self.reader(w / "filtered"), ExactDedupFilter(str(w / "exact_dups"), exact_cfg, exclusion_writer=self.rejected("exact_dedup", "exact_duplicate")), self.writer(w / "exact")], T, [w / "exact"], ()),
+                Stage(
+                    "exact_signatures",
+                    lambda: [
+                        self.reader(w / "filtered"),
+                        ExactDedupSignature(str(w / "exact_sigs"), exact_cfg),
+                    ],
+                    T,
+                    [w / "exact_sigs"],
+                    ("dedup",),
+                ),
+                Stage(
+                    "exact_find",
+                    lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), exact_cfg)],
+                    1,
+                    [w / "exact_dups"],
+                    (),
+                ),
+                Stage(
+                    "exact_filter",
+                    lambda: [
+                        self.reader(w / "filtered"),
+                        ExactDedupFilter(
+                            str(w / "exact_dups"),
+                            exact_cfg,
+                            exclusion_writer=self.rejected("exact_dedup", "exact_duplicate"),
+                        ),
+                        self.writer(w / "exact"),
+                    ],
+                    T,
+                    [w / "exact"],
+                    (),
+                ),
             ]
             current = w / "exact"
         source = current
@@ -130,21 +176,66 @@ class CorpusPipeline:
             mh = r.dedup.minhash
             cfg = self._minhash_config()
             stages += [
-                Stage("minhash_signatures", lambda: [self.reader(source), FastMinhashSignature(str(w / "mh_sigs"), cfg, mh.char_ngrams, mh.char_ngram_languages)], T, [w / "mh_sigs"], ("dedup",)),
-                Stage("minhash_buckets", lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=cfg)], mh.buckets, [w / "mh_buckets"], ()),
-                Stage("minhash_cluster", lambda: [MinhashDedupCluster(str(w / "mh_buckets"), str(w / "mh_clusters"), config=cfg, save_cluster_size=True)], 1, [w / "mh_clusters"], ()),
+                Stage(
+                    "minhash_signatures",
+                    lambda: [
+                        self.reader(source),
+                        FastMinhashSignature(
+                            str(w / "mh_sigs"), cfg, mh.char_ngrams, mh.char_ngram_languages
+                        ),
+                    ],
+                    T,
+                    [w / "mh_sigs"],
+                    ("dedup",),
+                ),
+                Stage(
+                    "minhash_buckets",
+                    lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=cfg)],
+                    mh.buckets,
+                    [w / "mh_buckets"],
+                    (),
+                ),
+                Stage(
+                    "minhash_cluster",
+                    lambda: [
+                        MinhashDedupCluster(
+                            str(w / "mh_buckets"), str(w / "mh_clusters"), config=cfg, save_cluster_size=True
+                        )
+                    ],
+                    1,
+                    [w / "mh_clusters"],
+                    (),
+                ),
             ]
         stages += [
             Stage("dedup_filter", lambda: self._dedup_filter_steps(source), T, [w / "deduped"], ("pii",)),
             Stage("classifiers", self._classifier_steps, 1, [self.root / "classifiers"], ("classifiers",)),
             Stage("select", self._select_steps, T, [self.root / "docs"], ("output",)),
-            Stage("tokenizer", lambda: [TokenizerBuilder(str(self.root / "tokenizer"), r.tokenizer, str(self.root / "docs"))], 1, [self.root / "tokenizer"], ("tokenizer",)),
+            Stage(
+                "tokenizer",
+                lambda: [
+                    TokenizerBuilder(str(self.root / "tokenizer"), r.tokenizer, str(self.root / "docs"))
+                ],
+                1,
+                [self.root / "tokenizer"],
+                ("tokenizer",),
+            ),
         ]
         for corpus in CORPORA:
             for split in SPLITS:
                 folder = self.root / "tokens" / corpus / split
-                stages.append(Stage(f"tokenize_{corpus}_{split}", lambda c=corpus, s=split: self._tokenize_steps(c, s), T, [folder], ()))
-        stages.append(Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ()))
+                stages.append(
+                    Stage(
+                        f"tokenize_{corpus}_{split}",
+                        lambda c=corpus, s=split: self._tokenize_steps(c, s),
+                        T,
+                        [folder],
+                        (),
+                    )
+                )
+        stages.append(
+            Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ())
+        )
         return stages
 
     def _extract_steps(self) -> list:
@@ -157,7 +248,9 @@ class CorpusPipeline:
             steps.append(FTFYFormatter())
         if r.normalise.nfkc:
             steps.append(NfkcFormatter())
-        steps.append(OfflineLanguageFilter(r.languages.keep, r.languages.threshold, self.rejected("language")))
+        steps.append(
+            OfflineLanguageFilter(r.languages.keep, r.languages.threshold, self.rejected("language"))
+        )
         steps += heuristic_filters(r.languages.keep, r.filters, self.rejected)
         steps.append(self.writer(self.work / "filtered"))
         return steps
@@ -191,10 +284,22 @@ class CorpusPipeline:
         steps: list = [self.reader(self.work / "deduped")]
         if clf.quality:
             steps.append(
-                ClassifierScorer(str(models / "quality.bin"), "quality", clf.quality.threshold, clf.quality.max_chars, exclusion_writer=self.rejected("quality"))
+                ClassifierScorer(
+                    str(models / "quality.bin"),
+                    "quality",
+                    clf.quality.threshold,
+                    clf.quality.max_chars,
+                    exclusion_writer=self.rejected("quality"),
+                )
             )
         steps.append(
-            ClassifierScorer(str(models / "domain.bin"), "domain", clf.domain.threshold, clf.domain.max_chars, route=("corpus", "domain", "replay"))
+            ClassifierScorer(
+                str(models / "domain.bin"),
+                "domain",
+                clf.domain.threshold,
+                clf.domain.max_chars,
+                route=("corpus", "domain", "replay"),
+            )
         )
         steps.append(TrainValSplit(out.val_fraction, out.seed))
         writer_cls = JsonlWriter if out.docs_format == "jsonl" else ParquetWriter
@@ -227,7 +332,9 @@ class CorpusPipeline:
             recorded = marker.read_text().strip() if marker.is_file() else None
             if stale or (recorded is not None and recorded != stage.fingerprint):
                 if recorded is not None and not stale:
-                    notices.append(f"recipe changed since the last run: recomputing from stage `{stage.name}`")
+                    notices.append(
+                        f"recipe changed since the last run: recomputing from stage `{stage.name}`"
+                    )
                 stale = True
                 for folder in [self.root / "logs" / stage.name, *stage.outputs]:
                     shutil.rmtree(folder, ignore_errors=True)
@@ -236,7 +343,9 @@ class CorpusPipeline:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(stage.fingerprint)
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "recipe.yaml").write_text(yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False))
+        (self.root / "recipe.yaml").write_text(
+            yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)
+        )
         return notices
 
     def executors(self) -> list:

@@ -109,7 +109,9 @@ class ClassifierConfig(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> ClassifierConfig:
         if self.model is None and not (self.positive and self.negative):
-            raise ValueError("give either `model` (a fastText .bin) or both `positive` and `negative` seed globs")
+            raise ValueError(
+                "give either `model` (a fastText .bin) or both `positive` and `negative` seed globs"
+            )
         if self.model is not None and (self.positive or self.negative):
             raise ValueError("give `model` or seed globs, not both")
         return self

@@ -72,7 +72,10 @@ def subset_recipe(workdir: Path, name: str = "subset", **overrides) -> Path:
 def run_corpus(recipe: Path, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "curation", "run", str(recipe)],
-        cwd=ROOT, capture_output=True, text=True, **kwargs,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        **kwargs,
     )
 
 

@@ -44,8 +44,12 @@ def test_pdf_removes_running_headers_and_page_numbers(pdf):
 
 
 def test_remove_running_lines_unit():
-    pages = [[f"Chapter 2. Basics {i}", f"Body paragraph number {i}: {'x' * i}.", str(i)] for i in range(1, 7)]
-    cleaned = remove_running_lines([[b.replace(f"Basics {i}", "Basics") for b in p] for i, p in enumerate(pages, 1)])
+    pages = [
+        [f"Chapter 2. Basics {i}", f"Body paragraph number {i}: {'x' * i}.", str(i)] for i in range(1, 7)
+    ]
+    cleaned = remove_running_lines(
+        [[b.replace(f"Basics {i}", "Basics") for b in p] for i, p in enumerate(pages, 1)]
+    )
     assert [blocks for blocks in cleaned] == [[f"Body paragraph number {i}: {'x' * i}."] for i in range(1, 7)]
 
 
@@ -99,9 +103,23 @@ def test_extractor_step_records_reasons_and_keeps_accounting():
     docs = []
     for name in ("truncated.pdf", "encrypted.pdf", "image-only.pdf"):
         payload = (SAMPLES / "bad" / name).read_bytes()
-        docs.append(Document("", name, media=[Media(id=name, type=3, url=name, media_bytes=payload)], metadata={"format": "pdf"}))
+        docs.append(
+            Document(
+                "",
+                name,
+                media=[Media(id=name, type=3, url=name, media_bytes=payload)],
+                metadata={"format": "pdf"},
+            )
+        )
     good = economics_pdf("zoo")
-    docs.append(Document("", "good", media=[Media(id="g", type=3, url="g", media_bytes=good.read_bytes())], metadata={"format": "pdf"}))
+    docs.append(
+        Document(
+            "",
+            "good",
+            media=[Media(id="g", type=3, url="g", media_bytes=good.read_bytes())],
+            metadata={"format": "pdf"},
+        )
+    )
     docs.append(Document("plain text passes through", "txt", metadata={"format": "text"}))
     step = PdfExtractor(timeout=60)
     kept = list(step.run(iter(docs)))

@@ -45,7 +45,9 @@ def test_stock_english_settings_destroy_japanese_ours_keep_it():
 
 
 def test_per_language_routing_and_reason():
-    step = PerLanguageFilter("gopher_quality", {"en": GopherQualityFilter(**filter_settings("en", "gopher_quality", {}))})
+    step = PerLanguageFilter(
+        "gopher_quality", {"en": GopherQualityFilter(**filter_settings("en", "gopher_quality", {}))}
+    )
     short = Document("Too short.", "s", metadata={"language": "en"})
     other = Document("Too short.", "o", metadata={"language": "fr"})
     assert step.filter(short) == (False, "gopher_short_doc")
@@ -53,7 +55,12 @@ def test_per_language_routing_and_reason():
 
 
 def test_recipe_override_and_switch_off():
-    assert filter_settings("en", "gopher_quality", {"en": {"gopher_quality": {"min_doc_words": 7}}})["min_doc_words"] == 7
+    assert (
+        filter_settings("en", "gopher_quality", {"en": {"gopher_quality": {"min_doc_words": 7}}})[
+            "min_doc_words"
+        ]
+        == 7
+    )
     assert filter_settings("en", "c4", {"en": {"c4": False}}) is None
     with pytest.raises(ValueError, match="filters.en.c4"):
         filter_settings("en", "c4", {"en": {"c4": {"bogus": 1}}})

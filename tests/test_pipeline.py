@@ -76,9 +76,14 @@ def test_bad_inputs_rejected_with_their_reasons(out):
 
 
 def test_non_utf8_page_is_decoded_not_lost(out):
-    docs = [d for d in out["kept"] + out["rejected"] if d["metadata"].get("source", "").endswith("shift_jis.html")]
+    docs = [
+        d for d in out["kept"] + out["rejected"] if d["metadata"].get("source", "").endswith("shift_jis.html")
+    ]
     assert len(docs) == 1
-    assert "ホットプラグ" in docs[0]["text"] or docs[0]["metadata"].get("rejected_step") not in ("html", "language")
+    assert "ホットプラグ" in docs[0]["text"] or docs[0]["metadata"].get("rejected_step") not in (
+        "html",
+        "language",
+    )
 
 
 def test_both_corpora_have_train_and_val_tokens(out):
@@ -112,13 +117,17 @@ def test_kept_documents_carry_metadata(out):
         m = d["metadata"]
         assert m["language"] in ("en", "ja") and 0 <= m["domain_score"] <= 1 and "quality_score" in m
         assert m["minhash_cluster_size"] >= 1
-    assert any(m["metadata"]["minhash_cluster_size"] > 1 for m in kept), "planted near-duplicates form a cluster"
+    assert any(m["metadata"]["minhash_cluster_size"] > 1 for m in kept), (
+        "planted near-duplicates form a cluster"
+    )
     assert sum(d["metadata"]["language"] == "ja" for d in kept) >= 5, "Japanese survives the filters"
 
 
 def test_domain_routing_follows_the_sources(out):
     finance = [d for d in out["kept"] if "/finance/" in d["metadata"]["source"]]
-    general = [d for d in out["kept"] if "/general/" in d["metadata"]["source"] or "crawl" in d["metadata"]["source"]]
+    general = [
+        d for d in out["kept"] if "/general/" in d["metadata"]["source"] or "crawl" in d["metadata"]["source"]
+    ]
     assert sum(d["metadata"]["corpus"] == "domain" for d in finance) >= 0.8 * len(finance)
     assert sum(d["metadata"]["corpus"] == "replay" for d in general) >= 0.8 * len(general)
 

@@ -31,7 +31,11 @@ def test_default_recipe_is_valid(monkeypatch):
         (lambda r: r["languages"].update(treshold=0.5), "languages.treshold", "unknown key"),
         (lambda r: r["executor"].update(tasks="many"), "executor.tasks", "integer"),
         (lambda r: r["inputs"][0].update(path="no/such/dir"), "inputs.0.path", "does not exist"),
-        (lambda r: r["classifiers"]["domain"].update(positive=["nothing/*.html"]), "classifiers.domain.positive.0", "matches no file"),
+        (
+            lambda r: r["classifiers"]["domain"].update(positive=["nothing/*.html"]),
+            "classifiers.domain.positive.0",
+            "matches no file",
+        ),
         (lambda r: r["filters"].update(en={"gopherr": {}}), "filters", "unknown filter `gopherr`"),
         (lambda r: r["tokenizer"].update(path="x"), "tokenizer", "exactly one of `path` or `train`"),
         (lambda r: r.pop("classifiers"), "classifiers", "Field required"),

@@ -126,8 +126,14 @@ class ClassifierTrainer(PipelineStep):
         fp = sum(p and not y for p, (y, _) in zip(predicted, test))
         fn = sum(not p and y for p, (y, _) in zip(predicted, test))
         metrics = {
-            "train_examples": {"positive": sum(y for y, _ in train), "negative": sum(1 - y for y, _ in train)},
-            "held_out_examples": {"positive": sum(y for y, _ in test), "negative": sum(1 - y for y, _ in test)},
+            "train_examples": {
+                "positive": sum(y for y, _ in train),
+                "negative": sum(1 - y for y, _ in train),
+            },
+            "held_out_examples": {
+                "positive": sum(y for y, _ in test),
+                "negative": sum(1 - y for y, _ in test),
+            },
             "threshold": self.config.threshold,
             "lr": lr,
             "precision": tp / (tp + fp) if tp + fp else None,

@@ -68,7 +68,9 @@ class FastMinhashSignature(MinhashDedupSignature):
 
     def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
         # datatrove's readers stop at values >= 2**61 - 1 (64-bit) or beyond `max` (32-bit): stay below
-        limit = np.uint64((1 << 60) - 1 if self.config.hash_config.precision == 64 else self.config.hash_config.max)
+        limit = np.uint64(
+            (1 << 60) - 1 if self.config.hash_config.precision == 64 else self.config.hash_config.max
+        )
         with np.errstate(over="ignore"):
             phv = _splitmix(shingles ^ self.parameters) & limit
         mins = phv.min(axis=0).astype(self.config.hash_config.np_dtype)

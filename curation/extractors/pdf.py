@@ -35,7 +35,9 @@ def remove_running_lines(pages: list[list[str]], edge: int = 2, min_pages: int =
     Chapter-level running headers ("Getting Started" on every page of one chapter) count too.
     """
     counts = Counter(
-        sig for blocks in pages for sig in {_signature(b) for b in blocks[:edge] + blocks[-edge:] if len(b) < 100}
+        sig
+        for blocks in pages
+        for sig in {_signature(b) for b in blocks[:edge] + blocks[-edge:] if len(b) < 100}
     )
     running = {sig for sig, n in counts.items() if n >= min_pages}
     cleaned = []
@@ -45,7 +47,10 @@ def remove_running_lines(pages: list[list[str]], edge: int = 2, min_pages: int =
             [
                 b
                 for i, b in enumerate(blocks)
-                if not ((i < edge or i >= n - edge) and (_signature(b) in running or _PAGE_NUMBER.match(b.strip())))
+                if not (
+                    (i < edge or i >= n - edge)
+                    and (_signature(b) in running or _PAGE_NUMBER.match(b.strip()))
+                )
             ]
         )
     return cleaned

@@ -32,7 +32,12 @@ JA_STOP_WORDS = ["の", "に", "は", "を", "た", "が", "で", "て", "と", 
 DEFAULT_SETTINGS: dict[str, dict[str, dict]] = {
     "en": {
         "gopher_quality": {"max_non_alpha_words_ratio": 0.6},
-        "c4": {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_num_sentences": 3, "filter_curly_bracket": False},
+        "c4": {
+            "filter_no_terminal_punct": False,
+            "min_words_per_line": -1,
+            "min_num_sentences": 3,
+            "filter_curly_bracket": False,
+        },
         "fineweb": {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1},
     },
     "ja": {
@@ -43,7 +48,12 @@ DEFAULT_SETTINGS: dict[str, dict[str, dict]] = {
             "max_symbol_word_ratio": 0.3,
             "max_non_alpha_words_ratio": 0.5,
         },
-        "c4": {"filter_no_terminal_punct": False, "min_words_per_line": -1, "min_num_sentences": 3, "filter_curly_bracket": False},
+        "c4": {
+            "filter_no_terminal_punct": False,
+            "min_words_per_line": -1,
+            "min_num_sentences": 3,
+            "filter_curly_bracket": False,
+        },
         "fineweb": {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1},
         # Sudachi morphemes are 1-2 characters: an English 5-gram is roughly a Japanese 10-gram
         "gopher_repetition": {
@@ -59,10 +69,14 @@ def filter_settings(language: str, name: str, overrides: dict) -> dict | None:
     override = overrides.get(language, {}).get(name, {})
     if override is False:
         return None
-    settings = DEFAULT_SETTINGS.get(language, {}).get(name, {}) | (override if isinstance(override, dict) else {})
+    settings = DEFAULT_SETTINGS.get(language, {}).get(name, {}) | (
+        override if isinstance(override, dict) else {}
+    )
     allowed = set(inspect.signature(FILTER_CLASSES[name].__init__).parameters) - {"self", "exclusion_writer"}
     if unknown := set(settings) - allowed:
-        raise ValueError(f"filters.{language}.{name}: unknown argument(s) {sorted(unknown)}; known: {sorted(allowed)}")
+        raise ValueError(
+            f"filters.{language}.{name}: unknown argument(s) {sorted(unknown)}; known: {sorted(allowed)}"
+        )
     return {"language": language} | settings
 
 

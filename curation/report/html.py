@@ -12,6 +12,17 @@ from pathlib import Path
 
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 400
+COMPARED_PAGES = 25
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
+pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}.ex{margin:6px 0}"""
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _docs(folder: Path):
@@ -40,19 +51,25 @@ def _funnel(stats: dict) -> str:
     rows = []
     for s in stats["steps"]:
         dropped = sum(s["dropped"].values())
+        reasons = ", ".join(
+            f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])
+        )
         ok = "✔" if s["in"] == s["kept"] + dropped else "✘"
-        reasons = ", ".join(f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1]))
         rows.append(
-            f"<tr><td>{html.escape(s['stage'])}</td><td>{html.escape(s['step'])}</td><td>{s['in']}</td>"
-            f"<td>{s['kept']}</td><td>{dropped}</td><td>{reasons}</td><td>{ok}</td><td>{s['time_s']}</td></tr>"
+            [s["stage"], html.escape(s["step"]), s["in"], s["kept"], dropped, reasons, ok, s["time_s"]]
         )
     steps = [s for s in stats["steps"] if sum(s["dropped"].values())]
 
     def draw(ax):
         names = [s["step"][:28] for s in steps]
         ax.barh(names, [s["kept"] for s in steps], label="kept", color="#4c9f70")
-        ax.barh(names, [sum(s["dropped"].values()) for s in steps], left=[s["kept"] for s in steps],
-                label="dropped", color="#d9534f")
+        ax.barh(
+            names,
+            [sum(s["dropped"].values()) for s in steps],
+            left=[s["kept"] for s in steps],
+            label="dropped",
+            color="#d9534f",
+        )
         ax.invert_yaxis()
         ax.set_xlabel("documents")
         ax.legend()
@@ -61,10 +78,7 @@ def _funnel(stats: dict) -> str:
     return (
         "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds).</p>"
         + plot
-        + "<table><tr><th>stage</th><th>step</th><th>in</th><th>kept</th><th>dropped</th><th>reasons</th>"
-        "<th>in = kept + dropped</th><th>seconds</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        + _table(["stage", "step", "in", "kept", "dropped", "reasons", "in = kept + dropped", "s"], rows)
     )
 
 
@@ -91,12 +105,21 @@ def _distributions(docs: list[dict]) -> str:
         ax.legend()
 
     parts += [_figure(lang_plot), _figure(length_plot)]
-    for key, title in (("domain_score", "domain classifier score"), ("quality_score", "quality classifier score")):
+    for key, title in (
+        ("domain_score", "domain classifier score"),
+        ("quality_score", "quality classifier score"),
+    ):
         if any(key in d["metadata"] for d in docs):
 
             def score_plot(ax, key=key, title=title):
                 for corpus, items in sorted(by_corpus.items()):
-                    ax.hist([d["metadata"].get(key, 0) for d in items], bins=20, range=(0, 1), alpha=0.6, label=corpus)
+                    ax.hist(
+                        [d["metadata"].get(key, 0) for d in items],
+                        bins=20,
+                        range=(0, 1),
+                        alpha=0.6,
+                        label=corpus,
+                    )
                 ax.set_title(title)
                 ax.legend()
 
@@ -118,9 +141,8 @@ def _snippet(doc: dict) -> str:
     meta = doc.get("metadata", {})
     source = meta.get("source") or doc.get("id", "")
     text = doc.get("text", "")[:SNIPPET_CHARS]
-    return (
-        f"<div class='ex'><b>{html.escape(str(source))}</b><br><pre>{html.escape(text) or '(no text)'}</pre></div>"
-    )
+    body = html.escape(text) or "(no text)"
+    return f"<div class='ex'><b>{html.escape(str(source))}</b><br><pre>{body}</pre></div>"
 
 
 def _examples(root: Path, kept: list[dict]) -> str:
@@ -147,31 +169,94 @@ def _examples(root: Path, kept: list[dict]) -> str:
 
 
 def _summary(stats: dict) -> str:
-    rows = []
-    for corpus, splits in stats["tokens"].items():
-        for split, v in splits.items():
-            rows.append(f"<tr><td>{corpus}</td><td>{split}</td><td>{v['documents']}</td><td>{v['tokens']}</td></tr>")
-    clf = []
-    for name, m in stats["classifiers"].items():
-        clf.append(
-            f"<tr><td>{html.escape(name)}</td><td>{m.get('precision')}</td><td>{m.get('recall')}</td>"
-            f"<td>{m.get('threshold', '')}</td><td>{html.escape(json.dumps(m.get('held_out_examples', m.get('source'))))}</td></tr>"
-        )
+    rows = [
+        [corpus, split, v["documents"], f"{v['tokens']:,}"]
+        for corpus, splits in stats["tokens"].items()
+        for split, v in splits.items()
+    ]
+    clf = [
+        [
+            html.escape(name),
+            m.get("precision"),
+            m.get("recall"),
+            m.get("threshold", ""),
+            html.escape(json.dumps(m.get("held_out_examples", m.get("source")))),
+        ]
+        for name, m in stats["classifiers"].items()
+    ]
     return (
-        "<h2>Output</h2><table><tr><th>corpus</th><th>split</th><th>documents</th><th>tokens</th></tr>"
-        + "".join(rows)
-        + "</table><h2>Classifiers (held-out)</h2><table><tr><th>classifier</th><th>precision</th><th>recall</th>"
-        "<th>threshold</th><th>held-out examples / source</th></tr>"
-        + "".join(clf)
-        + "</table>"
+        "<h2>Output</h2>"
+        + _table(["corpus", "split", "documents", "tokens"], rows)
+        + "<h2>Classifiers (held-out)</h2>"
+        + _table(["classifier", "precision", "recall", "threshold", "held-out examples / source"], clf)
+    )
+
+
+def _extractor_comparison(kept: list[dict]) -> str:
+    """trafilatura vs resiliparse on kept HTML pages, so users can pick the backend knowingly."""
+    import time
+
+    from curation.extractors import HtmlExtractor, Rejected
+
+    pages = [
+        Path(d["metadata"]["source"])
+        for d in kept
+        if d["metadata"].get("extracted_from") == "html" and Path(d["metadata"].get("source", "")).is_file()
+    ][:COMPARED_PAGES]
+    if not pages:
+        return ""
+    backends = {name: HtmlExtractor(name) for name in ("trafilatura", "resiliparse")}
+    seconds = dict.fromkeys(backends, 0.0)
+    rows, ratios, overlaps = [], [], []
+    for page in pages:
+        payload, texts = page.read_bytes(), {}
+        for name, extractor in backends.items():
+            start = time.perf_counter()
+            try:
+                texts[name] = extractor.extract(payload)[0]
+            except Rejected:
+                texts[name] = ""
+            seconds[name] += time.perf_counter() - start
+        a, b = set(texts["trafilatura"].split()), set(texts["resiliparse"].split())
+        overlap = len(a & b) / max(1, len(a | b))
+        ratio = len(texts["resiliparse"]) / max(1, len(texts["trafilatura"]))
+        ratios.append(ratio)
+        overlaps.append(overlap)
+        rows.append(
+            [
+                html.escape(page.name),
+                len(texts["trafilatura"]),
+                len(texts["resiliparse"]),
+                f"{ratio:.2f}",
+                f"{overlap:.2f}",
+            ]
+        )
+
+    def draw(ax):
+        ax.scatter(ratios, overlaps, color="#e67e22")
+        ax.set_xlabel("resiliparse / trafilatura characters")
+        ax.set_ylabel("word-set overlap (Jaccard)")
+
+    speed = ", ".join(f"{name} {len(pages) / max(t, 1e-9):.0f} pages/s" for name, t in seconds.items())
+    return (
+        f"<h2>HTML extractors compared on {len(pages)} kept pages</h2><p>Speed on this machine: {speed}. "
+        "trafilatura favours precision (main text only); resiliparse keeps more of the page.</p>"
+        + _figure(draw)
+        + _table(["page", "trafilatura chars", "resiliparse chars", "ratio", "word overlap"], rows)
     )
 
 
 def render_report(root: Path, stats: dict) -> str:
     kept = list(_docs(root / "docs"))
-    body = _summary(stats) + _funnel(stats) + _distributions(kept) + _examples(root, kept)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>dacp corpus report: {html.escape(stats['recipe'])}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}
-pre{{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}}.ex{{margin:6px 0}}</style></head>
-<body><h1>Corpus report: {html.escape(stats['recipe'])}</h1>{body}</body></html>"""
+    body = (
+        _summary(stats)
+        + _funnel(stats)
+        + _distributions(kept)
+        + _extractor_comparison(kept)
+        + _examples(root, kept)
+    )
+    title = f"dacp corpus report: {html.escape(stats['recipe'])}"
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+    )

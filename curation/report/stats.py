@@ -33,22 +33,33 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
             continue
         if "documents" in counts and "total" not in counts:  # a reader
             n_docs = int(counts["documents"])
-            rows.append({"stage": stage, "step": name, "in": n_docs, "kept": n_docs, "dropped": {},
-                         "files": int(counts.get("input_files", 0)), "time_s": _time(data)})
+            rows.append(
+                {
+                    "stage": stage,
+                    "step": name,
+                    "in": n_docs,
+                    "kept": n_docs,
+                    "dropped": {},
+                    "files": int(counts.get("input_files", 0)),
+                    "time_s": _time(data),
+                }
+            )
             continue
         dropped = {k.removeprefix("dropped_"): int(v) for k, v in counts.items() if k.startswith("dropped_")}
         unexplained = int(counts.get("dropped", 0)) - sum(dropped.values())
         if unexplained > 0:
             reason = next((r for key, r in DEFAULT_REASONS.items() if key in name), "unspecified")
             dropped[reason] = dropped.get(reason, 0) + unexplained
-        rows.append({
-            "stage": stage,
-            "step": name,
-            "in": int(counts["total"]),
-            "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
-            "dropped": dropped,
-            "time_s": _time(data),
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "step": name,
+                "in": int(counts["total"]),
+                "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
+                "dropped": dropped,
+                "time_s": _time(data),
+            }
+        )
     return rows
 
 
@@ -72,8 +83,11 @@ def token_counts(tokens: Path) -> dict:
         for meta in folder.glob("*.ds.metadata"):
             # datatrove writes "<tokenizer>|<bytes per token>", then the token count
             dtype_bytes = int(meta.read_text().splitlines()[0].rsplit("|", 1)[-1])
-        out.setdefault(folder.parent.name, {})[folder.name] = {"tokens": n_tokens, "documents": n_docs,
-                                                               "token_bytes": dtype_bytes}
+        out.setdefault(folder.parent.name, {})[folder.name] = {
+            "tokens": n_tokens,
+            "documents": n_docs,
+            "token_bytes": dtype_bytes,
+        }
     return out
 
 
@@ -83,9 +97,7 @@ def collect(root: Path, stage_names: list[str]) -> dict:
         stats = stage_stats(root / "logs" / stage)
         if stats is not None:
             steps += step_rows(stage, stats)
-    classifiers = {
-        p.stem: json.loads(p.read_text()) for p in sorted((root / "classifiers").glob("*.json"))
-    }
+    classifiers = {p.stem: json.loads(p.read_text()) for p in sorted((root / "classifiers").glob("*.json"))}
     return {
         "recipe": root.parent.name,
         "steps": steps,

@@ -14,6 +14,8 @@ class RejectedWriter(JsonlWriter):
 
     def write(self, document: Document, rank: int = 0, **kwargs):
         document.metadata["rejected_step"] = self.step
-        document.metadata["rejected_reason"] = document.metadata.pop("filter_reason", None) or self.default_reason
+        document.metadata["rejected_reason"] = (
+            document.metadata.pop("filter_reason", None) or self.default_reason
+        )
         document.media = []
         super().write(document, rank, **kwargs)
