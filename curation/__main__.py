@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from curation.recipe import RecipeError, load_recipe
+from curation.report.html import funnel_steps
 
 
 @contextmanager
@@ -35,12 +36,17 @@ def summary(console: Console, recipe, seconds: float) -> None:
     table = Table(title=f"corpus `{recipe.name}` in {seconds:.0f} s", show_lines=False)
     for col in ("step", "in", "kept", "dropped (top reasons)"):
         table.add_column(col, justify="right" if col in ("in", "kept") else "left")
-    for s in stats["steps"]:
-        if not s["dropped"] and s["in"] == s["kept"] and "READER" not in s["step"].upper():
+    for s in funnel_steps(stats):
+        if s["kind"] != "step" or not s["dropped"]:
             continue
         top = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
         table.add_row(s["step"], str(s["in"]), str(s["kept"]), top)
     console.print(table)
+    read = sum(s["kept"] for s in stats["steps"] if s["kind"] == "reader" and s["stage"] == "extract")
+    dropped = sum(sum(s["dropped"].values()) for s in stats["steps"])
+    console.print(
+        f"  read {read} documents: {read - dropped} kept, {dropped} dropped (each in rejected/<step>/)"
+    )
     for corpus, splits in stats["tokens"].items():
         parts = ", ".join(
             f"{split}: {v['documents']} docs / {v['tokens']:,} tokens" for split, v in splits.items()

@@ -46,9 +46,8 @@ def test_every_step_accounts_for_every_document(out):
 
 def test_steps_chain_without_losing_documents(out):
     steps = out["stats"]["steps"]
-    readers = [s for s in steps if "files" in s and s["stage"] == "extract"]  # readers count files
-    read = sum(s["kept"] for s in readers)
-    filters = [s for s in steps if "files" not in s]
+    read = sum(s["kept"] for s in steps if s["kind"] == "reader" and s["stage"] == "extract")
+    filters = [s for s in steps if s["kind"] == "step"]
     assert filters[0]["in"] == read
     for before, after in zip(filters, filters[1:]):
         assert after["in"] == before["kept"], (before, after)

@@ -47,9 +47,17 @@ def _figure(draw) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
+def funnel_steps(stats: dict) -> list[dict]:
+    """What a person reads as the funnel: the input readers, then the steps that act on documents
+    (stage-to-stage readers and writers only repeat their neighbours' counts)."""
+    return [
+        s for s in stats["steps"] if s["kind"] == "step" or s["kind"] == "reader" and s["stage"] == "extract"
+    ]
+
+
 def _funnel(stats: dict) -> str:
     rows = []
-    for s in stats["steps"]:
+    for s in funnel_steps(stats):
         dropped = sum(s["dropped"].values())
         reasons = ", ".join(
             f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -10,6 +11,9 @@ from datatrove.utils.stats import PipelineStats
 
 # steps whose datatrove stats count drops without a reason
 DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
+
+
+_LEADING_SYMBOLS = re.compile(r"^[^\w(]+")  # datatrove's emoji prefixes
 
 
 def _value(metric) -> float:
@@ -27,7 +31,9 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
     """One row per document-counting step of a stage (readers, filters, dedup filters)."""
     rows = []
     for data in json.loads(stats.to_json()):
-        name = data["name"].split(": ", 1)[-1]
+        step_type, _, name = data["name"].rpartition(": ")
+        name = _LEADING_SYMBOLS.sub("", name)
+        kind = "reader" if "READER" in step_type else "writer" if "WRITER" in step_type else "step"
         counts = {k: _value(v) for k, v in data.get("stats", {}).items()}
         if "total" not in counts and "documents" not in counts:
             continue
@@ -37,6 +43,7 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 {
                     "stage": stage,
                     "step": name,
+                    "kind": kind,
                     "in": n_docs,
                     "kept": n_docs,
                     "dropped": {},
@@ -54,6 +61,7 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
             {
                 "stage": stage,
                 "step": name,
+                "kind": kind,
                 "in": int(counts["total"]),
                 "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
                 "dropped": dropped,
