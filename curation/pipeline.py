@@ -42,7 +42,7 @@ from curation.filters import OfflineLanguageFilter, heuristic_filters
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder, TrainValSplit
 from curation.readers import DocumentFileReader, RecordReader, StageReader, WarcRecordReader
-from curation.recipe import Recipe
+from curation.recipe import HEURISTIC_FILTERS, Recipe
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
 
@@ -124,12 +124,14 @@ class CorpusPipeline:
     # ---- the stages ----------------------------------------------------------------------------
     def _stages(self) -> list[Stage]:
         r, w, T = self.recipe, self.work, self.tasks
+        rej = self.root / "rejected"
+        extract_rejects = ["pdf", "html", "language", *HEURISTIC_FILTERS]
         stages = [
             Stage(
                 "extract",
                 self._extract_steps,
                 T,
-                [w / "filtered"],
+                [w / "filtered", *(rej / name for name in extract_rejects)],
                 ("inputs", "extract", "normalise", "languages", "filters"),
             ),
         ]
@@ -166,7 +168,7 @@ class CorpusPipeline:
                         self.writer(w / "exact"),
                     ],
                     T,
-                    [w / "exact"],
+                    [w / "exact", rej / "exact_dedup"],
                     (),
                 ),
             ]
@@ -208,9 +210,15 @@ class CorpusPipeline:
                 ),
             ]
         stages += [
-            Stage("dedup_filter", lambda: self._dedup_filter_steps(source), T, [w / "deduped"], ("pii",)),
+            Stage(
+                "dedup_filter",
+                lambda: self._dedup_filter_steps(source),
+                T,
+                [w / "deduped", rej / "minhash_dedup"],
+                ("pii",),
+            ),
             Stage("classifiers", self._classifier_steps, 1, [self.root / "classifiers"], ("classifiers",)),
-            Stage("select", self._select_steps, T, [self.root / "docs"], ("output",)),
+            Stage("select", self._select_steps, T, [self.root / "docs", rej / "quality"], ("output",)),
             Stage(
                 "tokenizer",
                 lambda: [
@@ -338,10 +346,12 @@ class CorpusPipeline:
                 stale = True
                 for folder in [self.root / "logs" / stage.name, *stage.outputs]:
                     shutil.rmtree(folder, ignore_errors=True)
-                if stage.name == "extract":
-                    shutil.rmtree(self.root / "rejected", ignore_errors=True)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(stage.fingerprint)
+        owned = {folder for stage in self.stages for folder in stage.outputs}
+        for folder in (self.root / "rejected").glob("*"):
+            if folder not in owned:  # a step the recipe no longer has (e.g. dedup switched off)
+                shutil.rmtree(folder)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "recipe.yaml").write_text(
             yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)

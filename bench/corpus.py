@@ -1,0 +1,290 @@
+"""Corpus-stage benchmark: our steps against the bare library calls they wrap, and scaling.
+
+Writes bench/results/corpus.json. Not a test: numbers depend on the machine; read the ratios.
+  python bench/corpus.py [--skip-scaling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from datatrove.data import Document, Media
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+KIT = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "bench" / "results"
+
+
+def timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def raw_docs(paths: list[Path], fmt: str) -> list[Document]:
+    return [
+        Document(
+            "",
+            str(p),
+            media=[Media(id=str(p), type=3, url=str(p), media_bytes=p.read_bytes())],
+            metadata={"format": fmt},
+        )
+        for p in paths
+    ]
+
+
+def rate(n: float, seconds: float) -> float:
+    return round(n / seconds, 1) if seconds else 0.0
+
+
+def bench_pdf() -> dict:
+    import pymupdf
+
+    from curation.extractors import PdfExtractor
+
+    paths = sorted((SAMPLES / "finance").rglob("*.pdf"))
+    pages = sum(pymupdf.open(p).page_count for p in paths)
+    mb = sum(p.stat().st_size for p in paths) / 1e6
+
+    def bare():
+        for p in paths:
+            with pymupdf.open(p) as doc:
+                for page in doc:
+                    page.get_text()
+
+    step = PdfExtractor(timeout=600)
+    docs = raw_docs(paths, "pdf")
+    ours = timed(lambda: list(step.run(iter(raw_docs(paths, "pdf")))), repeat=2)
+    bare_s = timed(bare, repeat=2)
+    del docs
+    return {
+        "documents": len(paths),
+        "pages": pages,
+        "MB": round(mb, 2),
+        "bare_get_text": {
+            "seconds": round(bare_s, 3),
+            "pages_per_s": rate(pages, bare_s),
+            "docs_per_s": rate(len(paths), bare_s),
+        },
+        "PdfExtractor_step": {
+            "seconds": round(ours, 3),
+            "pages_per_s": rate(pages, ours),
+            "docs_per_s": rate(len(paths), ours),
+            "MB_per_s": rate(mb, ours),
+        },
+        "overhead_ratio": round(ours / bare_s, 2),
+    }
+
+
+def bench_html(limit: int = 150) -> dict:
+    import trafilatura
+    from resiliparse.extract.html2text import extract_plain_text
+
+    from curation.extractors import HtmlExtractor
+
+    paths = sorted(SAMPLES.glob("*/**/*.html"))[:: max(1, len(sorted(SAMPLES.glob("*/**/*.html"))) // limit)][
+        :limit
+    ]
+    paths = [p for p in paths if "/bad/" not in str(p)]
+    mb = sum(p.stat().st_size for p in paths) / 1e6
+    htmls = [p.read_bytes().decode("utf-8", errors="replace") for p in paths]
+    bare_t = timed(
+        lambda: [
+            trafilatura.extract(h, favor_precision=True, include_comments=False, deduplicate=True)
+            for h in htmls
+        ]
+    )
+    bare_r = timed(lambda: [extract_plain_text(h, main_content=True) for h in htmls])
+    out = {
+        "documents": len(paths),
+        "MB": round(mb, 2),
+        "bare_trafilatura_extract": {"seconds": round(bare_t, 3), "docs_per_s": rate(len(paths), bare_t)},
+        "bare_resiliparse_extract": {"seconds": round(bare_r, 3), "docs_per_s": rate(len(paths), bare_r)},
+    }
+    for backend, bare in (("trafilatura", bare_t), ("resiliparse", bare_r)):
+        step = HtmlExtractor(backend, timeout=600)
+        ours = timed(lambda step=step: list(step.run(iter(raw_docs(paths, "html")))))
+        out[f"HtmlExtractor_step_{backend}"] = {
+            "seconds": round(ours, 3),
+            "docs_per_s": rate(len(paths), ours),
+            "MB_per_s": rate(mb, ours),
+            "overhead_ratio": round(ours / bare, 2),
+        }
+    return out
+
+
+def kept_texts(limit: int = 400) -> list[str]:
+    texts = []
+    for path in sorted((ROOT / "out" / "bench-1w" / "corpus" / "docs").rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            texts += [json.loads(line)["text"] for line in f]
+    return texts[:limit]
+
+
+def bench_minhash(texts: list[str]) -> dict:
+    import numpy as np
+    from datasketch import MinHash
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+
+    from curation.dedup import FastMinhashSignature
+
+    ours = FastMinhashSignature(tempfile.mkdtemp(), MinhashConfig(), 5, ["ja"])
+    stock = MinhashDedupSignature(tempfile.mkdtemp(), MinhashConfig())
+    n = len(texts)
+    ours_s = timed(lambda: [ours.get_signature(ours.get_shingles(t)) for t in texts])
+    stock_s = (
+        timed(lambda: [stock.get_signature(stock.get_shingles(t)) for t in texts[:100]]) * n / min(n, 100)
+    )
+
+    def datasketch():
+        for t in texts:
+            words = t.lower().split()
+            m = MinHash(num_perm=112)
+            m.update_batch([" ".join(words[i : i + 5]).encode() for i in range(max(1, len(words) - 4))])
+
+    ds_s = timed(datasketch)
+    return {
+        "documents": n,
+        "mean_chars": int(np.mean([len(t) for t in texts])),
+        "FastMinhashSignature_docs_per_s": rate(n, ours_s),
+        "datatrove_MinhashDedupSignature_docs_per_s": rate(n, stock_s),
+        "datasketch_docs_per_s": rate(n, ds_s),
+    }
+
+
+def bench_tokenizer(texts: list[str]) -> dict:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(ROOT / "out" / "bench-1w" / "corpus" / "tokenizer" / "tokenizer.json"))
+    seconds = timed(lambda: tok.encode_batch(texts))
+    n_tokens = sum(len(e.ids) for e in tok.encode_batch(texts))
+    return {"tokens": n_tokens, "tokens_per_s": rate(n_tokens, seconds)}
+
+
+def run_pipeline(recipe_path: Path, name: str, workers: int, overrides: dict | None = None) -> dict:
+    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe["name"] = name
+    recipe["executor"] = {"type": "local", "tasks": 4, "workers": workers}
+    recipe.update(overrides or {})
+    shutil.rmtree(ROOT / "out" / name, ignore_errors=True)
+    path = Path(tempfile.mkdtemp()) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "curation", "run", str(path)],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - start
+    stats = json.loads((ROOT / "out" / name / "corpus" / "stats.json").read_text())
+    read = sum(s["kept"] for s in stats["steps"] if s["kind"] == "reader" and s["stage"] == "extract")
+    per_step = [
+        {
+            "stage": s["stage"],
+            "step": s["step"],
+            "docs": s["in"],
+            "seconds": s["time_s"],
+            "docs_per_s": rate(s["in"], s["time_s"]),
+        }
+        for s in stats["steps"]
+        if s["kind"] == "step"
+    ]
+    return {
+        "workers": workers,
+        "seconds": round(seconds, 1),
+        "documents_read": read,
+        "docs_per_s": rate(read, seconds),
+        "steps": per_step,
+    }
+
+
+def kit_recipe() -> Path | None:
+    if not (KIT / "MANIFEST.sha256").is_file():
+        return None
+    corpus = KIT / "corpus"
+    recipe = {
+        "name": "kit",
+        "inputs": [
+            {"name": "filings", "path": str(corpus / "pdf"), "glob": "*.pdf"},
+            {"name": "crawl", "path": str(corpus / "warc"), "glob": "*.warc.gz"},
+            {"name": "transcripts", "path": str(corpus / "finance-transcripts.jsonl.gz")},
+            {"name": "wiki", "path": str(corpus / "general-wiki.jsonl.gz")},
+            {"name": "cc", "path": str(corpus / "cc-sample.jsonl.gz")},
+        ],
+        "languages": {"keep": ["en"]},
+        "classifiers": {
+            "domain": {
+                "positive": [str(corpus / "finance-transcripts.jsonl.gz")],
+                "negative": [str(corpus / "general-wiki.jsonl.gz")],
+            }
+        },
+        "tokenizer": {"train": {"vocab_size": 8192, "corpus": "replay"}},
+    }
+    path = Path(tempfile.mkdtemp()) / "kit.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--skip-scaling", action="store_true", help="one end-to-end run instead of 1 vs 2 workers"
+    )
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    result: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        }
+    }
+    print("end to end, 1 worker ...", flush=True)
+    one = run_pipeline(ROOT / "recipes" / "default.yaml", "bench-1w", 1)
+    result["end_to_end_sample"] = {"1_worker": one}
+    if not args.skip_scaling:
+        print("end to end, 2 workers ...", flush=True)
+        two = run_pipeline(ROOT / "recipes" / "default.yaml", "bench-2w", 2)
+        result["end_to_end_sample"]["2_workers"] = two
+        result["end_to_end_sample"]["speedup_2_vs_1"] = round(one["seconds"] / two["seconds"], 2)
+    print("PDF, HTML, MinHash, tokenizer ...", flush=True)
+    result["pdf"] = bench_pdf()
+    result["html"] = bench_html()
+    texts = kept_texts()
+    result["minhash"] = bench_minhash(texts)
+    result["tokenizer"] = bench_tokenizer(texts)
+    if path := kit_recipe():
+        print("end to end on ../shared/data/corpus ...", flush=True)
+        result["end_to_end_shared_kit"] = run_pipeline(path, "bench-kit", 2)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "corpus.json").write_text(json.dumps(result, indent=2))
+    summary = {
+        "pdf_overhead": result["pdf"]["overhead_ratio"],
+        "html_overhead_trafilatura": result["html"]["HtmlExtractor_step_trafilatura"]["overhead_ratio"],
+        "html_overhead_resiliparse": result["html"]["HtmlExtractor_step_resiliparse"]["overhead_ratio"],
+        "minhash_docs_per_s": result["minhash"]["FastMinhashSignature_docs_per_s"],
+        "speedup_2_vs_1": result["end_to_end_sample"].get("speedup_2_vs_1"),
+    }
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {RESULTS / 'corpus.json'}")
+
+
+if __name__ == "__main__":
+    main()
