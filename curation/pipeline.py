@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +218,13 @@ class CorpusPipeline:
                 [w / "deduped", rej / "minhash_dedup"],
                 ("pii",),
             ),
-            Stage("classifiers", self._classifier_steps, 1, [self.root / "classifiers"], ("classifiers",)),
+            Stage(
+                "classifiers",
+                self._classifier_steps,
+                1 + (r.classifiers.quality is not None),  # one task per classifier
+                [self.root / "classifiers"],
+                ("classifiers",),
+            ),
             Stage("select", self._select_steps, T, [self.root / "docs", rej / "quality"], ("output",)),
             Stage(
                 "tokenizer",
@@ -281,9 +288,11 @@ class CorpusPipeline:
     def _classifier_steps(self) -> list:
         out = str(self.root / "classifiers")
         clf = self.recipe.classifiers
-        steps = [ClassifierTrainer(out, "domain", clf.domain)]
+        # seed text comes from documents already extracted: kept ones, and those the filters dropped
+        extracted = [str(self.work / "filtered"), str(self.root / "rejected")]
+        steps = [ClassifierTrainer(out, "domain", clf.domain, extracted, task=0)]
         if clf.quality:
-            steps.append(ClassifierTrainer(out, "quality", clf.quality))
+            steps.append(ClassifierTrainer(out, "quality", clf.quality, extracted, task=1))
         return steps
 
     def _select_steps(self) -> list:
@@ -412,5 +421,9 @@ class CorpusPipeline:
             if on_stage:
                 on_stage(stage.name)
             executor.depends = None
+            start = time.perf_counter()
             executor.run()
+            (self.root / "logs" / stage.name / "wall_seconds").write_text(
+                f"{time.perf_counter() - start:.3f}"
+            )
         return notices

@@ -1,6 +1,7 @@
 """Train a binary fastText classifier from seed documents; score pipeline documents with it."""
 
 import glob
+import gzip
 import hashlib
 import json
 import re
@@ -33,8 +34,6 @@ def read_seed_text(path: Path) -> list[str]:
     if suffix.endswith((".html", ".htm")):
         return [HtmlExtractor().extract(payload)[0]]
     if suffix.endswith((".jsonl", ".jsonl.gz")):
-        import gzip
-
         opener = gzip.open if suffix.endswith(".gz") else open
         with opener(path, "rt") as f:
             return [json.loads(line).get("text", "") for line in f if line.strip()]
@@ -44,32 +43,51 @@ def read_seed_text(path: Path) -> list[str]:
 class ClassifierTrainer(PipelineStep):
     """Trains `<name>.bin` on seed globs and writes its held-out precision/recall to `<name>.json`.
 
-    A model given in the recipe is copied instead, so the corpus folder records what was used.
+    Seed files that are also inputs take their text from the documents already extracted into
+    `extracted_dirs` (the same text the classifier will score, and no second extraction); other
+    seed files are extracted here. A model given in the recipe is copied instead, so the corpus
+    folder records what was used. With several trainers in one stage, task `task` runs this one.
     """
 
     type = "🧠 - CLASSIFY"
     name = "🎓 fastText trainer"
 
-    def __init__(self, output_dir: str, label: str, config):
+    def __init__(self, output_dir: str, label: str, config, extracted_dirs: list[str] = (), task: int = 0):
         super().__init__()
         self.output_dir = output_dir
         self.label = label
         self.config = config
+        self.extracted_dirs = extracted_dirs
+        self.task = task
+
+    def _seed_files(self) -> dict[Path, int]:
+        files = {}
+        for target, patterns in ((1, self.config.positive), (0, self.config.negative)):
+            for pattern in patterns:
+                files |= {
+                    Path(p).resolve(): target for p in glob.glob(pattern, recursive=True) if Path(p).is_file()
+                }
+        return files
 
     def _examples(self) -> list[tuple[int, str]]:
-        examples = []
-        for target, patterns in ((1, self.config.positive), (0, self.config.negative)):
-            files = sorted({Path(p) for pattern in patterns for p in glob.glob(pattern, recursive=True)})
-            for path in files:
-                if not path.is_file():
-                    continue
-                try:
-                    texts = read_seed_text(path)
-                except Rejected:
-                    self.stat_update("seed_rejected")
-                    continue
-                examples += [(target, text) for text in texts if text.strip()]
-        return examples
+        seeds = self._seed_files()
+        examples, found = [], set()
+        for folder in self.extracted_dirs:
+            for path in sorted(Path(folder).rglob("*.jsonl.gz")):
+                with gzip.open(path, "rt") as f:
+                    for line in f:
+                        doc = json.loads(line)
+                        source = Path(doc["metadata"].get("source", ""))
+                        if source in seeds and source not in found:
+                            examples.append((seeds[source], doc["text"]))
+                            found.add(source)
+        for path in sorted(set(seeds) - found):
+            try:
+                examples += [(seeds[path], text) for text in read_seed_text(path) if text.strip()]
+            except Rejected:
+                self.stat_update("seed_rejected")
+        self.stat_update("seeds_from_pipeline", value=len(found))
+        return sorted(examples)
 
     def _held_out(self, text: str) -> bool:
         digest = hashlib.sha1(f"{self.config.seed}:{text}".encode()).digest()
@@ -78,6 +96,8 @@ class ClassifierTrainer(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         import fasttext
 
+        if rank != self.task:
+            return
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         model_path = out / f"{self.label}.bin"

@@ -1,20 +1,28 @@
 """HTML to text with trafilatura (precision-oriented main content) or resiliparse (fast)."""
 
 import re
+from html import unescape
+
+# imported here, not per call: the sandbox process forked per task inherits them ready to use
+import trafilatura
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.html import HTMLTree
+from trafilatura.utils import decode_file
 
 from curation.extractors.base import Extractor, Rejected
 
+# bytes that occur in text (tab, newlines, form feed, everything from space up); the rest are controls
+_TEXT_BYTES = bytes([9, 10, 11, 12, 13, *range(32, 256)])
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
 
 
 def decode_html(payload: bytes) -> str:
     """Decode with the page's declared charset when it works, else trafilatura's detection."""
-    from trafilatura.utils import decode_file
-
     if not payload.strip():
         raise Rejected("empty_file")
     head = payload[:4096]
-    if b"\x00" in head or sum(b < 9 or 13 < b < 32 for b in head) > len(head) // 20:
+    if b"\x00" in head or len(head.translate(None, _TEXT_BYTES)) > len(head) // 20:
         raise Rejected("binary")
     if match := _META_CHARSET.search(head):
         try:
@@ -37,20 +45,17 @@ class HtmlExtractor(Extractor):
     def extract(self, payload: bytes) -> tuple[str, dict]:
         html = decode_html(payload)
         if self.backend == "resiliparse":
-            from resiliparse.extract.html2text import extract_plain_text
-            from resiliparse.parse.html import HTMLTree
-
             tree = HTMLTree.parse(html)
             text = extract_plain_text(tree, main_content=True)
             title = tree.title
         else:
-            import trafilatura
-
-            result = trafilatura.bare_extraction(
-                html, favor_precision=True, include_comments=False, deduplicate=True, with_metadata=True
+            # datatrove's settings; trafilatura's metadata extraction would double the time for a title
+            text = (
+                trafilatura.extract(html, favor_precision=True, include_comments=False, deduplicate=True)
+                or ""
             )
-            text = (result or {}).get("text") or ""
-            title = (result or {}).get("title")
+            match = _TITLE.search(html)
+            title = unescape(" ".join(match.group(1).split())) if match else ""
         if not text.strip():
             raise Rejected("no_text")
         return text.strip(), {"title": title or ""}

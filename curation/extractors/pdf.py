@@ -3,6 +3,8 @@
 import re
 from collections import Counter
 
+import pymupdf  # at import time, so the sandbox process forked per task inherits it
+
 from curation.extractors.base import Extractor, Rejected
 
 _DIGITS = re.compile(r"\d+")
@@ -67,8 +69,6 @@ class PdfExtractor(Extractor):
         self.min_chars_per_page = min_chars_per_page
 
     def extract(self, payload: bytes) -> tuple[str, dict]:
-        import pymupdf
-
         if not payload:
             raise Rejected("empty_file")
         try:
@@ -85,13 +85,11 @@ class PdfExtractor(Extractor):
                 pages = [_page_blocks(page, flags) for page in doc]
             except Exception:
                 raise Rejected("corrupt") from None
-            n_images = sum(len(page.get_images()) for page in doc)
-            title = (doc.metadata or {}).get("title") or ""
-            page_count = doc.page_count
-            repaired = doc.is_repaired  # pymupdf rebuilt a broken file (e.g. truncated)
-        pages = remove_running_lines(pages)
-        text = "\n\n".join("\n\n".join(blocks) for blocks in pages if blocks).strip()
-        text = _SPLIT_WORD.sub(r"\1\2", text)
-        if len(text) < self.min_chars_per_page * page_count:
-            raise Rejected("corrupt" if repaired else "image_only" if n_images else "no_text")
-        return text, {"title": title, "page_count": page_count}
+            text = "\n\n".join("\n\n".join(blocks) for blocks in remove_running_lines(pages) if blocks)
+            text = _SPLIT_WORD.sub(r"\1\2", text.strip())
+            if len(text) < self.min_chars_per_page * doc.page_count:
+                if doc.is_repaired:  # pymupdf rebuilt a broken file (e.g. truncated)
+                    raise Rejected("corrupt")
+                # listing images costs as much as extracting text: only for documents without text
+                raise Rejected("image_only" if any(page.get_images() for page in doc) else "no_text")
+            return text, {"title": (doc.metadata or {}).get("title") or "", "page_count": doc.page_count}

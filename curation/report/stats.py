@@ -106,8 +106,10 @@ def collect(root: Path, stage_names: list[str]) -> dict:
         if stats is not None:
             steps += step_rows(stage, stats)
     classifiers = {p.stem: json.loads(p.read_text()) for p in sorted((root / "classifiers").glob("*.json"))}
+    walls = {name: root / "logs" / name / "wall_seconds" for name in stage_names}
     return {
         "recipe": root.parent.name,
+        "stage_seconds": {name: float(p.read_text()) for name, p in walls.items() if p.is_file()},
         "steps": steps,
         "tokens": token_counts(root / "tokens"),
         "classifiers": classifiers,
