@@ -42,7 +42,7 @@ from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.filters import OfflineLanguageFilter, heuristic_filters
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder, TrainValSplit
-from curation.readers import DocumentFileReader, RecordReader, StageReader, WarcRecordReader
+from curation.readers import RECORD_READERS, DocumentFileReader, StageReader, WarcRecordReader
 from curation.recipe import HEURISTIC_FILTERS, Recipe
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
@@ -109,7 +109,7 @@ class CorpusPipeline:
                 if src.format != "hf":
                     options["glob_pattern"] = pattern
                 readers.append(
-                    RecordReader.make(src.format, folder if src.format != "hf" else str(path), **options)
+                    RECORD_READERS[src.format](folder if src.format != "hf" else str(path), **options)
                 )
         return readers
 

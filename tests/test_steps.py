@@ -12,7 +12,7 @@ from curation.classifiers import ClassifierScorer, ClassifierTrainer
 from curation.extractors import PdfExtractor
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder
-from curation.readers import RecordReader
+from curation.readers import RECORD_READERS
 from curation.recipe import ClassifierConfig, TokenizerConfig
 
 
@@ -31,12 +31,12 @@ def test_parquet_and_local_hf_dataset_readers_keep_empty_records(tmp_path, fmt):
     ds = datasets.Dataset.from_list(records)
     if fmt == "parquet":
         ds.to_parquet(str(tmp_path / "part.parquet"))
-        reader = RecordReader.make(
-            "parquet", str(tmp_path), glob_pattern="*.parquet", default_metadata={"format": "text"}
+        reader = RECORD_READERS["parquet"](
+            str(tmp_path), glob_pattern="*.parquet", default_metadata={"format": "text"}
         )
     else:
         ds.save_to_disk(str(tmp_path / "hfds"))
-        reader = RecordReader.make("hf", str(tmp_path / "hfds"), default_metadata={"format": "text"})
+        reader = RECORD_READERS["hf"](str(tmp_path / "hfds"), default_metadata={"format": "text"})
     docs = list(reader.run())
     assert len(docs) == len(records)
     assert {d.id for d in docs} == {r["id"] for r in records}

@@ -22,17 +22,26 @@ class KeepsEmptyRecords:
         return Document(text=parsed.get("text") or "", id=str(parsed["id"]), metadata=metadata)
 
 
-class RecordReader:
-    """Factory for the datatrove record readers, each keeping empty records."""
+class JsonlRecordReader(KeepsEmptyRecords, JsonlReader):
+    pass
 
-    @staticmethod
-    def make(file_format: str, path: str, **kwargs) -> BaseDiskReader:
-        base = {"jsonl": JsonlReader, "parquet": ParquetReader, "hf": HuggingFaceDatasetReader}[file_format]
-        cls = type(f"{base.__name__}KeepingEmpty", (KeepsEmptyRecords, base), {})
-        if file_format == "hf":
-            kwargs.pop("glob_pattern", None)
-            return cls(path, load_from_disk=True, **kwargs)
-        return cls(path, **kwargs)
+
+class ParquetRecordReader(KeepsEmptyRecords, ParquetReader):
+    pass
+
+
+class DatasetRecordReader(KeepsEmptyRecords, HuggingFaceDatasetReader):
+    """A local `datasets` folder written with `save_to_disk`."""
+
+    def __init__(self, path: str, **kwargs):
+        super().__init__(path, load_from_disk=True, **kwargs)
+
+
+RECORD_READERS: dict[str, type[BaseDiskReader]] = {
+    "jsonl": JsonlRecordReader,
+    "parquet": ParquetRecordReader,
+    "hf": DatasetRecordReader,
+}
 
 
 class WarcRecordReader(BaseDiskReader):
