@@ -69,8 +69,8 @@ def bench_pdf() -> dict:
 
     step = PdfExtractor(timeout=600)
     docs = raw_docs(paths, "pdf")
-    ours = timed(lambda: list(step.run(iter(raw_docs(paths, "pdf")))), repeat=2)
-    bare_s = timed(bare, repeat=2)
+    ours = timed(lambda: list(step.run(iter(raw_docs(paths, "pdf")))), repeat=3)
+    bare_s = timed(bare, repeat=3)
     del docs
     return {
         "documents": len(paths),
@@ -118,7 +118,9 @@ def bench_html(limit: int = 150) -> dict:
     }
     for backend, bare in (("trafilatura", bare_t), ("resiliparse", bare_r)):
         step = HtmlExtractor(backend, timeout=600)
-        ours = timed(lambda step=step: list(step.run(iter(raw_docs(paths, "html")))))
+        ours = timed(
+            lambda step=step: list(step.run(iter(raw_docs(paths, "html")))), repeat=2 if bare is bare_t else 3
+        )
         out[f"HtmlExtractor_step_{backend}"] = {
             "seconds": round(ours, 3),
             "docs_per_s": rate(len(paths), ours),

@@ -32,7 +32,6 @@ from datatrove.pipeline.dedup import (
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
-from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
@@ -41,8 +40,14 @@ from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalise
 from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.filters import OfflineLanguageFilter, heuristic_filters
 from curation.formatters import NfkcFormatter
-from curation.output import TokenizerBuilder, TrainValSplit
-from curation.readers import RECORD_READERS, DocumentFileReader, StageReader, WarcRecordReader
+from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
+from curation.readers import (
+    RECORD_READERS,
+    DocumentFileReader,
+    StageParquetReader,
+    StageReader,
+    WarcRecordReader,
+)
 from curation.recipe import HEURISTIC_FILTERS, Recipe
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
@@ -236,22 +241,10 @@ class CorpusPipeline:
                 ("tokenizer",),
             ),
         ]
-        for corpus in CORPORA:
-            for split in SPLITS:
-                folder = self.root / "tokens" / corpus / split
-                stages.append(
-                    Stage(
-                        f"tokenize_{corpus}_{split}",
-                        lambda c=corpus, s=split: self._tokenize_steps(c, s),
-                        T,
-                        [folder],
-                        (),
-                    )
-                )
-        stages.append(
-            Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ())
-        )
-        return stages
+        return stages + [
+            Stage("tokenize", self._tokenize_steps, T, [self.root / "tokens"], ()),
+            Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ()),
+        ]
 
     def _extract_steps(self) -> list:
         r = self.recipe
@@ -324,20 +317,26 @@ class CorpusPipeline:
         steps.append(writer_cls(str(self.root / "docs"), output_filename="${corpus}/${split}/${rank}." + ext))
         return steps
 
-    def _tokenize_steps(self, corpus: str, split: str) -> list:
-        docs = self.root / "docs" / corpus / split
-        reader = self.reader(docs) if self.recipe.output.docs_format == "jsonl" else ParquetReader(str(docs))
-        return [
-            reader,
-            DocumentTokenizer(
-                str(self.root / "tokens" / corpus / split),
-                tokenizer_name_or_path=str(self.root / "tokenizer" / "tokenizer.json"),
-                eos_token=self.recipe.tokenizer.eos_token,
-                max_tokens_per_file=self.recipe.output.max_tokens_per_shard,
-                seed=self.recipe.output.seed,
-                save_filename=f"{corpus}_{split}",
-            ),
-        ]
+    def _tokenize_steps(self) -> list:
+        jobs = []
+        for corpus in CORPORA:
+            for split in SPLITS:
+                docs = str(self.root / "docs" / corpus / split)
+                reader = (
+                    self.reader(Path(docs))
+                    if self.recipe.output.docs_format == "jsonl"
+                    else StageParquetReader(docs)
+                )
+                tokenizer = DocumentTokenizer(
+                    str(self.root / "tokens" / corpus / split),
+                    tokenizer_name_or_path=str(self.root / "tokenizer" / "tokenizer.json"),
+                    eos_token=self.recipe.tokenizer.eos_token,
+                    max_tokens_per_file=self.recipe.output.max_tokens_per_shard,
+                    seed=self.recipe.output.seed,
+                    save_filename=f"{corpus}_{split}",
+                )
+                jobs.append((reader, tokenizer))
+        return [CorpusTokenizer(jobs)]
 
     # ---- running -------------------------------------------------------------------------------
     def prepare(self) -> list[str]:

@@ -102,6 +102,7 @@ class ClassifierConfig(Strict):
     held_out: float = Field(0.2, gt=0, lt=1)
     epochs: int = Field(50, ge=1)
     word_ngrams: int = Field(2, ge=1)
+    hash_buckets: int = Field(100_000, ge=1000)  # fastText's default 2M makes a 500 MB model
     lr: float = Field(0.2, gt=0)
     max_chars: int = Field(4000, ge=100)
     seed: int = 0

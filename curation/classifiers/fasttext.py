@@ -126,6 +126,7 @@ class ClassifierTrainer(PipelineStep):
                     epoch=self.config.epochs,
                     lr=lr,
                     wordNgrams=self.config.word_ngrams,
+                    bucket=self.config.hash_buckets,
                     dim=64,
                     seed=self.config.seed,
                     thread=1,  # deterministic

@@ -29,16 +29,18 @@ JA_STOP_WORDS = ["の", "に", "は", "を", "た", "が", "で", "て", "と", 
 # "Note"/"Warning" lines are normal, and datatrove's word split counts punctuation as words.
 # The web-tuned defaults dropped 44% of the embedded sample; these keep the prose and still
 # drop boilerplate, binary junk and near-empty pages.
+DOCUMENTATION_C4 = {
+    "filter_no_terminal_punct": False,
+    "min_words_per_line": -1,
+    "min_num_sentences": 3,
+    "filter_curly_bracket": False,
+}
+DOCUMENTATION_FINEWEB = {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1}
 DEFAULT_SETTINGS: dict[str, dict[str, dict]] = {
     "en": {
         "gopher_quality": {"max_non_alpha_words_ratio": 0.6},
-        "c4": {
-            "filter_no_terminal_punct": False,
-            "min_words_per_line": -1,
-            "min_num_sentences": 3,
-            "filter_curly_bracket": False,
-        },
-        "fineweb": {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1},
+        "c4": DOCUMENTATION_C4,
+        "fineweb": DOCUMENTATION_FINEWEB,
     },
     "ja": {
         "gopher_quality": {
@@ -48,13 +50,8 @@ DEFAULT_SETTINGS: dict[str, dict[str, dict]] = {
             "max_symbol_word_ratio": 0.3,
             "max_non_alpha_words_ratio": 0.5,
         },
-        "c4": {
-            "filter_no_terminal_punct": False,
-            "min_words_per_line": -1,
-            "min_num_sentences": 3,
-            "filter_curly_bracket": False,
-        },
-        "fineweb": {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1},
+        "c4": DOCUMENTATION_C4,
+        "fineweb": DOCUMENTATION_FINEWEB,
         # Sudachi morphemes are 1-2 characters: an English 5-gram is roughly a Japanese 10-gram
         "gopher_repetition": {
             "top_n_grams": ((4, 0.3), (6, 0.25), (8, 0.2)),

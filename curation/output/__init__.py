@@ -2,5 +2,6 @@
 
 from curation.output.split import TrainValSplit
 from curation.output.tokenizer import TokenizerBuilder
+from curation.output.tokens import CorpusTokenizer
 
-__all__ = ["TokenizerBuilder", "TrainValSplit"]
+__all__ = ["CorpusTokenizer", "TokenizerBuilder", "TrainValSplit"]

@@ -84,8 +84,8 @@ class WarcRecordReader(BaseDiskReader):
                     )
 
 
-class StageReader(JsonlReader):
-    """Reads a previous stage's output; an empty or missing folder is an empty input, not an error."""
+class SkipsMissingInput:
+    """A previous stage's output may be empty (everything dropped): that is an empty input."""
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         if data:
@@ -93,3 +93,11 @@ class StageReader(JsonlReader):
         if not self.data_folder.exists("") or not self.data_folder.list_files(glob_pattern=self.glob_pattern):
             return
         yield from super().run(None, rank, world_size)
+
+
+class StageReader(SkipsMissingInput, JsonlReader):
+    """Reads the JSONL documents a previous stage wrote."""
+
+
+class StageParquetReader(SkipsMissingInput, ParquetReader):
+    """Reads the Parquet documents a previous stage wrote."""
