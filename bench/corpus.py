@@ -107,9 +107,10 @@ def bench_html(limit: int = 150) -> dict:
         lambda: [
             trafilatura.extract(h, favor_precision=True, include_comments=False, deduplicate=True)
             for h in htmls
-        ]
+        ],
+        repeat=2,
     )
-    bare_r = timed(lambda: [extract_plain_text(h, main_content=True) for h in htmls])
+    bare_r = timed(lambda: [extract_plain_text(h, main_content=True) for h in htmls], repeat=3)
     out = {
         "documents": len(paths),
         "MB": round(mb, 2),
