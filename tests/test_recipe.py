@@ -69,3 +69,29 @@ def test_unknown_filter_argument_fails_before_work(tmp_path):
     assert result.returncode == 2
     assert "filters.en.gopher_quality" in result.stderr and "min_doc_wordz" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_slurm_recipe_builds_a_dependent_job_chain(tmp_path, monkeypatch):
+    """No Slurm here: check the chain is built (one job per stage, each depending on the last)."""
+    from datatrove.executor import SlurmPipelineExecutor
+
+    from curation.pipeline import CorpusPipeline
+
+    monkeypatch.chdir(ROOT)
+    recipe = base()
+    recipe["output_dir"] = str(tmp_path / "out")
+    recipe["executor"] = {"type": "slurm", "tasks": 8, "workers": 4, "slurm": {"partition": "cpu"}}
+    pipeline = CorpusPipeline(load_recipe(write(tmp_path, recipe)))
+    chain = pipeline.executors()
+    assert all(isinstance(e, SlurmPipelineExecutor) for e in chain)
+    assert [e.depends for e in chain[1:]] == chain[:-1]
+    assert chain[0].tasks == 8 and chain[0].partition == "cpu"
+    assert [s.name for s in pipeline.stages][-2:] == ["tokenize", "report"]
+
+
+def test_slurm_needs_its_section(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = base()
+    recipe["executor"] = {"type": "slurm"}
+    with pytest.raises(RecipeError, match="executor: type: slurm needs a `slurm:` section"):
+        load_recipe(write(tmp_path, recipe))
