@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import multiprocess
 import yaml
 from datatrove.pipeline.dedup import (
     ExactDedupFilter,
@@ -116,6 +117,8 @@ class CorpusPipeline:
                 readers.append(
                     RECORD_READERS[src.format](folder if src.format != "hf" else str(path), **options)
                 )
+        for offset, reader in enumerate(readers):
+            reader.shard_offset = offset
         return readers
 
     def _minhash_config(self) -> MinhashConfig:
@@ -416,6 +419,9 @@ class CorpusPipeline:
         if self.recipe.executor.type == "slurm":
             executors[-1].run()
             return notices
+        # local workers are forked from datatrove's forkserver: import our steps there once, not
+        # in every worker of every stage
+        multiprocess.set_forkserver_preload(["curation.pipeline"])
         for stage, executor in zip(self.stages, executors):
             if on_stage:
                 on_stage(stage.name)

@@ -31,7 +31,11 @@ class BundledFastTextLID(FT176LID):
 
 
 class OfflineLanguageFilter(LanguageFilter):
-    """Labels `language`/`language_score`; drops with reason `language` (or `no_text`)."""
+    """Labels `language`/`language_score`; drops with reason `language`.
+
+    As the first step that needs text, it also drops documents that arrived without any:
+    `unsupported_format` (e.g. an image record in a crawl) or `no_text`.
+    """
 
     name = "🌍 Language ID"
 
@@ -41,5 +45,5 @@ class OfflineLanguageFilter(LanguageFilter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         if not doc.text.strip():
-            return False, "no_text"
+            return False, "unsupported_format" if doc.metadata.get("format") == "unsupported" else "no_text"
         return super().filter(doc) or (False, "language")

@@ -7,7 +7,11 @@ from datatrove.pipeline.base import PipelineStep
 
 
 class TrainValSplit(PipelineStep):
-    """Sets `split: val` for a stable `fraction` of documents (by hashed id), `train` for the rest."""
+    """Sets `split: val` for a stable `fraction` of documents, `train` for the rest.
+
+    The hash is of the text, not the id (often a path): a document keeps its split wherever the
+    data lives.
+    """
 
     type = "✂️ - SPLIT"
     name = "✂️ train/val split"
@@ -19,7 +23,7 @@ class TrainValSplit(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for doc in data:
-            digest = hashlib.sha1(f"{self.seed}:{doc.id}".encode()).digest()
+            digest = hashlib.sha1(f"{self.seed}:{doc.text}".encode()).digest()
             split = "val" if int.from_bytes(digest[:4], "big") / 2**32 < self.fraction else "train"
             doc.metadata["split"] = split
             self.stat_update(split)

@@ -12,6 +12,16 @@ WARC_FORMATS = {
 }
 
 
+class RotatedShards:
+    """Input number `shard_offset` deals its files to tasks starting at that task, so inputs made
+    of a single file (a WARC, a JSONL dump) do not all land on task 0."""
+
+    shard_offset = 0
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        return super().run(data, (rank + self.shard_offset) % world_size, world_size)
+
+
 class KeepsEmptyRecords:
     """datatrove readers skip records without text; we keep them so a filter records why they left."""
 
@@ -22,15 +32,15 @@ class KeepsEmptyRecords:
         return Document(text=parsed.get("text") or "", id=str(parsed["id"]), metadata=metadata)
 
 
-class JsonlRecordReader(KeepsEmptyRecords, JsonlReader):
+class JsonlRecordReader(RotatedShards, KeepsEmptyRecords, JsonlReader):
     pass
 
 
-class ParquetRecordReader(KeepsEmptyRecords, ParquetReader):
+class ParquetRecordReader(RotatedShards, KeepsEmptyRecords, ParquetReader):
     pass
 
 
-class DatasetRecordReader(KeepsEmptyRecords, HuggingFaceDatasetReader):
+class DatasetRecordReader(RotatedShards, KeepsEmptyRecords, HuggingFaceDatasetReader):
     """A local `datasets` folder written with `save_to_disk`."""
 
     def __init__(self, path: str, **kwargs):
@@ -44,7 +54,7 @@ RECORD_READERS: dict[str, type[BaseDiskReader]] = {
 }
 
 
-class WarcRecordReader(BaseDiskReader):
+class WarcRecordReader(RotatedShards, BaseDiskReader):
     """Every `response`/`conversion` record becomes a raw document, whatever its content type.
 
     datatrove's WarcReader silently skips non-HTML payloads; here they travel on with their MIME
@@ -61,7 +71,7 @@ class WarcRecordReader(BaseDiskReader):
             for record in ArchiveIterator(f):
                 if record.rec_type not in ("response", "conversion"):
                     continue
-                with self.track_time():
+                with self.track_time():  # not around the yield: that would time the steps downstream
                     payload = record.content_stream().read()
                     mime = record.rec_headers.get("WARC-Identified-Payload-Type") or (
                         record.http_headers.get_header("Content-Type", "") if record.http_headers else ""
@@ -69,7 +79,7 @@ class WarcRecordReader(BaseDiskReader):
                     mime = (mime or "text/plain").split(";")[0].strip().lower()
                     url = record.rec_headers.get("WARC-Target-URI")
                     source = f"{self.data_folder.resolve_paths(filepath)}#{url}"
-                    yield Document(
+                    document = Document(
                         text="",
                         id=record.rec_headers.get("WARC-Record-ID") or source,
                         media=[Media(id=source, type=MediaType.DOCUMENT, url=url or "", media_bytes=payload)],
@@ -82,6 +92,7 @@ class WarcRecordReader(BaseDiskReader):
                             "mime": mime,
                         },
                     )
+                yield document
 
 
 class SkipsMissingInput:
