@@ -12,7 +12,7 @@ from curation.classifiers import ClassifierScorer, ClassifierTrainer
 from curation.extractors import PdfExtractor
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder
-from curation.readers import RECORD_READERS
+from curation.readers import RECORD_READERS, DocumentFileReader, WarcRecordReader
 from curation.recipe import ClassifierConfig, TokenizerConfig
 
 
@@ -42,6 +42,26 @@ def test_parquet_and_local_hf_dataset_readers_keep_empty_records(tmp_path, fmt):
     assert {d.id for d in docs} == {r["id"] for r in records}
     blank = next(d for d in docs if d.id == "blank")
     assert blank.text == "" and blank.metadata["format"] == "text"  # left for the language step to reject
+
+
+def test_a_single_file_input_is_dealt_to_tasks_record_by_record():
+    """One WARC (or one JSONL dump) must not put all its records on one task."""
+    reader = WarcRecordReader(str(SAMPLES / "crawl"), glob_pattern="*.warc.gz")
+    everything = [d.id for d in reader.run()]
+    per_task = [
+        [
+            d.id
+            for d in WarcRecordReader(str(SAMPLES / "crawl"), glob_pattern="*.warc.gz").run(
+                rank=rank, world_size=4
+            )
+        ]
+        for rank in range(4)
+    ]
+    assert sorted(sum(per_task, [])) == sorted(everything)  # each record read by exactly one task
+    assert max(map(len, per_task)) - min(map(len, per_task)) <= 1
+    many = DocumentFileReader(str(SAMPLES / "finance" / "economics"), "pdf", glob_pattern="*.pdf")
+    files = [[d.id for d in many.run(rank=rank, world_size=2)] for rank in range(2)]
+    assert all(files) and not set(files[0]) & set(files[1])  # enough files: whole files per task
 
 
 def test_nfkc_folds_full_width_characters():

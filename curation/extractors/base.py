@@ -69,6 +69,7 @@ class Extractor(BaseFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         mine = [doc for doc in batch if doc.metadata.get("format") == self.file_format]
         payloads = [doc.media[0].media_bytes if doc.media else doc.text.encode() for doc in mine]
+        self.stat_update("input_bytes", value=sum(map(len, payloads)))
         results = dict(zip(map(id, mine), self._in_sandbox(payloads) if mine else []))
         verdicts = []
         for doc in batch:

@@ -3,10 +3,10 @@
 from datatrove.data import Document, Media, MediaType
 from datatrove.pipeline.readers.base import BaseDiskReader
 
-from curation.readers.records import RotatedShards
+from curation.readers.records import BalancedShards
 
 
-class DocumentFileReader(RotatedShards, BaseDiskReader):
+class DocumentFileReader(BalancedShards, BaseDiskReader):
     """Reads whole files as raw bytes; decoding and extraction belong to the extractors.
 
     Every file yields a document, including 0-byte and unreadable ones, so the extractors can

@@ -1,5 +1,7 @@
 """Readers for files that hold many records: JSONL, Parquet, local HF datasets, WARC."""
 
+import itertools
+
 from datatrove.data import Document, Media, MediaType
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseDiskReader
@@ -13,13 +15,56 @@ WARC_FORMATS = {
 
 
 class RotatedShards:
-    """Input number `shard_offset` deals its files to tasks starting at that task, so inputs made
-    of a single file (a WARC, a JSONL dump) do not all land on task 0."""
+    """Input number `shard_offset` deals its shards to tasks starting at that task, so small inputs
+    of several readers do not all land on task 0."""
 
     shard_offset = 0
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         return super().run(data, (rank + self.shard_offset) % world_size, world_size)
+
+
+def largest_first(files: list[str], sizes: list[int], n: int) -> list[list[str]]:
+    """Deal files to `n` shards biggest first, each to the shard with the fewest bytes so far, so
+    one large file (a 300-page PDF) does not land beside a full share of others."""
+    shards: list[list[str]] = [[] for _ in range(n)]
+    load = [0] * n
+    for size, path in sorted(zip(sizes, files), key=lambda pair: (-pair[0], pair[1])):
+        lightest = min(range(n), key=lambda k: (load[k], k))
+        shards[lightest].append(path)
+        load[lightest] += size
+    return [sorted(shard) for shard in shards]
+
+
+class BalancedShards:
+    """Disk readers: balanced work per task, so no single task makes the whole stage wait.
+
+    Files are dealt by size (`largest_first`), starting at task `shard_offset` so the inputs of
+    several readers do not all pile onto task 0. An input with fewer files than tasks (one WARC, one
+    JSONL dump) is dealt record by record instead: every task reads those files and keeps every
+    `world_size`-th record. Reading is cheap next to extraction and filtering, and each record is
+    still counted by exactly one task.
+    """
+
+    shard_offset = 0
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if data:
+            yield from data
+        files = self.data_folder.list_files(recursive=self.recursive, glob_pattern=self.glob_pattern)
+        mine = (rank + self.shard_offset) % world_size
+        if len(files) >= world_size:
+            shard = largest_first(files, [self.data_folder.size(f) for f in files], world_size)[mine]
+        else:
+            shard = files
+            counter = itertools.count()
+            read_all = type(self).read_file  # the class's, so a second run does not wrap the wrapper
+            self.read_file = lambda path: (
+                doc for doc in read_all(self, path) if next(counter) % world_size == mine
+            )
+        for doc in self.read_files_shard(shard):
+            self.update_doc_stats(doc)
+            yield doc
 
 
 class KeepsEmptyRecords:
@@ -32,11 +77,11 @@ class KeepsEmptyRecords:
         return Document(text=parsed.get("text") or "", id=str(parsed["id"]), metadata=metadata)
 
 
-class JsonlRecordReader(RotatedShards, KeepsEmptyRecords, JsonlReader):
+class JsonlRecordReader(BalancedShards, KeepsEmptyRecords, JsonlReader):
     pass
 
 
-class ParquetRecordReader(RotatedShards, KeepsEmptyRecords, ParquetReader):
+class ParquetRecordReader(BalancedShards, KeepsEmptyRecords, ParquetReader):
     pass
 
 
@@ -54,7 +99,7 @@ RECORD_READERS: dict[str, type[BaseDiskReader]] = {
 }
 
 
-class WarcRecordReader(RotatedShards, BaseDiskReader):
+class WarcRecordReader(BalancedShards, BaseDiskReader):
     """Every `response`/`conversion` record becomes a raw document, whatever its content type.
 
     datatrove's WarcReader silently skips non-HTML payloads; here they travel on with their MIME

@@ -47,8 +47,8 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                     "in": n_docs,
                     "kept": n_docs,
                     "dropped": {},
-                    "files": int(counts.get("input_files", 0)),
                     "time_s": _time(data),
+                    "chars_kept": int(counts.get("doc_len", 0)),
                 }
             )
             continue
@@ -66,6 +66,8 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
                 "dropped": dropped,
                 "time_s": _time(data),
+                "chars_kept": int(counts.get("doc_len", 0)),
+                **({"input_bytes": int(counts["input_bytes"])} if "input_bytes" in counts else {}),
             }
         )
     return rows
