@@ -24,7 +24,20 @@ $(STAMP): pyproject.toml requirements.lock
 corpus: $(STAMP)
 	$(PY) -m curation run $(RECIPE)
 
-train eval audit: $(STAMP)
+# one process per GPU; on a CPU-only machine one process using every core (FSDP over gloo on CPU
+# is for correctness, not speed). NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT pass through.
+NPROC ?= $(shell nvidia-smi -L 2>/dev/null | grep -c GPU || true)
+NNODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+
+train: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(shell nproc)} $(VENV)/bin/torchrun \
+	  --nproc-per-node $(if $(filter-out 0,$(NPROC)),$(NPROC),1) --nnodes $(NNODES) --node-rank $(NODE_RANK) \
+	  --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) -m training $(RECIPE)
+
+eval audit: $(STAMP)
 	@echo "make $@: not built yet (see the open issues)"; exit 2
 
 test: $(STAMP)

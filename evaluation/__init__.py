@@ -1,0 +1,1 @@
+"""Benchmark harness and contamination audit (issue #4): reads out/<name>/train/ and corpus files."""

@@ -1,0 +1,75 @@
+"""`torchrun --nproc-per-node N -m training RECIPE`: continual pretraining on the corpus shards."""
+
+import json
+import os
+import sys
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from training.config import TrainConfigError, load_train_config
+from training.data import DataError
+from training.model import TokenizerMismatch
+
+
+def summary(run) -> None:
+    from training.curves import plot_curves
+
+    metrics = run.train_dir / "metrics.jsonl"
+    plot_curves(metrics, run.train_dir / "curves.png")
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    print(f"\ntraining `{run.name}` done")
+    for stage in dict.fromkeys(r["stage"] for r in rows):
+        evals = [r["val_loss"] for r in rows if r["stage"] == stage and "val_loss" in r]
+        losses = [r for r in rows if r["stage"] == stage and "loss" in r]
+        speed = sum(r["tokens_per_s"] for r in losses) / max(1, len(losses))
+        first, last = evals[0], evals[-1]
+        val = ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in last)
+        print(f"  {stage}: {len(losses)} steps, {speed:,.0f} tokens/s; validation loss {val}")
+    print(f"  metrics: {metrics}\n  curves:  {run.train_dir / 'curves.png'}")
+    print(f"  models:  {run.train_dir / 'hf'}/<stage>/ (AutoModelForCausalLM.from_pretrained)")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: torchrun --nproc-per-node N -m training RECIPE", file=sys.stderr)
+        return 2
+    try:
+        run = load_train_config(argv[0])
+    except TrainConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if "RANK" not in os.environ:  # plain `python -m training`: a world of one
+        os.environ.update(
+            RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511"
+        )
+    dist.init_process_group(backend, timeout=timedelta(minutes=30))
+    from training.trainer import Trainer, TrainingStopped
+
+    try:
+        Trainer(run).train()
+    except (DataError, TokenizerMismatch, TrainingStopped, ValueError) as e:
+        if dist.get_rank() == 0:
+            print(f"\n{argv[0]}: {e}", file=sys.stderr)
+        return 1
+    except torch.OutOfMemoryError:
+        if dist.get_rank() == 0:
+            print(
+                f"\n{argv[0]}: out of memory: lower train.micro_batch (keeping global_batch), "
+                "or set train.activation_checkpointing: true",
+                file=sys.stderr,
+            )
+        return 1
+    finally:
+        dist.destroy_process_group()
+    if int(os.environ.get("RANK", 0)) == 0:
+        summary(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

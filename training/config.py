@@ -1,0 +1,119 @@
+"""The recipe's `train:` section, validated before any work starts (errors name the key and file).
+
+The trainer reads the recipe YAML itself: it talks to the corpus stage only through the files that
+stage wrote under `out/<name>/corpus/`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class TrainConfigError(ValueError):
+    """A recipe problem, phrased as `file: key: what is wrong`."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(Strict):
+    """Linear warm-up from zero (re-warming at every stage start), then the decay shape."""
+
+    kind: Literal["cosine", "linear", "wsd"] = "cosine"
+    peak_lr: float = Field(3e-4, gt=0)
+    final_lr: float = Field(3e-5, ge=0)
+    warmup_steps: int = Field(10, ge=0)
+    decay_fraction: float = Field(0.2, gt=0, le=1)  # wsd: the share of steps spent decaying
+
+
+class Stage(Strict):
+    """One phase of training: what it reads (corpus -> weight) and for how long."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    mixture: dict[str, float] = Field(min_length=1)
+    steps: int | None = Field(None, ge=1)
+    tokens: int | None = Field(None, ge=1)
+    schedule: Schedule = Schedule()
+
+    @model_validator(mode="after")
+    def _length(self) -> Stage:
+        if (self.steps is None) == (self.tokens is None):
+            raise ValueError("give exactly one of `steps` or `tokens`")
+        if any(w <= 0 for w in self.mixture.values()):
+            raise ValueError("mixture weights must be positive")
+        return self
+
+
+class TrainConfig(Strict):
+    model: str | None = None  # hub id or local folder (AutoModelForCausalLM)
+    init: dict[str, Any] | None = None  # LlamaConfig arguments for a model built from scratch
+    seq_len: int = Field(256, ge=8)
+    micro_batch: int = Field(8, ge=1)  # sequences per process per forward
+    global_batch: int = Field(16, ge=1)  # sequences per optimizer step, all processes together
+    stages: list[Stage] = Field(min_length=1)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = Field(1.0, gt=0)
+    seed: int = 0
+    eval_every: int = Field(25, ge=1)
+    eval_batches: int = Field(4, ge=1)  # micro-batches of each validation split per evaluation
+    checkpoint_every: int = Field(100, ge=1)
+    resume: Literal["auto", "never"] = "auto"
+    activation_checkpointing: bool = False
+    compile: bool = False
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    tensorboard: bool = False
+    wandb: str | None = None  # project name
+
+    @model_validator(mode="after")
+    def _one_model(self) -> TrainConfig:
+        if (self.model is None) == (self.init is None):
+            raise ValueError("set exactly one of `model` (hub id or path) or `init` (a Llama config)")
+        return self
+
+
+class RunConfig(Strict):
+    """What the trainer needs from the whole recipe."""
+
+    name: str
+    output_dir: str = "out"
+    train: TrainConfig
+
+    @property
+    def corpus_dir(self) -> Path:
+        return Path(self.output_dir) / self.name / "corpus"
+
+    @property
+    def train_dir(self) -> Path:
+        return Path(self.output_dir) / self.name / "train"
+
+
+def load_train_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise TrainConfigError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise TrainConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict) or "train" not in raw:
+        raise TrainConfigError(f"{path}: train: missing (the trainer's section of the recipe)")
+    subset = {k: raw[k] for k in ("name", "output_dir", "train") if k in raw}
+    try:
+        return RunConfig.model_validate(subset)
+    except ValidationError as e:
+        lines = [f"{path}: invalid recipe"]
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = (
+                "unknown key"
+                if err["type"] == "extra_forbidden"
+                else err["msg"].removeprefix("Value error, ")
+            )
+            lines.append(f"  {path}: {key}: {msg}")
+        raise TrainConfigError("\n".join(lines)) from None

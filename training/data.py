@@ -1,0 +1,161 @@
+"""Token shards -> packed training sequences, mixed from named corpora in exact proportions.
+
+Reads the corpus stage's `tokens/<corpus>/<split>/*.ds` (datatrove's format: little-endian token
+ids, EOS after every document) through `np.memmap`, so memory does not grow with the corpus.
+Sequences are packed across document boundaries: window i is tokens [i*L, i*L + L + 1).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class DataError(RuntimeError):
+    """Missing or unusable token shards, said in words a user can act on."""
+
+
+class TokenShards:
+    """All `*.ds` files of one `tokens/<corpus>/<split>/` folder as one memory-mapped token stream."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        files = sorted(folder.glob("*.ds"))
+        if not files:
+            raise DataError(f"{folder}: no token shards (*.ds) here; run `make corpus` for this recipe first")
+        header = Path(f"{files[0]}.metadata").read_text().splitlines()[0]
+        self.tokenizer_path, token_bytes = header.rsplit("|", 1)
+        dtype = {"2": np.uint16, "4": np.uint32}[token_bytes.strip()]
+        self.arrays = [np.memmap(f, dtype=dtype, mode="r") for f in files if f.stat().st_size]
+        self.offsets = np.cumsum([0] + [len(a) for a in self.arrays])
+        if self.offsets[-1] == 0:
+            raise DataError(f"{folder}: the token shards are empty (every document was filtered out?)")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def tokens(self, start: int, stop: int) -> np.ndarray:
+        pieces = []
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        for i in range(first, len(self.arrays)):
+            lo, hi = max(start, self.offsets[i]), min(stop, self.offsets[i + 1])
+            if lo >= hi:
+                break
+            pieces.append(self.arrays[i][lo - self.offsets[i] : hi - self.offsets[i]])
+        return np.concatenate(pieces)
+
+
+class PackedWindows:
+    """Fixed-length windows of `seq_len + 1` tokens (inputs and shifted targets), packed across
+    documents; the order is a seeded permutation, new every epoch."""
+
+    def __init__(self, shards: TokenShards, seq_len: int, seed: int):
+        self.shards, self.seq_len, self.seed = shards, seq_len, seed
+        self.count = (len(shards) - 1) // seq_len
+        if self.count == 0:
+            raise DataError(
+                f"{shards.folder}: {len(shards)} tokens is less than one sequence of {seq_len + 1}"
+            )
+
+    def window(self, i: int) -> np.ndarray:
+        return self.shards.tokens(i * self.seq_len, i * self.seq_len + self.seq_len + 1)
+
+    def order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.count)
+
+
+class CorpusCursor:
+    """Where one corpus's stream stands (epoch, position): the data part of a checkpoint."""
+
+    def __init__(self, windows: PackedWindows):
+        self.windows = windows
+        self.epoch = self.position = 0
+        self._order = windows.order(0)
+
+    def take(self, n: int) -> list[int]:
+        ids = []
+        while len(ids) < n:
+            if self.position == len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self.windows.order(self.epoch)
+            step = min(n - len(ids), len(self._order) - self.position)
+            ids += self._order[self.position : self.position + step].tolist()
+            self.position += step
+        return ids
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self.windows.order(self.epoch)
+
+
+def exact_counts(weights: dict[str, float], total: int) -> dict[str, int]:
+    """Sequences per corpus in one global batch: proportional, rounded by largest remainder."""
+    norm = sum(weights.values())
+    raw = {k: w / norm * total for k, w in weights.items()}
+    counts = {k: int(v) for k, v in raw.items()}
+    for k in sorted(raw, key=lambda k: (counts[k] - raw[k], k))[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+class ReplayMixture:
+    """Global batches with the same corpus counts every step (e.g. 80% domain, 20% replay).
+
+    Every rank computes the whole global batch plan from the cursors and the seed, then takes its
+    own slice, so the plan (and the checkpointed cursors) do not depend on the rank.
+    """
+
+    def __init__(
+        self, windows: dict[str, PackedWindows], weights: dict[str, float], global_batch: int, seed: int
+    ):
+        self.windows = windows
+        self.counts = exact_counts(weights, global_batch)
+        self.cursors = {name: CorpusCursor(windows[name]) for name in self.counts}
+        self.seed = seed
+
+    def global_batch(self, step: int) -> list[tuple[str, int]]:
+        slots = [(name, i) for name, n in self.counts.items() for i in self.cursors[name].take(n)]
+        perm = np.random.default_rng([self.seed, step, 1]).permutation(len(slots))
+        return [slots[j] for j in perm]
+
+    def micro_batches(
+        self, step: int, rank: int, world: int, micro: int
+    ) -> list[tuple[torch.Tensor, list[str]]]:
+        plan = self.global_batch(step)
+        share = len(plan) // world
+        mine = plan[rank * share : (rank + 1) * share]
+        out = []
+        for k in range(0, len(mine), micro):
+            chunk = mine[k : k + micro]
+            tokens = np.stack([self.windows[name].window(i) for name, i in chunk]).astype(np.int64)
+            out.append((torch.from_numpy(tokens), [name for name, _ in chunk]))
+        return out
+
+    def state_dict(self) -> dict:
+        return {name: c.state_dict() for name, c in self.cursors.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, cursor_state in state.items():
+            self.cursors[name].load_state_dict(cursor_state)
+
+
+def corpus_seed(seed: int, name: str) -> int:
+    return seed * 1_000_003 + zlib.crc32(name.encode())
+
+
+def validation_batches(
+    windows: PackedWindows, batches: int, micro: int, rank: int, world: int
+) -> list[torch.Tensor]:
+    """The first windows of a validation split in file order: the same every evaluation."""
+    n = min(windows.count, batches * micro * world)
+    ids = list(range(n))[rank::world]
+    return [
+        torch.from_numpy(np.stack([windows.window(i) for i in ids[k : k + micro]]).astype(np.int64))
+        for k in range(0, len(ids), micro)
+    ]

@@ -1,0 +1,62 @@
+"""The model to train: a Hugging Face causal LM by hub id or path, or a Llama built from a config,
+checked against the tokenizer the corpus shards were written with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerBase
+
+
+class TokenizerMismatch(RuntimeError):
+    """The model would read token ids that mean something else to it."""
+
+
+def corpus_tokenizer(shards_tokenizer: str, corpus_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer named in the shards' metadata (a tokenizer.json inside the corpus folder)."""
+    folder = Path(shards_tokenizer).parent
+    if not (folder / "tokenizer.json").is_file():  # the corpus was built from another directory
+        folder = corpus_dir / "tokenizer"
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def check_vocabulary(model_config, model_source: str | None, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a model whose vocabulary differs from the shards' tokenizer."""
+    if model_source is not None:
+        try:
+            own = AutoTokenizer.from_pretrained(model_source)
+        except (OSError, ValueError):
+            own = None
+        if own is not None and own.get_vocab() != tokenizer.get_vocab():
+            raise TokenizerMismatch(
+                f"the model `{model_source}` uses a different tokenizer ({len(own)} tokens) from the one "
+                f"the corpus shards were written with ({len(tokenizer)} tokens): rebuild the corpus "
+                f"with `tokenizer: {{path: {model_source}}}` in the recipe"
+            )
+    if model_config.vocab_size < len(tokenizer):
+        raise TokenizerMismatch(
+            f"the model's vocabulary ({model_config.vocab_size}) is smaller than the corpus tokenizer's "
+            f"({len(tokenizer)}): token ids would fall outside its embedding table"
+        )
+
+
+def build_model(model: str | None, init: dict | None, tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+    """Pretrained weights from `model`, or a new Llama sized to the tokenizer (vocab padded to 64)."""
+    if model is not None:
+        config = AutoConfig.from_pretrained(model)
+        check_vocabulary(config, model, tokenizer)
+        return AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32)
+    settings = {"vocab_size": -(-len(tokenizer) // 64) * 64, "tie_word_embeddings": False} | dict(init)
+    settings.setdefault("eos_token_id", tokenizer.eos_token_id)
+    config = LlamaConfig(**settings)
+    check_vocabulary(config, None, tokenizer)
+    return AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+
+
+def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
+    """Training FLOPs per token: 6 * non-embedding parameters + 12 * layers * hidden * seq_len."""
+    config = model.config
+    embedding = model.get_input_embeddings().weight.numel()
+    n = sum(p.numel() for p in model.parameters()) - embedding
+    return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * seq_len

@@ -1,0 +1,286 @@
+"""The continual-pretraining loop, top to bottom: stages, steps, evaluation, checkpoints, export.
+
+Writes under `out/<name>/train/`: metrics.jsonl (one line per step and per evaluation),
+checkpoints/<stage>-<step>/ (DCP), hf/<stage>/ (Hugging Face folders), curves.png.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training import checkpoint
+from training.config import RunConfig, Stage
+from training.data import PackedWindows, ReplayMixture, TokenShards, corpus_seed, validation_batches
+from training.model import build_model, corpus_tokenizer, flops_per_token
+from training.parallel import apply_fsdp
+from training.schedule import learning_rate
+
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+class TrainingStopped(RuntimeError):
+    """The loss went NaN/inf: the run stops and keeps the last good checkpoint."""
+
+
+def stage_steps(stage: Stage, global_batch: int, seq_len: int) -> int:
+    return stage.steps or max(1, stage.tokens // (global_batch * seq_len))
+
+
+def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=tokens[:, :-1]).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
+
+
+class Trainer:
+    def __init__(self, run: RunConfig):
+        self.run, self.cfg = run, run.train
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.device = torch.device(
+            f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
+        )
+        self.bf16 = self.device.type == "cuda" and self.cfg.precision != "fp32"
+        self.root = run.train_dir
+        per_step = self.world * self.cfg.micro_batch
+        if self.cfg.global_batch % per_step:
+            raise ValueError(
+                f"train.global_batch ({self.cfg.global_batch}) must be a multiple of micro_batch x processes "
+                f"({self.cfg.micro_batch} x {self.world})"
+            )
+        self.accum = self.cfg.global_batch // per_step
+        names = sorted({name for stage in self.cfg.stages for name in stage.mixture})
+        tokens = run.corpus_dir / "tokens"
+        self.train_windows = {
+            n: PackedWindows(
+                TokenShards(tokens / n / "train"), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
+            )
+            for n in names
+        }
+        self.val = {
+            n: validation_batches(
+                PackedWindows(TokenShards(tokens / n / "val"), self.cfg.seq_len, 0),
+                self.cfg.eval_batches,
+                self.cfg.micro_batch,
+                self.rank,
+                self.world,
+            )
+            for n in names
+            if (tokens / n / "val").is_dir()
+        }
+        shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
+        self.tokenizer = corpus_tokenizer(shards_tokenizer, run.corpus_dir)
+        torch.manual_seed(self.cfg.seed)
+        self.model = build_model(self.cfg.model, self.cfg.init, self.tokenizer).to(self.device)
+        self.flops_per_token = flops_per_token(self.model, self.cfg.seq_len)
+        apply_fsdp(
+            self.model,
+            self.device.type,
+            self.world,
+            self.bf16,
+            self.cfg.activation_checkpointing,
+            self.cfg.compile,
+        )
+        settings = self.cfg.model_dump(mode="json", exclude={"resume", "tensorboard", "wandb", "eval_every"})
+        corpus = {n: len(w.shards) for n, w in self.train_windows.items()}  # a rebuilt corpus is other data
+        self.fingerprint = hashlib.sha256(
+            json.dumps([settings, corpus], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        self.metrics_path = self.root / "metrics.jsonl"
+        self.loggers = self._loggers()
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+    def _loggers(self) -> list:
+        if self.rank != 0:
+            return []
+        loggers = []
+        if self.cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.root / "tensorboard"))
+            loggers.append(lambda row: [writer.add_scalar(k, v, row["step"]) for k, v in _scalars(row)])
+        if self.cfg.wandb:
+            import wandb
+
+            wandb.init(project=self.cfg.wandb, name=self.run.name, dir=str(self.root))
+            loggers.append(lambda row: wandb.log(dict(_scalars(row)), step=row["step"]))
+        return loggers
+
+    def log(self, row: dict) -> None:
+        if self.rank != 0:
+            return
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        for logger in self.loggers:
+            logger(row)
+
+    def _truncate_metrics(self, state: dict) -> None:
+        """After a resume, the lines the interrupted run wrote past its checkpoint are dropped."""
+        if self.rank == 0 and self.metrics_path.is_file():
+            rows = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+            step, stage = state["global_step"], state["stage_name"]
+            kept = [r for r in rows if r["step"] < step or (r["step"] == step and r["stage"] == stage)]
+            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        losses = {}
+        for name, batches in self.val.items():
+            total = torch.zeros(2, dtype=torch.float64, device=self.device)
+            for tokens in batches:
+                total += torch.tensor(
+                    [next_token_loss(self.model, tokens.to(self.device)).item(), 1.0],
+                    device=self.device,
+                    dtype=torch.float64,
+                )
+            dist.all_reduce(total)
+            losses[name] = round((total[0] / total[1]).item(), 5)
+        self.model.train()
+        return losses
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def train(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        resume = checkpoint.latest(self.root) if self.cfg.resume == "auto" else None
+        state = {"stage": 0, "step": 0, "global_step": 0, "data": None}
+        if resume is not None:
+            state = json.loads((resume / "trainer.json").read_text())
+            if state.get("config") != self.fingerprint:
+                raise ValueError(
+                    f"{resume} was written with a different `train:` section or corpus; resuming "
+                    f"would continue in the wrong place: delete {self.root} or set `train.resume: never`"
+                )
+            self._truncate_metrics(state)
+            if self.rank == 0:
+                print(
+                    f"resuming from {resume} (stage `{state['stage_name']}`, step {state['step']})",
+                    flush=True,
+                )
+        elif self.rank == 0 and self.metrics_path.exists():
+            self.metrics_path.unlink()
+        global_step = state["global_step"]
+        for index, stage in enumerate(self.cfg.stages):
+            total = stage_steps(stage, self.cfg.global_batch, self.cfg.seq_len)
+            if index < state["stage"] or (index == state["stage"] and state["step"] >= total and resume):
+                continue
+            optimizer = torch.optim.AdamW(
+                self.model.parameters(),
+                lr=stage.schedule.peak_lr,
+                betas=self.cfg.betas,
+                weight_decay=self.cfg.weight_decay,
+                foreach=self.device.type == "cuda",
+            )
+            mixture = ReplayMixture(
+                {n: self.train_windows[n] for n in stage.mixture},
+                stage.mixture,
+                self.cfg.global_batch,
+                corpus_seed(self.cfg.seed, stage.name),
+            )
+            start = 0
+            if resume is not None and index == state["stage"]:
+                checkpoint.load(resume, self.model, optimizer)
+                mixture.load_state_dict(state["data"])
+                start = state["step"]
+            elif resume is not None:  # the checkpoint ended an earlier stage: its weights carry over
+                checkpoint.load(resume, self.model)
+            resume = None
+            global_step = self._train_stage(index, stage, total, start, global_step, optimizer, mixture)
+            checkpoint.export_hf(self.model, self.tokenizer, self.root / "hf" / stage.name)
+            if self.rank == 0:
+                print(
+                    f"stage `{stage.name}` done: Hugging Face model in {self.root / 'hf' / stage.name}",
+                    flush=True,
+                )
+
+    def _train_stage(self, index, stage, total, start, global_step, optimizer, mixture) -> int:
+        cfg, sched = self.cfg, stage.schedule
+        bar = tqdm(
+            total=total, initial=start, desc=f"stage {stage.name}", disable=self.rank != 0, dynamic_ncols=True
+        )
+        if start == 0:
+            self.log({"step": global_step, "stage": stage.name, "stage_step": 0, "val_loss": self.evaluate()})
+        for step in range(start, total):
+            began = time.perf_counter()
+            lr = learning_rate(
+                step,
+                total,
+                sched.kind,
+                sched.peak_lr,
+                sched.final_lr,
+                sched.warmup_steps,
+                sched.decay_fraction,
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=self.device)
+            for tokens, _ in mixture.micro_batches(step, self.rank, self.world, cfg.micro_batch):
+                loss = next_token_loss(self.model, tokens.to(self.device))
+                (loss / self.accum).backward()
+                loss_sum += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            dist.all_reduce(loss_sum)
+            loss_value = loss_sum.item() / (self.accum * self.world)
+            if not math.isfinite(loss_value) or not math.isfinite(grad_norm.item()):
+                raise TrainingStopped(
+                    f"stage `{stage.name}` step {step}: the loss is {loss_value} "
+                    f"(grad norm {grad_norm.item()}); stopped before the optimizer step. The last good "
+                    f"checkpoint is kept in {self.root / 'checkpoints'}: lower the learning rate, then run "
+                    "again to resume from it"
+                )
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            global_step += 1
+            seconds = time.perf_counter() - began
+            tokens_per_s = cfg.global_batch * cfg.seq_len / seconds
+            row = {
+                "step": global_step,
+                "stage": stage.name,
+                "stage_step": step + 1,
+                "loss": round(loss_value, 5),
+                "lr": lr,
+                "grad_norm": round(grad_norm.item(), 5),
+                "tokens_per_s": round(tokens_per_s, 1),
+            }
+            if self.device.type == "cuda":
+                peak = next(
+                    (v for k, v in PEAK_BF16_FLOPS.items() if k in torch.cuda.get_device_name()), None
+                )
+                if peak:
+                    row["mfu"] = round(self.flops_per_token * tokens_per_s / (peak * self.world), 4)
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == total:
+                row["val_loss"] = self.evaluate()
+            self.log(row)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")
+            bar.update()
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
+                state = {
+                    "stage": index,
+                    "stage_name": stage.name,
+                    "step": step + 1,
+                    "global_step": global_step,
+                    "data": mixture.state_dict(),
+                    "config": self.fingerprint,
+                }
+                checkpoint.save(
+                    checkpoint.checkpoint_dir(self.root, stage.name, step + 1), self.model, optimizer, state
+                )
+        bar.close()
+        return global_step
+
+
+def _scalars(row: dict):
+    for key, value in row.items():
+        if isinstance(value, (int, float)) and key != "step":
+            yield key, value
+        elif isinstance(value, dict):
+            yield from ((f"{key}/{k}", v) for k, v in value.items())
