@@ -49,6 +49,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/corpus.py
+	$(PY) bench/train.py
 
 clean:
 	rm -rf out bench/results/*.json

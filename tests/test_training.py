@@ -56,6 +56,7 @@ def train_recipe(corpus_run, name: str, **overrides) -> Path:
     link = work / "out" / name / "corpus"
     if not link.exists():
         link.symlink_to(corpus_run["root"])
+    assert link.resolve() == corpus_run["root"].resolve(), f"{name} collides with another test's corpus"
     path = work / f"{name}.yaml"
     path.write_text(
         yaml.safe_dump({"name": name, "output_dir": str(work / "out"), "train": TINY | overrides})
@@ -77,10 +78,10 @@ def losses(train_dir: Path) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def trained(corpus_run):
-    recipe = train_recipe(corpus_run, "trained")
+    recipe = train_recipe(corpus_run, "train-trained")
     result = torchrun(recipe)
     assert result.returncode == 0, result.stderr[-3000:]
-    return corpus_run["work"] / "out" / "trained" / "train"
+    return corpus_run["work"] / "out" / "train-trained" / "train"
 
 
 def test_fsdp_training_lowers_the_loss(trained):
@@ -94,8 +95,8 @@ def test_fsdp_training_lowers_the_loss(trained):
 
 
 def test_interrupted_run_resumes_with_the_same_losses(corpus_run, trained):
-    recipe = train_recipe(corpus_run, "interrupted")
-    train_dir = corpus_run["work"] / "out" / "interrupted" / "train"
+    recipe = train_recipe(corpus_run, "train-interrupted")
+    train_dir = corpus_run["work"] / "out" / "train-interrupted" / "train"
     command = [
         sys.executable,
         "-m",
@@ -191,15 +192,15 @@ def test_a_model_with_another_tokenizer_is_refused(corpus_run, tmp_path):
         )
     ).save_pretrained(model_dir)
     other.save_pretrained(model_dir)
-    recipe = train_recipe(corpus_run, "mismatch", init=None, model=str(model_dir))
+    recipe = train_recipe(corpus_run, "train-mismatch", init=None, model=str(model_dir))
     result = torchrun(recipe, nproc=1, timeout=300)
     assert result.returncode == 1
     assert "different tokenizer" in result.stderr and str(model_dir) in result.stderr
-    assert not (corpus_run["work"] / "out" / "mismatch" / "train" / "checkpoints").exists()
+    assert not (corpus_run["work"] / "out" / "train-mismatch" / "train" / "checkpoints").exists()
 
 
 def test_train_section_errors_name_the_key_and_file(corpus_run):
-    recipe = train_recipe(corpus_run, "typo", micro_batchs=4)
+    recipe = train_recipe(corpus_run, "train-typo", micro_batchs=4)
     result = subprocess.run(
         [sys.executable, "-m", "training", str(recipe)], cwd=ROOT, capture_output=True, text=True
     )
@@ -214,8 +215,10 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(corpus_ru
         "steps": 6,
         "schedule": {"peak_lr": 1e4, "warmup_steps": 0},
     }
-    recipe = train_recipe(corpus_run, "diverging", stages=[stage], checkpoint_every=1)
+    recipe = train_recipe(corpus_run, "train-diverging", stages=[stage], checkpoint_every=1)
     result = torchrun(recipe, nproc=1, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "stopped before the optimizer step" in result.stderr
-    assert list((corpus_run["work"] / "out" / "diverging" / "train" / "checkpoints").glob("*/trainer.json"))
+    assert list(
+        (corpus_run["work"] / "out" / "train-diverging" / "train" / "checkpoints").glob("*/trainer.json")
+    )
