@@ -222,3 +222,16 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_its_checkpoint(corpus_ru
     assert list(
         (corpus_run["work"] / "out" / "train-diverging" / "train" / "checkpoints").glob("*/trainer.json")
     )
+
+
+def test_activation_checkpointing_gives_the_same_losses(corpus_run):
+    stage = {"name": "short", "mixture": {"replay": 1.0}, "steps": 3}
+    runs = {}
+    for flag in (False, True):
+        name = f"train-checkpointing-{flag}".lower()
+        recipe = train_recipe(corpus_run, name, stages=[stage], activation_checkpointing=flag)
+        result = torchrun(recipe, nproc=1, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[flag] = losses(corpus_run["work"] / "out" / name / "train")
+    assert runs[True].keys() == runs[False].keys()
+    assert all(abs(runs[True][s] - runs[False][s]) <= 1e-5 for s in runs[False])

@@ -78,7 +78,7 @@ def export_hf(model, tokenizer, folder: Path) -> None:
     if dist.get_rank() == 0:
         from transformers import AutoModelForCausalLM
 
-        plain = AutoModelForCausalLM.from_config(model.config, torch_dtype=torch.float32)
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(full)
         plain.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

@@ -3,6 +3,8 @@
 Reads the corpus stage's `tokens/<corpus>/<split>/*.ds` (datatrove's format: little-endian token
 ids, EOS after every document) through `np.memmap`, so memory does not grow with the corpus.
 Sequences are packed across document boundaries: window i is tokens [i*L, i*L + L + 1).
+(datatrove's DatatroveFileDataset reads through fsspec file handles, optimised for sequential reads;
+a seeded shuffle over windows wants random access, which a memory map gives for free.)
 """
 
 from __future__ import annotations

@@ -46,12 +46,12 @@ def build_model(model: str | None, init: dict | None, tokenizer: PreTrainedToken
     if model is not None:
         config = AutoConfig.from_pretrained(model)
         check_vocabulary(config, model, tokenizer)
-        return AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     settings = {"vocab_size": -(-len(tokenizer) // 64) * 64, "tie_word_embeddings": False} | dict(init)
     settings.setdefault("eos_token_id", tokenizer.eos_token_id)
     config = LlamaConfig(**settings)
     check_vocabulary(config, None, tokenizer)
-    return AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:

@@ -7,6 +7,7 @@ checkpoints/<stage>-<step>/ (DCP), hf/<stage>/ (Hugging Face folders), curves.pn
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -101,6 +102,9 @@ class Trainer:
         if self.rank != 0:
             return []
         loggers = []
+        for key, module in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
+            if getattr(self.cfg, key) and importlib.util.find_spec(module) is None:
+                raise ValueError(f"train.{key} is set but `{module}` is not installed: pip install {module}")
         if self.cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
