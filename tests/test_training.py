@@ -64,11 +64,18 @@ def train_recipe(corpus_run, name: str, **overrides) -> Path:
     return path
 
 
-def torchrun(recipe: Path, nproc: int = 2, **kwargs):
+def torchrun_command(recipe: Path, nproc: int = 2) -> list[str]:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
-    command += ["--master-port", str(29600 + os.getpid() % 300), "-m", "training", str(recipe)]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, **kwargs)
+    return command + ["--master-port", str(29600 + os.getpid() % 300), "-m", "training", str(recipe)]
+
+
+ENV = os.environ | {"OMP_NUM_THREADS": "1"}
+
+
+def torchrun(recipe: Path, nproc: int = 2, **kwargs):
+    return subprocess.run(
+        torchrun_command(recipe, nproc), cwd=ROOT, capture_output=True, text=True, env=ENV, **kwargs
+    )
 
 
 def losses(train_dir: Path) -> dict[int, float]:
@@ -97,19 +104,10 @@ def test_fsdp_training_lowers_the_loss(trained):
 def test_interrupted_run_resumes_with_the_same_losses(corpus_run, trained):
     recipe = train_recipe(corpus_run, "train-interrupted")
     train_dir = corpus_run["work"] / "out" / "train-interrupted" / "train"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        "29977",
-    ]
     proc = subprocess.Popen(
-        [*command, "-m", "training", str(recipe)],
+        torchrun_command(recipe),
         cwd=ROOT,
-        env=os.environ | {"OMP_NUM_THREADS": "1"},
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
