@@ -1,0 +1,129 @@
+"""The harness core: task files, log-likelihood scoring on a tiny real model, bootstrap intervals."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SAMPLES
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from evaluation.intervals import bootstrap_interval, paired_difference
+from evaluation.scoring import LoglikelihoodScorer, score_items
+from evaluation.tasks import TEMPLATES, McItem, TaskError, load_items
+
+ITEMS = [
+    McItem(
+        "q1",
+        "demo",
+        "en",
+        "Which account type records money owed to you?",
+        ("Asset", "Liability", "Equity"),
+        0,
+    ),
+    McItem(
+        "q2",
+        "demo",
+        "en",
+        "What does a split transaction divide?",
+        ("an amount", "a file"),
+        0,
+        "GnuCash guide",
+    ),
+    McItem(
+        "q3",
+        "demo",
+        "ja",
+        "貸方に記録されるのはどれですか。",
+        ("負債の増加", "資産の増加", "費用の発生", "収益の減少"),
+        0,
+    ),
+    McItem(
+        "q4", "demo", "en", "Which report shows income and expenses?", ("Profit & Loss", "Balance Sheet"), 0
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    with gzip.open(SAMPLES / "jsonl" / "python-doc-sources.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+def test_loglikelihood_equals_the_models_own_loss(tiny):
+    model, tokenizer = tiny
+    scorer = LoglikelihoodScorer(model, tokenizer, batch_size=3)
+    prompt, continuation = "Question: What is a ledger?\nAnswer:", " a book of accounts"
+    (ll,) = scorer.loglikelihoods([(prompt, continuation)])
+    ids = [tokenizer.eos_token_id] + tokenizer(prompt + continuation)["input_ids"]
+    n = len(ids) - 1 - len(tokenizer(prompt)["input_ids"])
+    labels = torch.tensor([[-100] * (len(ids) - n) + ids[-n:]])
+    with torch.no_grad():  # transformers' mean cross-entropy over the continuation tokens only
+        loss = model(input_ids=torch.tensor([ids]), labels=labels).loss.item()
+    assert scorer.prefix == "eos" and n > 1
+    assert ll == pytest.approx(-loss * n, abs=1e-4)
+
+
+def test_scores_do_not_depend_on_batch_size(tiny):
+    model, tokenizer = tiny
+    one = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=1), ITEMS, TEMPLATES)
+    many = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=5), ITEMS, TEMPLATES)
+    for a, b in zip(one, many):
+        assert (a["acc"], a["acc_norm"], a["acc_bytes"]) == (b["acc"], b["acc_norm"], b["acc_bytes"])
+        assert np.allclose(a["loglikelihoods"], b["loglikelihoods"], atol=1e-5)
+    assert all(len(r["loglikelihoods"]) == len(item.choices) for r, item in zip(one, ITEMS))
+
+
+def test_malformed_rows_are_reported_with_file_and_line(tmp_path):
+    good = {"id": "a", "question": "q?", "choices": ["x", "y"], "answer": 1}
+    path = tmp_path / "task.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps(good | {"answer": 2}) + "\n")
+    with pytest.raises(TaskError, match=f"{path}:3: answer must index choices"):
+        load_items(path)
+    path.write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(TaskError, match=f"{path}:2: not JSON"):
+        load_items(path)
+
+
+def test_shared_benchmarks_load(kit):
+    for path in sorted((kit / "benchmarks").glob("*.jsonl")):
+        items = load_items(path)
+        assert items and all(0 <= i.answer < len(i.choices) for i in items)
+
+
+def test_bootstrap_interval_covers_the_true_mean_at_its_rate():
+    rng = np.random.default_rng(1)
+    trials, covered = 300, 0
+    for trial in range(trials):
+        sample = rng.random(150) < 0.3  # per-item correctness with true accuracy 0.3
+        low, high = bootstrap_interval(sample, resamples=500, seed=trial)
+        covered += low <= 0.3 <= high
+    assert 0.90 <= covered / trials <= 0.98
+
+
+def test_paired_difference_says_better_only_beyond_noise():
+    rng = np.random.default_rng(2)
+    base = (rng.random(400) < 0.5).astype(float)
+    better = np.where(rng.random(400) < 0.3, 1.0, base)  # fixes ~15% of the items
+    assert paired_difference(base, better)["significant"]
+    noisy = np.where(rng.random(400) < 0.05, 1 - base, base)  # flips a few either way
+    assert not paired_difference(base, noisy)["significant"]
