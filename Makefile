@@ -37,8 +37,11 @@ train: $(STAMP)
 	  --nproc-per-node $(if $(filter-out 0,$(NPROC)),$(NPROC),1) --nnodes $(NNODES) --node-rank $(NODE_RANK) \
 	  --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) -m training $(RECIPE)
 
-eval audit: $(STAMP)
-	@echo "make $@: not built yet (see the open issues)"; exit 2
+eval: $(STAMP)
+	$(PY) -m evaluation eval $(RECIPE)
+
+audit: $(STAMP)
+	@echo "make audit: not built yet (issue #4)"; exit 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q

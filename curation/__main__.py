@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe = load_recipe(args.recipe)
     except RecipeError as e:
-        console.print(f"[red]{e}[/red]", highlight=False)
+        console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
         return 2
     if args.command == "validate":
         console.print(f"{args.recipe}: ok")

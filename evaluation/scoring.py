@@ -6,6 +6,8 @@ from its own row of the batch, so results do not depend on the batch size (up to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -65,12 +67,12 @@ def argmax(values: list[float]) -> int:
 
 
 def score_items(
-    scorer: LoglikelihoodScorer, items: list[McItem], templates: dict[str, Template]
+    scorer: LoglikelihoodScorer, items: list[McItem], template_for: Callable[[McItem], Template]
 ) -> list[dict]:
     """Per item: the log-likelihood of every choice and whether acc, acc_norm, acc_bytes got it right."""
     requests, spans = [], []
     for item in items:
-        template = templates.get(item.lang, templates["en"])
+        template = template_for(item)
         prompt = template.render(item)
         spans.append((len(requests), len(item.choices)))
         requests += [(prompt, template.delimiter + choice) for choice in item.choices]

@@ -84,3 +84,8 @@ def load_items(path: Path) -> list[McItem]:
     if not items:
         raise TaskError(f"{path}: no items")
     return items
+
+
+def language_template(item: McItem) -> Template:
+    """The built-in zero-shot template for the item's language (English for the rest)."""
+    return TEMPLATES.get(item.lang, TEMPLATES["en"])

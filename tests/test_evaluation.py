@@ -12,7 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evaluation.intervals import bootstrap_interval, paired_difference
 from evaluation.scoring import LoglikelihoodScorer, score_items
-from evaluation.tasks import TEMPLATES, McItem, TaskError, load_items
+from evaluation.tasks import McItem, TaskError, language_template, load_items
 
 ITEMS = [
     McItem(
@@ -85,8 +85,8 @@ def test_loglikelihood_equals_the_models_own_loss(tiny):
 
 def test_scores_do_not_depend_on_batch_size(tiny):
     model, tokenizer = tiny
-    one = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=1), ITEMS, TEMPLATES)
-    many = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=5), ITEMS, TEMPLATES)
+    one = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=1), ITEMS, language_template)
+    many = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=5), ITEMS, language_template)
     for a, b in zip(one, many):
         assert (a["acc"], a["acc_norm"], a["acc_bytes"]) == (b["acc"], b["acc_norm"], b["acc_bytes"])
         assert np.allclose(a["loglikelihoods"], b["loglikelihoods"], atol=1e-5)
@@ -127,3 +127,64 @@ def test_paired_difference_says_better_only_beyond_noise():
     assert paired_difference(base, better)["significant"]
     noisy = np.where(rng.random(400) < 0.05, 1 - base, base)  # flips a few either way
     assert not paired_difference(base, noisy)["significant"]
+
+
+def test_eval_command_compares_models_with_intervals_and_exports_lm_eval_tasks(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    model, tokenizer = tiny
+    folders = []
+    for name, seed in (("first", 0), ("second", 1)):
+        torch.manual_seed(seed)
+        LlamaForCausalLM(model.config).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+        folders.append(str(tmp_path / name))
+    demo = ROOT / "data" / "tasks" / "gnucash-demo.jsonl"
+    task = tmp_path / "task.jsonl"
+    task.write_text("".join(demo.read_text().splitlines(keepends=True)[:6]))
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "evalrun",
+                "output_dir": str(tmp_path / "out"),
+                "eval": {"models": folders, "tasks": [{"path": str(task), "shots": 2, "fewshot": str(demo)}]},
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluation", "eval", str(recipe)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out" / "evalrun" / "eval"
+    results = json.loads((out / "results.json").read_text())
+    entry = results["tasks"]["gnucash_demo"]
+    assert entry["n"] == 6 and set(entry["scores"]) == {"first", "second"}
+    low, high = entry["scores"]["first"]["acc"]["ci95"]
+    assert low <= entry["scores"]["first"]["acc"]["mean"] <= high
+    assert set(entry["paired"]["second - first"]) == {"acc", "acc_norm", "acc_bytes"}
+    assert results["prefix"] == {"first": "eos", "second": "eos"}
+    assert "Paired differences" in (out / "report.html").read_text()
+    spec = yaml.safe_load((out / "lm_eval_tasks" / "gnucash_demo.yaml").read_text())
+    assert spec["dataset_path"] == "json" and spec["dataset_kwargs"]["data_files"]["test"] == str(
+        task.resolve()
+    )
+
+
+def test_eval_recipe_errors_name_the_key_and_file(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("name: x\neval:\n  tasks:\n    - {path: nowhere/*.jsonl}\n  batchsize: 4\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "evaluation", "eval", str(recipe)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert f"{recipe}: eval.batchsize: unknown key" in result.stderr
