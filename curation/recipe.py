@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RecipeError(ValueError):
@@ -239,8 +240,12 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
         raise RecipeError("\n".join([f"{path}: invalid recipe"] + [f"  {path}: {p}" for p in problems]))
 
 
-def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
-    """Parse and validate a recipe; raise RecipeError naming the key and the file."""
+def validate_section(path: str | Path, model: type[ModelT], keys: tuple[str, ...] | None = None) -> ModelT:
+    """Read the recipe file and validate it (or just the `keys` one stage owns, e.g. the trainer's
+    `name`, `output_dir`, `train`) against `model`; raise RecipeError naming the key and the file.
+
+    The recipe is the one file every stage reads, so this is where its errors get their wording.
+    """
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
@@ -251,9 +256,15 @@ def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys (name, inputs, ...)")
     try:
-        recipe = Recipe.model_validate(raw)
+        return model.model_validate(raw if keys is None else {k: raw[k] for k in keys if k in raw})
     except ValidationError as e:
         raise RecipeError(_format_error(path, e)) from None
+
+
+def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
+    """Parse and validate a recipe; raise RecipeError naming the key and the file."""
+    path = Path(path)
+    recipe = validate_section(path, Recipe)
     _check_filter_arguments(path, recipe)
     if check_paths:
         _check_paths(path, recipe)

@@ -5,7 +5,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from evaluation.config import EvalConfigError, load_eval_config
+from curation.recipe import RecipeError
+from evaluation.config import load_eval_config
 from evaluation.tasks import TaskError
 
 
@@ -16,7 +17,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         run = load_eval_config(argv[1])
-    except EvalConfigError as e:
+    except RecipeError as e:
         console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
         return 2
     from evaluation.harness import run_eval

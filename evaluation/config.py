@@ -6,16 +6,9 @@ import glob
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-
-class EvalConfigError(ValueError):
-    """A recipe problem, phrased as `file: key: what is wrong`."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from curation.recipe import RecipeError, Strict, validate_section
 
 
 class TaskSource(Strict):
@@ -51,26 +44,11 @@ class RunConfig(Strict):
 
 
 def load_eval_config(path: str | Path) -> RunConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise EvalConfigError(f"{path}: recipe file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    try:
-        run = RunConfig.model_validate({k: raw[k] for k in ("name", "output_dir", "eval") if k in raw})
-    except ValidationError as e:
-        lines = [f"{path}: invalid recipe"]
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            msg = (
-                "unknown key"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            lines.append(f"  {path}: {key}: {msg}")
-        raise EvalConfigError("\n".join(lines)) from None
+    """The harness's part of the recipe, with its task paths checked; RecipeError names key and file."""
+    run = validate_section(path, RunConfig, ("name", "output_dir", "eval"))
     for i, src in enumerate(run.eval.tasks):
         if not src.optional and not glob.glob(src.path, recursive=True):
-            raise EvalConfigError(f"{path}: eval.tasks.{i}.path: {src.path!r} matches no file")
+            raise RecipeError(f"{path}: eval.tasks.{i}.path: {src.path!r} matches no file")
         if src.shots and not (src.fewshot and Path(src.fewshot).is_file()):
-            raise EvalConfigError(f"{path}: eval.tasks.{i}.fewshot: shots > 0 needs an existing fewshot file")
+            raise RecipeError(f"{path}: eval.tasks.{i}.fewshot: shots > 0 needs an existing fewshot file")
     return run

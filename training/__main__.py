@@ -8,7 +8,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from training.config import TrainConfigError, load_train_config
+from curation.recipe import RecipeError
+from training.config import load_train_config
 from training.data import DataError
 from training.model import TokenizerMismatch
 
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         run = load_train_config(argv[0])
-    except TrainConfigError as e:
+    except RecipeError as e:
         print(e, file=sys.stderr)
         return 2
     backend = "nccl" if torch.cuda.is_available() else "gloo"

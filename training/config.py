@@ -1,7 +1,7 @@
 """The recipe's `train:` section, validated before any work starts (errors name the key and file).
 
-The trainer reads the recipe YAML itself: it talks to the corpus stage only through the files that
-stage wrote under `out/<name>/corpus/`.
+The recipe file and its error wording are shared by every stage (`curation.recipe.validate_section`);
+the corpus itself reaches the trainer only through the files written under `out/<name>/corpus/`.
 """
 
 from __future__ import annotations
@@ -9,16 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-
-class TrainConfigError(ValueError):
-    """A recipe problem, phrased as `file: key: what is wrong`."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from curation.recipe import Strict, validate_section
 
 
 class Schedule(Strict):
@@ -94,26 +87,5 @@ class RunConfig(Strict):
 
 
 def load_train_config(path: str | Path) -> RunConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise TrainConfigError(f"{path}: recipe file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise TrainConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict) or "train" not in raw:
-        raise TrainConfigError(f"{path}: train: missing (the trainer's section of the recipe)")
-    subset = {k: raw[k] for k in ("name", "output_dir", "train") if k in raw}
-    try:
-        return RunConfig.model_validate(subset)
-    except ValidationError as e:
-        lines = [f"{path}: invalid recipe"]
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = (
-                "unknown key"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            lines.append(f"  {path}: {key}: {msg}")
-        raise TrainConfigError("\n".join(lines)) from None
+    """The trainer's part of the recipe; RecipeError names the key and the file."""
+    return validate_section(path, RunConfig, ("name", "output_dir", "train"))
