@@ -41,7 +41,7 @@ eval: $(STAMP)
 	$(PY) -m evaluation eval $(RECIPE)
 
 audit: $(STAMP)
-	@echo "make audit: not built yet (issue #4)"; exit 2
+	$(PY) -m evaluation audit $(RECIPE)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,6 +4,7 @@ Layout under `out/<name>/corpus/` (the contract later stages read):
   work/<stage>/            intermediate documents and dedup files
   logs/<stage>/            datatrove logs, per-task stats, completion markers, recipe fingerprint
   rejected/<step>/         every dropped document, with `rejected_step` and `rejected_reason`
+                           (decontaminate/: documents dropped for benchmark overlap)
   classifiers/             domain.bin/.json, quality.bin/.json (held-out precision/recall)
   docs/<corpus>/<split>/   curated documents with all metadata (corpus: domain|replay, split: train|val)
   tokenizer/               tokenizer.json + transformers files
@@ -37,6 +38,7 @@ from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
+from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
 from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.filters import OfflineLanguageFilter, heuristic_filters
@@ -66,6 +68,7 @@ class Stage:
     tasks: int
     outputs: list[Path]
     recipe_keys: tuple[str, ...]
+    files: list[Path] = field(default_factory=list)  # inputs outside the recipe (benchmark files)
     fingerprint: str = field(default="")
 
 
@@ -81,7 +84,10 @@ class CorpusPipeline:
         previous = ""
         for stage in self.stages:
             sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.recipe_keys}
-            payload = json.dumps([previous, stage.name, stage.tasks, sections], sort_keys=True, default=str)
+            files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in stage.files}
+            payload = json.dumps(
+                [previous, stage.name, stage.tasks, sections, files], sort_keys=True, default=str
+            )
             stage.fingerprint = previous = hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -223,8 +229,9 @@ class CorpusPipeline:
                 "dedup_filter",
                 lambda: self._dedup_filter_steps(source),
                 T,
-                [w / "deduped", rej / "minhash_dedup"],
-                ("pii",),
+                [w / "deduped", rej / "minhash_dedup", rej / "decontaminate"],
+                ("pii", "decontaminate"),
+                self._decontamination_files(),
             ),
             Stage(
                 "classifiers",
@@ -278,8 +285,17 @@ class CorpusPipeline:
             )
         if self.recipe.pii.emails or self.recipe.pii.ips:
             steps.append(PIIFormatter(remove_emails=self.recipe.pii.emails, remove_ips=self.recipe.pii.ips))
+        if self.recipe.decontaminate:
+            steps.append(
+                Decontaminate(
+                    self._decontamination_files(), self.recipe.decontaminate, self.rejected("decontaminate")
+                )
+            )
         steps.append(self.writer(self.work / "deduped"))
         return steps
+
+    def _decontamination_files(self) -> list[Path]:
+        return [path for task in self.recipe.decontamination_tasks() for path in task.files()]
 
     def _classifier_steps(self) -> list:
         out = str(self.root / "classifiers")

@@ -151,6 +151,38 @@ class OutputConfig(Strict):
     seed: int = 0
 
 
+class TaskGlob(Strict):
+    """Benchmark task files (JSONL) by path or glob; `optional` ones may match nothing."""
+
+    path: str
+    optional: bool = False  # e.g. ../shared/data/benchmarks: used when present, skipped when not
+
+    def files(self) -> list[Path]:
+        return [Path(p) for p in sorted(glob.glob(self.path, recursive=True))]
+
+
+class NgramSettings(Strict):
+    """What counts as benchmark overlap; `make audit` and the `decontaminate` step share it."""
+
+    words: int = Field(13, ge=1)  # n for space-delimited languages
+    chars: int = Field(25, ge=1)  # n for `char_languages`, in characters
+    min_words: int = Field(8, ge=1)  # shorter items use their whole length, down to this
+    min_chars: int = Field(12, ge=1)
+    char_languages: list[str] = ["ja", "zh"]
+    template_items: int = Field(5, ge=2)  # a seed in this many items of one task is template text
+
+
+class DecontaminateConfig(Strict):
+    """Remove benchmark overlap from the corpus (GPT-3 practice: the match plus a margin)."""
+
+    tasks: list[TaskGlob] = []  # default: the `eval:` section's tasks
+    ngrams: NgramSettings = NgramSettings()
+    action: Literal["spans", "documents"] = "spans"
+    margin_chars: int = Field(200, ge=0)
+    min_fragment_chars: int = Field(200, ge=0)  # shorter leftovers are dropped too
+    max_spans: int = Field(10, ge=1)  # a document with more matches is dropped whole
+
+
 class SlurmConfig(Strict):
     partition: str
     time: str = "04:00:00"
@@ -182,6 +214,7 @@ class Recipe(Strict):
     filters: dict[str, dict[str, dict[str, Any] | bool]] = {}
     dedup: DedupConfig = DedupConfig()
     pii: PiiConfig = PiiConfig()
+    decontaminate: DecontaminateConfig | None = None
     classifiers: ClassifiersConfig
     tokenizer: TokenizerConfig
     output: OutputConfig = OutputConfig()
@@ -205,6 +238,16 @@ class Recipe(Strict):
     @property
     def corpus_dir(self) -> Path:
         return Path(self.output_dir) / self.name / "corpus"
+
+    def decontamination_tasks(self) -> list[TaskGlob]:
+        if self.decontaminate is None:
+            return []
+        if self.decontaminate.tasks:
+            return self.decontaminate.tasks
+        return [
+            TaskGlob(path=t["path"], optional=t.get("optional", False))
+            for t in (self.eval or {}).get("tasks", [])
+        ]
 
 
 def _format_error(path: Path, err: ValidationError) -> str:
@@ -233,6 +276,14 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
             for j, pattern in enumerate(getattr(clf, side)):
                 if not glob.glob(pattern, recursive=True):
                     problems.append(f"classifiers.{kind}.{side}.{j}: {pattern!r} matches no file")
+    if recipe.decontaminate is not None:
+        tasks = recipe.decontamination_tasks()
+        if not tasks:
+            problems.append("decontaminate.tasks: empty, and the recipe has no eval.tasks to default to")
+        for j, task in enumerate(tasks):
+            if not task.optional and not task.files():
+                where = f"decontaminate.tasks.{j}" if recipe.decontaminate.tasks else f"eval.tasks.{j}"
+                problems.append(f"{where}.path: {task.path!r} matches no file")
     tok = recipe.tokenizer.path
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")

@@ -1,4 +1,4 @@
-"""`python -m evaluation eval RECIPE`: the benchmark harness (`audit` comes with issue #4's second half)."""
+"""`python -m evaluation eval RECIPE` (the benchmark harness) and `audit RECIPE` (contamination)."""
 
 import sys
 
@@ -6,28 +6,11 @@ from rich.console import Console
 from rich.table import Table
 
 from curation.recipe import RecipeError
-from evaluation.config import load_eval_config
+from evaluation.config import RunConfig, load_eval_config
 from evaluation.tasks import TaskError
 
 
-def main(argv: list[str]) -> int:
-    console = Console(stderr=True)
-    if len(argv) != 2 or argv[0] != "eval":
-        console.print("usage: python -m evaluation eval RECIPE")
-        return 2
-    try:
-        run = load_eval_config(argv[1])
-    except RecipeError as e:
-        console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
-        return 2
-    from evaluation.harness import run_eval
-
-    with console.status("evaluating") as status:
-        try:
-            results = run_eval(run, progress=lambda text: status.update(f"evaluating {text}"))
-        except (TaskError, FileNotFoundError) as e:
-            console.print(f"[red]{argv[1]}: {e}[/red]", highlight=False, soft_wrap=True)
-            return 1
+def print_eval(console: Console, run: RunConfig, results: dict) -> None:
     table = Table(title=f"evaluation `{run.name}` (acc, 95% interval)")
     table.add_column("task")
     for model in results["models"]:
@@ -49,6 +32,66 @@ def main(argv: list[str]) -> int:
     console.print(table)
     console.print("* the paired interval excludes 0")
     console.print(f"report: {(run.run_dir / 'eval' / 'report.html').resolve()}")
+
+
+def print_audit(console: Console, run: RunConfig, result: dict) -> None:
+    table = Table(
+        title=f"contamination audit `{run.name}`: {result['documents']} documents, "
+        f"{result['bytes'] / 1e6:.1f} MB in {result['seconds']:.0f} s"
+    )
+    for column in ("task", "items", "clean", "partial", "dirty", "short", "+answer", "near"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, s in result["tasks"].items():
+        table.add_row(
+            task,
+            *(
+                str(s[k])
+                for k in (
+                    "items",
+                    "clean",
+                    "partial",
+                    "dirty",
+                    "too_short",
+                    "input_label_match",
+                    "near_duplicate",
+                )
+            ),
+        )
+    console.print(table)
+    for task, by_model in result["clean_subset"].items():
+        console.print(
+            f"{task}: acc all / clean "
+            + ", ".join(
+                f"{m} {s['full']['acc']:.3f} / "
+                + (f"{s['clean']['acc']:.3f} (n={s['clean']['n']})" if s["clean"]["n"] else "-")
+                for m, s in by_model.items()
+            )
+        )
+    console.print(f"report: {(run.run_dir / 'audit' / 'report.html').resolve()}")
+
+
+def main(argv: list[str]) -> int:
+    console = Console(stderr=True)
+    if len(argv) != 2 or argv[0] not in ("eval", "audit"):
+        console.print("usage: python -m evaluation eval|audit RECIPE")
+        return 2
+    command, recipe = argv
+    try:
+        run = load_eval_config(recipe)
+    except RecipeError as e:
+        console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
+        return 2
+    if command == "eval":
+        from evaluation.harness import run_eval as work
+    else:
+        from evaluation.audit import run_audit as work
+    with console.status(f"{command} `{run.name}`") as status:
+        try:
+            result = work(run, progress=lambda text: status.update(f"{command}: {text}"))
+        except (TaskError, FileNotFoundError) as e:
+            console.print(f"[red]{recipe}: {e}[/red]", highlight=False, soft_wrap=True)
+            return 1
+    (print_eval if command == "eval" else print_audit)(console, run, result)
     return 0
 
 

@@ -1,19 +1,17 @@
-"""The recipe's `eval:` section, validated before any model is loaded (errors name key and file)."""
+"""The recipe's `eval:` and `audit:` sections, validated before any work starts (errors name key and file)."""
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from curation.recipe import RecipeError, Strict, validate_section
+from curation.decont.near_duplicates import NearDuplicateSettings
+from curation.recipe import DecontaminateConfig, RecipeError, Strict, TaskGlob, validate_section
 
 
-class TaskSource(Strict):
-    path: str  # a JSONL file or a glob
-    optional: bool = False  # e.g. ../shared/data/benchmarks: used when present, skipped when not
+class TaskSource(TaskGlob):
     shots: int = Field(0, ge=0)
     fewshot: str | None = None  # the separate file k-shot examples are drawn from
 
@@ -28,26 +26,34 @@ class EvalConfig(Strict):
     seed: int = 0
 
 
+class AuditConfig(Strict):
+    corpus: str | None = None  # a JSONL/Parquet folder; default: out/<name>/corpus/docs
+    near_duplicates: NearDuplicateSettings | None = NearDuplicateSettings()  # null: n-grams only
+    worst_items: int = Field(10, ge=1)  # shown with their matching passages in the report
+    tasks: int = Field(4, ge=1)
+    workers: int = Field(2, ge=1)
+
+
 class RunConfig(Strict):
     name: str
     output_dir: str = "out"
     eval: EvalConfig = EvalConfig()
+    audit: AuditConfig = AuditConfig()
+    decontaminate: DecontaminateConfig | None = None  # its n-gram settings are the audit's
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
     def task_files(self) -> list[tuple[TaskSource, Path]]:
-        return [
-            (src, Path(p)) for src in self.eval.tasks for p in sorted(glob.glob(src.path, recursive=True))
-        ]
+        return [(src, path) for src in self.eval.tasks for path in src.files()]
 
 
 def load_eval_config(path: str | Path) -> RunConfig:
     """The harness's part of the recipe, with its task paths checked; RecipeError names key and file."""
-    run = validate_section(path, RunConfig, ("name", "output_dir", "eval"))
+    run = validate_section(path, RunConfig, ("name", "output_dir", "eval", "audit", "decontaminate"))
     for i, src in enumerate(run.eval.tasks):
-        if not src.optional and not glob.glob(src.path, recursive=True):
+        if not src.optional and not src.files():
             raise RecipeError(f"{path}: eval.tasks.{i}.path: {src.path!r} matches no file")
         if src.shots and not (src.fewshot and Path(src.fewshot).is_file()):
             raise RecipeError(f"{path}: eval.tasks.{i}.fewshot: shots > 0 needs an existing fewshot file")

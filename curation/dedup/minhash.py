@@ -27,7 +27,7 @@ def normalised_text(doc: Document) -> str:
 _WORD = re.compile(r"\w+")
 
 
-def _splitmix(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
     return x ^ (x >> np.uint64(31))
@@ -44,7 +44,7 @@ def ngram_hashes(units: list[str], n: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         acc = np.zeros(count, dtype=np.uint64)
         for k in range(n):  # position-dependent mixing, so "a b" and "b a" differ
-            acc = _splitmix(acc * _ODD + h[k : k + count])
+            acc = splitmix64(acc * _ODD + h[k : k + count])
     return acc.reshape((-1, 1))
 
 
@@ -72,7 +72,7 @@ class FastMinhashSignature(MinhashDedupSignature):
             (1 << 60) - 1 if self.config.hash_config.precision == 64 else self.config.hash_config.max
         )
         with np.errstate(over="ignore"):
-            phv = _splitmix(shingles ^ self.parameters) & limit
+            phv = splitmix64(shingles ^ self.parameters) & limit
         mins = phv.min(axis=0).astype(self.config.hash_config.np_dtype)
         return [x.tolist() for x in np.split(mins, self.config.num_buckets)]
 

@@ -1,0 +1,53 @@
+"""The corpus step that removes benchmark overlap: what `make audit` would find, the corpus loses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from curation.decont.index import ContaminationIndex, load_benchmark_texts
+from curation.decont.units import UnitText
+from curation.recipe import DecontaminateConfig
+
+
+class Decontaminate(BaseFilter):
+    """Cuts every matched span plus `margin_chars` each side and keeps the fragments that are long
+    enough (GPT-3's rule); drops the document (`contaminated`) when it has more than `max_spans`
+    matches, nothing long enough is left, or `action: documents` says whole documents go.
+    """
+
+    name = "🧪 Decontaminate"
+
+    def __init__(self, task_files: list[Path], config: DecontaminateConfig, exclusion_writer=None):
+        super().__init__(exclusion_writer)
+        self.config = config
+        self.index = ContaminationIndex(load_benchmark_texts(task_files), config.ngrams)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        runs = self.index.find(UnitText(doc.text))
+        if not runs:
+            return True
+        c, text = self.config, doc.text
+        spans: list[list[int]] = []
+        for run in sorted(runs, key=lambda r: r.start):
+            start, end = max(0, run.start - c.margin_chars), min(len(text), run.end + c.margin_chars)
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        items = sorted({self.index.items[r.item].text.id for r in runs})
+        doc.metadata["contamination"] = {"items": items[:20], "spans": len(spans)}
+        self.stat_update("contaminated")
+        if c.action == "documents" or len(spans) > c.max_spans:
+            return False, "contaminated"
+        bounds = [0] + [x for span in spans for x in span] + [len(text)]
+        pieces = [text[a:b].strip() for a, b in zip(bounds[::2], bounds[1::2])]
+        kept = [p for p in pieces if p and len(p) >= c.min_fragment_chars]
+        if not kept:
+            return False, "contaminated"
+        doc.text = "\n\n".join(kept)
+        self.stat_update("spans_removed", value=len(spans))
+        self.stat_update("chars_removed", value=len(text) - len(doc.text))
+        return True

@@ -1,0 +1,264 @@
+"""`python -m evaluation audit RECIPE`: which benchmark items appear in the corpus, and where.
+
+The benchmark index is small and lives in memory; the corpus streams through datatrove workers,
+each writing its matches to `audit/matches/<rank>.jsonl`. The main process then scores every item
+(input-only vs input+label match, coverage, longest run, clean/partial/dirty) and writes
+`audit/contamination.json` and `audit/report.html`, with clean-subset scores when `make eval` ran.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+
+from curation.decont import (
+    BenchmarkText,
+    ContaminationIndex,
+    NearDuplicateIndex,
+    NearDuplicateSettings,
+    UnitText,
+    load_benchmark_texts,
+)
+from curation.readers import RECORD_READERS
+from curation.recipe import NgramSettings
+from evaluation.config import RunConfig
+from evaluation.intervals import bootstrap_interval
+
+CLEAN_BELOW, DIRTY_FROM = 0.2, 0.8  # Llama-2's buckets, by the share of item tokens covered
+CONTEXT_CHARS = 160  # document text shown each side of a match
+
+
+class ContaminationScan(PipelineStep):
+    """Finds benchmark n-gram runs and near-duplicate lines in every document; writes one JSON line
+    per match."""
+
+    type = "🔎 - AUDIT"
+    name = "🔎 contamination scan"
+
+    def __init__(
+        self,
+        output_folder: str,
+        texts: list[BenchmarkText],
+        ngrams: NgramSettings,
+        near: NearDuplicateSettings | None,
+    ):
+        super().__init__()
+        self.output_folder = Path(output_folder)
+        self.exact = ContaminationIndex(texts, ngrams)
+        self.near = NearDuplicateIndex(texts, near) if near else None
+
+    def _record(self, doc, kind: str, item: int, start: int, end: int, **extra) -> dict:
+        text = doc.text
+        return {
+            "kind": kind,
+            "item": item,
+            "doc": doc.id,
+            "source": next(
+                (doc.metadata[k] for k in ("url", "source", "file_path") if doc.metadata.get(k)), None
+            ),
+            "start": start,
+            "end": end,
+            "before": text[max(0, start - CONTEXT_CHARS) : start],
+            "match": text[start:end],
+            "after": text[end : end + CONTEXT_CHARS],
+            **extra,
+        }
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        self.output_folder.mkdir(parents=True, exist_ok=True)
+        with open(self.output_folder / f"{rank:05d}.jsonl", "w", encoding="utf-8") as out:
+            for doc in data or []:
+                with self.track_time():
+                    self.stat_update("documents")
+                    self.stat_update("bytes", value=len(doc.text.encode()))
+                    units = UnitText(doc.text)
+                    records = [
+                        self._record(
+                            doc, "exact", r.item, r.start, r.end, item_span=[r.item_start, r.item_end]
+                        )
+                        for r in self.exact.find(units)
+                    ]
+                    if self.near:
+                        records += [
+                            self._record(doc, "near", m.item, m.start, m.end, jaccard=m.jaccard)
+                            for m in self.near.find(units)
+                        ]
+                    for record in records:
+                        self.stat_update(f"{record['kind']}_matches")
+                        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                yield doc
+
+
+def corpus_reader(folder: Path):
+    """Our corpus's `docs/` or any folder of JSONL / Parquet documents."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder {folder} does not exist (run `make corpus` first)")
+    fmt = "parquet" if any(folder.rglob("*.parquet")) else "jsonl"
+    pattern = "**/*.parquet" if fmt == "parquet" else "**/*.jsonl*"
+    return RECORD_READERS[fmt](str(folder), glob_pattern=pattern, default_metadata={})
+
+
+def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
+    """Per item: input-only / input+label match, coverage of the input, longest run, bucket, documents."""
+    by_item: dict[int, list[dict]] = defaultdict(list)
+    for m in matches:
+        by_item[m["item"]].append(m)
+    too_short = set(index.too_short)
+    results = []
+    for i, item in enumerate(index.items):
+        exact = [m for m in by_item.get(i, []) if m["kind"] == "exact"]
+        near = [m for m in by_item.get(i, []) if m["kind"] == "near"]
+        covered = np.zeros(max(item.n_input, 1), dtype=bool)
+        input_match = input_label_match = False
+        longest = 0
+        for m in exact:
+            q0, q1 = m["item_span"]
+            covered[q0 : min(q1, item.n_input)] = True
+            input_match |= min(q1, item.n_input) - q0 >= item.n
+            input_label_match |= q0 < item.n_input < q1
+            longest = max(longest, q1 - q0)
+        coverage = float(covered.mean()) if item.n_input else 0.0
+        bucket = (
+            "too_short"
+            if i in too_short
+            else "clean"
+            if coverage < CLEAN_BELOW
+            else "dirty"
+            if coverage >= DIRTY_FROM
+            else "partial"
+        )
+        exact.sort(key=lambda m: m["end"] - m["start"], reverse=True)
+        near.sort(key=lambda m: m["jaccard"], reverse=True)
+        results.append(
+            {
+                "id": item.text.id,
+                "task": item.text.task,
+                "lang": item.text.lang,
+                "bucket": bucket,
+                "coverage": round(coverage, 4),
+                "input_match": input_match,
+                "input_label_match": input_label_match,
+                "longest_units": longest,
+                "n": item.n,
+                "units": len(item.units),
+                "documents": len({m["doc"] for m in exact}),
+                "matches": exact[:5],
+                "near_duplicates": near[:5],
+                "near_duplicate_documents": len({m["doc"] for m in near}),
+            }
+        )
+    return results
+
+
+def task_summary(items: list[dict]) -> dict[str, dict]:
+    summary: dict[str, dict] = {}
+    for r in items:
+        s = summary.setdefault(
+            r["task"],
+            {
+                "items": 0,
+                "clean": 0,
+                "partial": 0,
+                "dirty": 0,
+                "too_short": 0,
+                "input_match": 0,
+                "input_label_match": 0,
+                "near_duplicate": 0,
+            },
+        )
+        s["items"] += 1
+        s[r["bucket"]] += 1
+        s["input_match"] += r["input_match"]
+        s["input_label_match"] += r["input_label_match"]
+        s["near_duplicate"] += bool(r["near_duplicates"])
+    return summary
+
+
+def clean_subset_scores(eval_results: dict, items: list[dict]) -> dict[str, dict]:
+    """Each model's acc on the task's clean items beside all items (only when `make eval` ran)."""
+    clean = {r["id"] for r in items if r["bucket"] == "clean"}
+    out = {}
+    for task, entry in eval_results.get("tasks", {}).items():
+        for model, per_item in entry.get("items", {}).items():
+            subset = [r["acc"] for r in per_item if r["id"] in clean]
+            full = [r["acc"] for r in per_item]
+            out.setdefault(task, {})[model] = {
+                "full": {"n": len(full), "acc": float(np.mean(full)), "ci95": bootstrap_interval(full)},
+                "clean": {
+                    "n": len(subset),
+                    "acc": float(np.mean(subset)) if subset else None,
+                    "ci95": bootstrap_interval(subset) if subset else None,
+                },
+            }
+    return out
+
+
+def run_audit(run: RunConfig, progress=None) -> dict:
+    cfg = run.audit
+    out = run.run_dir / "audit"
+    files = [path for _, path in run.task_files()]
+    if not files:
+        raise FileNotFoundError("no benchmark task files: the recipe's eval.tasks match nothing")
+    texts = load_benchmark_texts(files)
+    ngrams = run.decontaminate.ngrams if run.decontaminate else NgramSettings()
+    corpus = Path(cfg.corpus) if cfg.corpus else run.run_dir / "corpus" / "docs"
+    reader = corpus_reader(corpus)
+    shutil.rmtree(out, ignore_errors=True)
+    scan = ContaminationScan(str(out / "matches"), texts, ngrams, cfg.near_duplicates)
+    if progress:
+        progress(f"scanning {corpus} with {cfg.workers} workers")
+    start = time.perf_counter()
+    LocalPipelineExecutor(
+        [reader, scan], tasks=cfg.tasks, workers=cfg.workers, logging_dir=str(out / "logs")
+    ).run()
+    seconds = time.perf_counter() - start
+    matches = [
+        json.loads(line)
+        for path in sorted((out / "matches").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    stats = [json.loads(p.read_text()) for p in sorted((out / "logs" / "stats").glob("*.json"))]
+    totals = {"documents": 0, "bytes": 0}
+    for task_stats in stats:
+        for step in task_stats:
+            if "contamination scan" in step["name"]:
+                for key in totals:
+                    value = step["stats"].get(key, 0)
+                    totals[key] += value.get("total", 0) if isinstance(value, dict) else value
+    items = item_results(scan.exact, matches)
+    for r in items:
+        for m in r["matches"] + r["near_duplicates"]:
+            del m["item"]
+    eval_path = run.run_dir / "eval" / "results.json"
+    result = {
+        "corpus": str(corpus),
+        "documents": totals["documents"],
+        "bytes": totals["bytes"],
+        "seconds": round(seconds, 2),
+        "method": {
+            "normalisation": "NFKC, lower case, punctuation and whitespace ignored",
+            "fields": "context + question (input), then the correct choice (label)",
+            "units": "words for space-delimited languages, characters for "
+            + ", ".join(ngrams.char_languages),
+            "ngrams": ngrams.model_dump(),
+            "buckets": {"clean": f"coverage < {CLEAN_BELOW}", "dirty": f"coverage >= {DIRTY_FROM}"},
+            "near_duplicates": cfg.near_duplicates.model_dump() if cfg.near_duplicates else None,
+        },
+        "tasks": task_summary(items),
+        "clean_subset": clean_subset_scores(json.loads(eval_path.read_text()), items)
+        if eval_path.is_file()
+        else {},
+        "items": items,
+    }
+    (out / "contamination.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    from evaluation.report import render_audit_report
+
+    (out / "report.html").write_text(render_audit_report(result, cfg.worst_items))
+    return result
