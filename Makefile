@@ -53,6 +53,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/corpus.py
 	$(PY) bench/train.py
+	$(PY) bench/audit.py
 
 clean:
 	rm -rf out bench/results/*.json

@@ -1,0 +1,209 @@
+"""Contamination: items planted in real GnuCash guide pages are found (verbatim → dirty with the
+document and offsets, half-copied → partial, reworded → near-duplicate only, Japanese by character
+n-grams), clean items stay clean, and the `Decontaminate` step removes what the audit finds."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trafilatura
+import yaml
+from conftest import SAMPLES
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+from curation.decont import Decontaminate
+from curation.decont.units import UnitText, units
+from curation.recipe import DecontaminateConfig
+from curation.writers import RejectedWriter
+from evaluation.audit import run_audit
+from evaluation.config import load_eval_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paragraphs(path: Path, min_words: int = 0) -> list[str]:
+    text = trafilatura.extract(path.read_text(errors="ignore"))
+    return [p for p in text.split("\n") if len(p.split()) >= min_words and len(p) > 60]
+
+
+def reword(text: str, every: int) -> str:
+    return " ".join(w if i % every != every // 2 else "zzq" + str(i) for i, w in enumerate(text.split()))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A corpus of real guide pages with benchmark items planted in them, and the task file."""
+    root = tmp_path_factory.mktemp("decont")
+    en = sorted((SAMPLES / "finance" / "gnucash" / "en").glob("*.html"))
+    ja_page = SAMPLES / "finance" / "gnucash" / "ja" / "gnucash-guide-accts-types1.html"
+    pages = {p.stem: "\n".join(paragraphs(p)) for p in en[:6]}
+    long_paragraphs = [p for page in en[6:40] for p in paragraphs(page, min_words=40)]
+    verbatim, half, reworded, clean_text = long_paragraphs[:4]
+    ja_context = paragraphs(ja_page)[0]
+    half_words = half.split()
+    cut = len(half_words) // 2
+    items = [
+        {"id": "dirty", "context": verbatim, "question": "Which statement is described?", "answer": 0},
+        # first half verbatim, second half rewritten: partial
+        {
+            "id": "partial",
+            "context": " ".join(half_words[:cut] + [f"w{i}x" for i in range(cut, len(half_words))]),
+            "question": "What is described?",
+            "answer": 0,
+        },
+        {"id": "reworded", "context": reword(reworded, 8), "question": "Which is true?", "answer": 0},
+        {"id": "clean", "context": clean_text, "question": "What follows?", "answer": 0},
+        {"id": "ja", "lang": "ja", "context": ja_context, "question": "正しいものはどれか。", "answer": 0},
+    ]
+    for item in items:
+        item |= {"task": "planted", "lang": item.get("lang", "en"), "choices": ["Assets", "Equity"]}
+    task = root / "planted.jsonl"
+    task.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
+    docs = [{"id": stem, "text": text} for stem, text in pages.items()]
+    docs[0]["text"] += f"\n{verbatim}\nWhich statement is described? Assets\n"
+    docs[1]["text"] = f"{half}\n" + docs[1]["text"]
+    docs[2]["text"] += f"\n{reworded}\n"
+    docs.append({"id": "ja-page", "text": "\n".join(paragraphs(ja_page))})
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "docs.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    return root, task, corpus, {d["id"]: d["text"] for d in docs}, {i["id"]: i for i in items}
+
+
+def write_recipe(root: Path, task: Path, corpus: Path, name: str, **audit) -> Path:
+    recipe = {
+        "name": name,
+        "output_dir": str(root / "out"),
+        "eval": {"tasks": [{"path": str(task)}]},
+        "audit": {"corpus": str(corpus), "tasks": 2, "workers": 1, **audit},
+    }
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def audit(root, task, corpus, name):
+    return run_audit(load_eval_config(write_recipe(root, task, corpus, name)))
+
+
+def test_audit_finds_planted_items_with_documents_and_offsets(planted):
+    root, task, corpus, docs, items = planted
+    result = audit(root, task, corpus, "audit")
+    by_id = {r["id"]: r for r in result["items"]}
+
+    dirty = by_id["dirty"]
+    assert dirty["bucket"] == "dirty" and dirty["coverage"] == 1.0
+    assert dirty["input_match"] and dirty["input_label_match"]  # the answer follows the question
+    match = dirty["matches"][0]
+    doc_text = docs[match["doc"]]
+    assert match["doc"] == next(iter(docs))
+    assert units(doc_text[match["start"] : match["end"]]) == units(
+        f"{items['dirty']['context']}\n{items['dirty']['question']} Assets"
+    )
+
+    partial = by_id["partial"]
+    assert partial["bucket"] == "partial" and 0.3 < partial["coverage"] < 0.7
+    assert partial["input_match"] and not partial["input_label_match"]
+
+    assert by_id["clean"]["bucket"] == "clean" and not by_id["clean"]["matches"]
+
+    # every 13-word window of the reworded copy has a changed word: clean by n-grams, but flagged apart
+    reworded = by_id["reworded"]
+    assert reworded["bucket"] == "clean" and not reworded["matches"]
+    near = reworded["near_duplicates"][0]
+    assert near["doc"] == list(docs)[2] and near["jaccard"] >= 0.5
+    assert items["reworded"]["context"].split()[0] in near["match"]
+    assert (
+        not by_id["dirty"]["near_duplicates"] or by_id["dirty"]["near_duplicates"][0]["doc"] == match["doc"]
+    )
+
+    assert result["tasks"]["planted"]["dirty"] == 2 and result["tasks"]["planted"]["partial"] == 1
+    report = (root / "out" / "audit" / "audit" / "report.html").read_text()
+    assert "<mark>" in report and "dirty" in report
+
+
+def test_japanese_items_match_by_characters(planted):
+    root, task, corpus, docs, items = planted
+    result = audit(root, task, corpus, "audit-ja")
+    ja = next(r for r in result["items"] if r["id"] == "ja")
+    assert ja["n"] == 25  # characters, not words: the Japanese text has almost no spaces
+    assert ja["bucket"] == "dirty" and ja["matches"][0]["doc"] == "ja-page"
+    assert len(items["ja"]["context"].split()) < 13  # a word 13-gram could never match it
+
+
+def test_decontaminate_removes_what_the_audit_finds(planted, tmp_path):
+    root, task, corpus, docs, items = planted
+    config = DecontaminateConfig(margin_chars=50, min_fragment_chars=40)
+    LocalPipelineExecutor(
+        [
+            JsonlReader(str(corpus)),
+            Decontaminate([task], config, RejectedWriter(str(tmp_path / "rejected"), "decontaminate")),
+            JsonlWriter(str(tmp_path / "clean"), output_filename="${rank}.jsonl", compression=None),
+        ],
+        tasks=1,
+        logging_dir=str(tmp_path / "logs"),
+    ).run()
+    kept = {
+        json.loads(line)["id"]: json.loads(line)
+        for line in (tmp_path / "clean" / "00000.jsonl").read_text().splitlines()
+    }
+    assert set(kept) == set(docs)  # spans removed, documents kept (enough text left in each)
+    first = kept[next(iter(docs))]
+    assert first["metadata"]["contamination"]["items"] == ["dirty"]
+    assert items["dirty"]["context"][:200] not in first["text"]
+    assert len(first["text"]) < len(docs[first["id"]])
+
+    result = audit(root, task, tmp_path / "clean", "audit-after")
+    assert {r["id"]: r["bucket"] for r in result["items"]} == {
+        "dirty": "clean",
+        "partial": "clean",
+        "reworded": "clean",
+        "clean": "clean",
+        "ja": "clean",
+    }
+
+
+def test_decontaminate_drops_documents_it_cannot_cut(planted, tmp_path):
+    root, task, corpus, docs, items = planted
+    step = Decontaminate([task], DecontaminateConfig(action="documents"))
+    from datatrove.data import Document
+
+    assert step.filter(Document(text=docs["ja-page"], id="ja-page")) == (False, "contaminated")
+    assert step.filter(Document(text=docs[list(docs)[3]], id="x")) is True  # nothing planted there
+    short = Document(text="Intro.\n" + items["dirty"]["context"], id="short")
+    assert Decontaminate([task], DecontaminateConfig(min_fragment_chars=200)).filter(short) == (
+        False,
+        "contaminated",
+    )
+
+
+def test_unit_offsets_survive_normalisation():
+    text = "ＡＢＣ　株式会社の ﾃｽﾄ。 Hello, World!"
+    doc = UnitText(text)
+    assert doc.units == ["abc", "株", "式", "会", "社", "の", "テ", "ス", "ト", "hello", "world"]
+    start, end = doc.char_span(6, 9)  # the half-width katakana, whose NFKC form is shorter
+    assert text[start:end] == "ﾃｽﾄ"
+
+
+def test_audit_cli_and_recipe_errors(planted, tmp_path):
+    root, task, corpus, docs, items = planted
+    recipe = write_recipe(tmp_path, task, corpus, "cli")
+    done = subprocess.run(
+        [sys.executable, "-m", "evaluation", "audit", str(recipe)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((tmp_path / "out" / "cli" / "audit" / "contamination.json").read_text())
+    assert saved["tasks"]["planted"]["items"] == 5 and saved["documents"] == len(docs)
+    bad = write_recipe(tmp_path, task, corpus, "bad", near_duplicate={"threshold": 0.5})
+    done = subprocess.run(
+        [sys.executable, "-m", "evaluation", "audit", str(bad)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (
+        done.returncode == 2
+        and "audit.near_duplicate: unknown key" in done.stderr
+        and str(bad) in done.stderr
+    )
