@@ -44,8 +44,7 @@ class NearDuplicateIndex:
 
     def __init__(self, texts: list[BenchmarkText], settings: NearDuplicateSettings | None = None):
         self.settings = s = settings or NearDuplicateSettings()
-        params = np.random.default_rng(s.seed).integers(0, 2**63, size=s.num_perm, dtype=np.uint64)
-        self._params = params
+        self._params = np.random.default_rng(s.seed).integers(0, 2**63, size=s.num_perm, dtype=np.uint64)
         self.shingles: list[np.ndarray] = []
         self._sizes: dict[int, list[int]] = {}  # shingle size -> items shingled with it
         self.lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm)
