@@ -62,7 +62,7 @@ class Run:
 
 
 class ContaminationIndex:
-    """Benchmark items in memory; `find(text)` returns every counting run in a document.
+    """Benchmark items in memory; `find(doc)` returns every counting run in a `UnitText` document.
 
     Hash tables are built lazily, so the index pickles small into datatrove workers.
     """
