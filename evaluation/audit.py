@@ -9,6 +9,7 @@ each writing its matches to `audit/matches/<rank>.jsonl`. The main process then 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -26,7 +27,7 @@ from curation.decont import (
     UnitText,
     load_benchmark_texts,
 )
-from curation.readers import RECORD_READERS
+from curation.readers import docs_folder_reader
 from curation.recipe import NgramSettings
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
@@ -96,15 +97,6 @@ class ContaminationScan(PipelineStep):
                 yield doc
 
 
-def corpus_reader(folder: Path):
-    """Our corpus's `docs/` or any folder of JSONL / Parquet documents."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"corpus folder {folder} does not exist (run `make corpus` first)")
-    fmt = "parquet" if any(folder.rglob("*.parquet")) else "jsonl"
-    pattern = "**/*.parquet" if fmt == "parquet" else "**/*.jsonl*"
-    return RECORD_READERS[fmt](str(folder), glob_pattern=pattern, default_metadata={})
-
-
 def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
     """Per item: input-only / input+label match, coverage of the input, longest run, bucket, documents."""
     by_item: dict[int, list[dict]] = defaultdict(list)
@@ -147,7 +139,7 @@ def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
                 "input_label_match": input_label_match,
                 "longest_units": longest,
                 "n": item.n,
-                "units": len(item.units),
+                "units": len(item.hashes),
                 "documents": len({m["doc"] for m in exact}),
                 "matches": exact[:5],
                 "near_duplicates": near[:5],
@@ -200,6 +192,11 @@ def clean_subset_scores(eval_results: dict, items: list[dict]) -> dict[str, dict
     return out
 
 
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_audit(run: RunConfig, progress=None) -> dict:
     cfg = run.audit
     out = run.run_dir / "audit"
@@ -209,16 +206,16 @@ def run_audit(run: RunConfig, progress=None) -> dict:
     texts = load_benchmark_texts(files)
     ngrams = run.decontaminate.ngrams if run.decontaminate else NgramSettings()
     corpus = Path(cfg.corpus) if cfg.corpus else run.run_dir / "corpus" / "docs"
-    reader = corpus_reader(corpus)
+    reader = docs_folder_reader(corpus)
     shutil.rmtree(out, ignore_errors=True)
     scan = ContaminationScan(str(out / "matches"), texts, ngrams, cfg.near_duplicates)
     if progress:
         progress(f"scanning {corpus} with {cfg.workers} workers")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     LocalPipelineExecutor(
         [reader, scan], tasks=cfg.tasks, workers=cfg.workers, logging_dir=str(out / "logs")
     ).run()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
     matches = [
         json.loads(line)
         for path in sorted((out / "matches").glob("*.jsonl"))
@@ -242,6 +239,7 @@ def run_audit(run: RunConfig, progress=None) -> dict:
         "documents": totals["documents"],
         "bytes": totals["bytes"],
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 2),  # this process and its workers: the cost in cores
         "method": {
             "normalisation": "NFKC, lower case, punctuation and whitespace ignored",
             "fields": "context + question (input), then the correct choice (label)",

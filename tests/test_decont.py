@@ -16,8 +16,9 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from curation.decont import Decontaminate
-from curation.decont.units import UnitText, units
+from curation.decont.units import UnitText
 from curation.recipe import DecontaminateConfig
+from curation.report.stats import stage_stats, step_rows
 from curation.writers import RejectedWriter
 from evaluation.audit import run_audit
 from evaluation.config import load_eval_config
@@ -28,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def paragraphs(path: Path, min_words: int = 0) -> list[str]:
     text = trafilatura.extract(path.read_text(errors="ignore"))
     return [p for p in text.split("\n") if len(p.split()) >= min_words and len(p) > 60]
+
+
+def units(text: str) -> list[str]:
+    doc = UnitText(text)
+    return [doc.unit(u) for u in range(len(doc))]
 
 
 def reword(text: str, every: int) -> str:
@@ -156,6 +162,13 @@ def test_decontaminate_removes_what_the_audit_finds(planted, tmp_path):
     assert first["metadata"]["contamination"]["items"] == ["dirty"]
     assert items["dirty"]["context"][:200] not in first["text"]
     assert len(first["text"]) < len(docs[first["id"]])
+    # the corpus funnel reports the cuts of documents it kept
+    (row,) = [
+        r for r in step_rows("dedup_filter", stage_stats(tmp_path / "logs")) if "Decontaminate" in r["step"]
+    ]
+    assert (
+        row["dropped"] == {} and row["edits"]["spans_removed"] >= 2 and row["edits"]["chars_removed"] > 500
+    )
 
     result = audit(root, task, tmp_path / "clean", "audit-after")
     assert {r["id"]: r["bucket"] for r in result["items"]} == {
@@ -184,9 +197,22 @@ def test_decontaminate_drops_documents_it_cannot_cut(planted, tmp_path):
 def test_unit_offsets_survive_normalisation():
     text = "ＡＢＣ　株式会社の ﾃｽﾄ。 Hello, World!"
     doc = UnitText(text)
-    assert doc.units == ["abc", "株", "式", "会", "社", "の", "テ", "ス", "ト", "hello", "world"]
+    assert units(text) == ["abc", "株", "式", "会", "社", "の", "テ", "ス", "ト", "hello", "world"]
     start, end = doc.char_span(6, 9)  # the half-width katakana, whose NFKC form is shorter
     assert text[start:end] == "ﾃｽﾄ"
+    # NFKC composes a half-width kana with its voicing mark; a ligature expands to two units
+    text = "ｶﾞｲﾄﾞの ﾃﾞｰﾀ ㍻ 𝐀𝐁 x"
+    doc = UnitText(text)
+    assert units(text) == ["ガ", "イ", "ド", "の", "デ", "ー", "タ", "平", "成", "ab", "x"]
+    assert [text[slice(*doc.char_span(u, u + 1))] for u in (0, 2, 4, 7, 8, 9)] == [
+        "ｶﾞ",
+        "ﾄﾞ",
+        "ﾃﾞ",
+        "㍻",
+        "㍻",
+        "𝐀𝐁",
+    ]
+    assert text[slice(*doc.char_span(4, 7))] == "ﾃﾞｰﾀ"
 
 
 def test_audit_cli_and_recipe_errors(planted, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.decont.units import HAS_CJK, HashTable, UnitText, units, window_hashes
+from curation.decont.units import HashTable, UnitText, unit_hashes, window_hashes
 from curation.recipe import NgramSettings
 
 
@@ -36,18 +36,20 @@ class BenchmarkText:
 @dataclass
 class _Item:
     text: BenchmarkText
-    units: list[str]  # input units, then label units
+    hashes: np.ndarray  # input units, then label units
     n_input: int
     n: int  # the run length that counts as contamination for this item
+    chars: bool  # matched by characters (Japanese/Chinese)
 
 
 @dataclass
 class _SeedTable:
-    """Seeds of one length, and for each key of `table` the (item, position) pairs it occurs at."""
+    """Seeds of one length; the occurrences of key j are `items/positions[offsets[j]:offsets[j+1]]`."""
 
     table: HashTable
-    occurrences: list[list[tuple[int, int]]]
-    cjk_only: bool  # only Japanese/Chinese items: documents without such characters skip it
+    offsets: np.ndarray
+    items: np.ndarray
+    positions: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -61,85 +63,101 @@ class Run:
     end: int
 
 
+def _template_keys(keys: np.ndarray, tasks: np.ndarray, items: np.ndarray, min_items: int) -> np.ndarray:
+    """Seeds found in `min_items` or more distinct items of one task: its fixed instruction text."""
+    order = np.lexsort((items, tasks, keys))
+    keys, tasks, items = keys[order], tasks[order], items[order]
+    new_task = np.ones(len(keys), dtype=bool)
+    new_task[1:] = (keys[1:] != keys[:-1]) | (tasks[1:] != tasks[:-1])
+    new_item = new_task.copy()
+    new_item[1:] |= items[1:] != items[:-1]
+    starts = np.flatnonzero(new_task)
+    return keys[starts[np.add.reduceat(new_item, starts) >= min_items]]
+
+
 class ContaminationIndex:
     """Benchmark items in memory; `find(doc)` returns every counting run in a `UnitText` document.
 
-    Hash tables are built lazily, so the index pickles small into datatrove workers.
+    Seed tables are built lazily, so the index pickles small into datatrove workers.
     """
 
     def __init__(self, texts: list[BenchmarkText], settings: NgramSettings | None = None):
-        self.settings = settings or NgramSettings()
+        self.settings = s = settings or NgramSettings()
         self.items: list[_Item] = []
         self.too_short: list[int] = []  # items with fewer units than the minimum n: not auditable
-        s = self.settings
-        for i, t in enumerate(texts):
-            u_in, u_label = units(t.input), units(t.label)
+        inputs, labels = unit_hashes([t.input for t in texts]), unit_hashes([t.label for t in texts])
+        for i, (t, u_in, u_label) in enumerate(zip(texts, inputs, labels)):
             chars = t.lang in s.char_languages
-            seq = u_in + u_label
-            n = min(s.chars if chars else s.words, len(seq))
+            n = min(s.chars if chars else s.words, len(u_in) + len(u_label))
             if n < (s.min_chars if chars else s.min_words):
                 self.too_short.append(i)
-            self.items.append(_Item(t, seq, len(u_in), n))
-        self._tables: dict[int, _SeedTable] | None = None
+            self.items.append(_Item(t, np.concatenate([u_in, u_label]), len(u_in), n, chars))
+        self._tables: dict[tuple[int, bool], _SeedTable] | None = None
 
     def __getstate__(self):
         return self.__dict__ | {"_tables": None}
 
-    def _build(self) -> dict[int, _SeedTable]:
+    def __deepcopy__(self, memo) -> ContaminationIndex:
+        return self  # read-only once built: datatrove's per-rank pipeline copies can share it
+
+    def _build(self) -> dict[tuple[int, bool], _SeedTable]:
         s, short = self.settings, set(self.too_short)
-        postings: dict[int, dict[int, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
-        word_seeds = set()
+        groups: dict[tuple[int, bool], list[int]] = defaultdict(list)
         for i, item in enumerate(self.items):
-            if i in short:
-                continue
-            chars = item.text.lang in s.char_languages
-            k = s.min_chars if chars else s.min_words
-            if not chars:
-                word_seeds.add(k)
-            seeds = window_hashes(UnitText(" ".join(item.units)).hashes, k)
-            for pos, h in enumerate(seeds.tolist()):
-                postings[k][h].append((i, pos))
+            if i not in short:
+                groups[(s.min_chars if item.chars else s.min_words, item.chars)].append(i)
+        task_ids = {task: j for j, task in enumerate(sorted({item.text.task for item in self.items}))}
+        task_of = np.array([task_ids[item.text.task] for item in self.items], dtype=np.uint64)
         tables = {}
-        for k, by_hash in postings.items():
-            kept = {}
-            for h, occurrences in by_hash.items():
-                per_task = defaultdict(set)
-                for i, _ in occurrences:
-                    per_task[self.items[i].text.task].add(i)
-                if max(map(len, per_task.values())) < s.template_items:
-                    kept[h] = occurrences
-            table = HashTable(np.array(list(kept), dtype=np.uint64))
-            tables[k] = _SeedTable(table, [kept[h] for h in table.keys.tolist()], k not in word_seeds)
+        for (k, chars), members in groups.items():
+            seeds = [window_hashes(self.items[i].hashes, k) for i in members]
+            keys = np.concatenate(seeds)
+            items = np.repeat(np.array(members, dtype=np.int64), [len(x) for x in seeds])
+            positions = np.concatenate([np.arange(len(x)) for x in seeds])
+            keep = ~np.isin(keys, _template_keys(keys, task_of[items], items, s.template_items))
+            keys, items, positions = keys[keep], items[keep], positions[keep]
+            order = np.argsort(keys, kind="stable")
+            table = HashTable(keys)
+            offsets = np.append(np.searchsorted(keys[order], table.keys), len(keys))
+            tables[(k, chars)] = _SeedTable(table, offsets, items[order], positions[order])
         return tables
 
     def find(self, doc: UnitText) -> list[Run]:
         """Every maximal run of at least its item's n units shared by `doc` and an item."""
         if self._tables is None:
             self._tables = self._build()
-        runs = set()
-        for k, seeds in self._tables.items():
-            if not len(seeds.table) or (seeds.cjk_only and not HAS_CJK.search(doc.text)):
+        runs: dict[tuple[int, int], list[tuple[int, int, int, int]]] = defaultdict(list)  # (item, p - q)
+        for (k, chars), seeds in self._tables.items():
+            if not len(seeds.table) or (chars and not doc.has_unit_chars):
                 continue
-            for p, key in zip(*(a.tolist() for a in seeds.table.lookup(window_hashes(doc.hashes, k)))):
-                for i, q in seeds.occurrences[key]:
-                    runs.add(self._extend(i, q, p, k, doc.units))
-        runs.discard(None)
-        return [Run(i, q0, q1, *doc.char_span(p0, p1)) for i, q0, q1, p0, p1 in sorted(runs)]
+            hits, keys = seeds.table.lookup(window_hashes(doc.hashes, k))
+            for p, key in zip(hits.tolist(), keys.tolist()):
+                a, b = seeds.offsets[key], seeds.offsets[key + 1]
+                for i, q in zip(seeds.items[a:b].tolist(), seeds.positions[a:b].tolist()):
+                    diagonal = runs[(i, p - q)]
+                    if diagonal and p < diagonal[-1][3]:  # inside a run already grown
+                        continue
+                    run = self._extend(i, q, p, k, doc.hashes)
+                    if run:
+                        diagonal.append(run)
+        return [
+            Run(i, q0, q1, *doc.char_span(p0, p1))
+            for i, q0, q1, p0, p1 in sorted((i, *run) for (i, _), found in runs.items() for run in found)
+            if q1 - q0 >= self.items[i].n
+        ]
 
-    def _extend(self, i: int, q: int, p: int, k: int, doc: list[str]) -> tuple | None:
+    def _extend(self, i: int, q: int, p: int, k: int, doc: np.ndarray) -> tuple[int, int, int, int] | None:
         """Grow the seed at item position q / document position p into the maximal equal run."""
-        seq = self.items[i].units
-        if seq[q : q + k] != doc[p : p + k]:  # a hash collision
+        seq = self.items[i].hashes
+        if not np.array_equal(seq[q : q + k], doc[p : p + k]):  # a window-hash collision
             return None
-        q0, p0 = q, p
-        while q0 > 0 and p0 > 0 and seq[q0 - 1] == doc[p0 - 1]:
-            q0, p0 = q0 - 1, p0 - 1
-        q1, p1 = q + k, p + k
-        while q1 < len(seq) and p1 < len(doc) and seq[q1] == doc[p1]:
-            q1, p1 = q1 + 1, p1 + 1
-        if q1 - q0 < self.items[i].n:
-            return None
-        return i, q0, q1, p0, p1
+        back = min(q, p)
+        same = seq[q - back : q][::-1] == doc[p - back : p][::-1]
+        back = back if same.all() else int(same.argmin())
+        ahead = min(len(seq) - q - k, len(doc) - p - k)
+        same = seq[q + k : q + k + ahead] == doc[p + k : p + k + ahead]
+        ahead = ahead if same.all() else int(same.argmin())
+        return q - back, q + k + ahead, p - back, p + k + ahead
 
 
 def load_benchmark_texts(paths: list[Path]) -> list[BenchmarkText]:

@@ -3,8 +3,7 @@
 A paraphrase that changes one word in ten breaks every 13-gram, so the n-gram pass misses it.
 Here benchmark items are indexed by MinHash of their word 2-grams (character 3-grams for
 Japanese/Chinese) and each corpus line (long lines in overlapping windows) is queried; a
-candidate counts when its true Jaccard similarity reaches the threshold. Lines that share too
-few shingles with any item skip the MinHash work entirely.
+candidate counts when its true Jaccard similarity reaches the threshold.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from datasketch import LeanMinHash, MinHashLSH
 from pydantic import Field
 
 from curation.decont.index import BenchmarkText
-from curation.decont.units import HAS_CJK, HashTable, UnitText, splitmix64, window_hashes
+from curation.decont.units import HashTable, UnitText, splitmix64, unit_hashes, window_hashes
 from curation.recipe import Strict
 
 
@@ -25,6 +24,7 @@ class NearDuplicateSettings(Strict):
     num_perm: int = Field(128, ge=16)
     word_shingles: int = Field(2, ge=1)
     char_shingles: int = Field(3, ge=1)
+    min_shingles: int = Field(6, ge=1)  # shorter items are left to the n-gram pass
     char_languages: list[str] = ["ja", "zh"]
     seed: int = 1
 
@@ -39,36 +39,85 @@ class NearMatch:
     jaccard: float
 
 
+def _unique_per_set(values: np.ndarray, set_ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of each set (sets given as an id per value), flat, and each set's start."""
+    order = np.lexsort((values, set_ids))
+    values, set_ids = values[order], set_ids[order]
+    first = np.ones(len(values), dtype=bool)
+    first[1:] = (values[1:] != values[:-1]) | (set_ids[1:] != set_ids[:-1])
+    return values[first], np.searchsorted(set_ids[first], np.arange(count))
+
+
 class NearDuplicateIndex:
-    """Benchmark items in a MinHashLSH; `find(doc)` returns the lines that resemble an item."""
+    """Benchmark items in a MinHashLSH; `find(doc)` returns the lines that resemble an item.
+
+    Work per document is numpy over all its lines at once: lines with too few shingles in any item
+    are skipped, the rest get MinHash signatures in one pass, and only lines that share an LSH band
+    key with some item (a table of every item's band keys) are queried in the LSH.
+    """
+
+    _BLOCK = 4096  # shingles per signature block: the (block, num_perm) scratch stays in cache
 
     def __init__(self, texts: list[BenchmarkText], settings: NearDuplicateSettings | None = None):
         self.settings = s = settings or NearDuplicateSettings()
-        self._params = np.random.default_rng(s.seed).integers(0, 2**63, size=s.num_perm, dtype=np.uint64)
+        rng = np.random.default_rng(s.seed)  # permutations x -> a*x + b (mod 2**64), a odd
+        self._a, self._b = (rng.integers(0, 2**63, size=s.num_perm, dtype=np.uint64) for _ in "ab")
+        self._a |= np.uint64(1)
         self.shingles: list[np.ndarray] = []
-        self._sizes: dict[int, list[int]] = {}  # shingle size -> items shingled with it
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i, (t, hashes) in enumerate(zip(texts, unit_hashes([t.input for t in texts]))):
+            chars = t.lang in s.char_languages
+            k = s.char_shingles if chars else s.word_shingles
+            self.shingles.append(np.unique(window_hashes(hashes, k)))
+            if len(self.shingles[i]) >= s.min_shingles:
+                groups.setdefault((k, chars), []).append(i)
+        indexed = [i for members in groups.values() for i in members]
+        signatures = self._signatures(*self._flat([self.shingles[i] for i in indexed]))
         self.lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm)
-        for i, t in enumerate(texts):
-            k = s.char_shingles if t.lang in s.char_languages else s.word_shingles
-            shingles = np.unique(window_hashes(UnitText(t.input).hashes, k))
-            self.shingles.append(shingles)
-            if len(shingles):
-                self._sizes.setdefault(k, []).append(i)
-                self.lsh.insert(i, self._minhash(shingles))
-        self._tables = {
-            k: HashTable(np.concatenate([self.shingles[i] for i in items]))
-            for k, items in self._sizes.items()
+        with self.lsh.insertion_session() as session:
+            for i, signature in zip(indexed, signatures):
+                session.insert(i, self._minhash(signature))
+        self._bands = HashTable(self._band_keys(signatures).ravel())
+        self._unions = {
+            key: HashTable(np.concatenate([self.shingles[i] for i in items])) for key, items in groups.items()
         }
-        self._cjk_only = {
-            k: all(texts[i].lang in s.char_languages for i in v) for k, v in self._sizes.items()
-        }
-        sizes = [len(x) for x in self.shingles if len(x)] or [1]
+        sizes = [len(self.shingles[i]) for i in indexed] or [1]
         self._min_size, self._max_size = min(sizes), max(sizes)
 
-    def _minhash(self, shingles: np.ndarray) -> LeanMinHash:
+    def __deepcopy__(self, memo) -> NearDuplicateIndex:
+        return self  # read-only once built: datatrove's per-rank pipeline copies can share it
+
+    @staticmethod
+    def _flat(sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Sets as one array and each one's start."""
+        starts = np.cumsum([0] + [len(x) for x in sets])[:-1]
+        return np.concatenate(sets or [np.empty(0, np.uint64)]), starts
+
+    def _signatures(self, flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """MinHash values of the non-empty sets `flat[starts[i]:starts[i+1]]`, vectorised."""
+        out = np.empty((len(starts), self.settings.num_perm), dtype=np.uint64)
+        bounds = np.append(starts, len(flat))
+        first = 0
+        while first < len(starts):  # blocks of whole sets, about _BLOCK shingles each
+            last = max(first + 1, int(np.searchsorted(bounds, bounds[first] + self._BLOCK, side="right")) - 1)
+            last = min(last, len(starts))
+            block = flat[bounds[first] : bounds[last]]
+            with np.errstate(over="ignore"):  # shingle hashes are already mixed: one multiply-add
+                values = block[:, None] * self._a[None, :] + self._b[None, :]
+            out[first:last] = np.minimum.reduceat(values, bounds[first:last] - bounds[first], axis=0)
+            first = last
+        return out
+
+    def _band_keys(self, signatures: np.ndarray) -> np.ndarray:
+        """One 64-bit key per LSH band of each signature (bands as datasketch cuts them): equal bands
+        give equal keys."""
+        b, r = self.lsh.b, self.lsh.r
         with np.errstate(over="ignore"):
-            values = splitmix64(shingles[:, None] ^ self._params[None, :]).min(axis=0)
-        # our own 64-bit permutations (vectorised over all shingles); the LSH only bands the values
+            mixed = (signatures[:, : b * r] * self._a[: b * r]).reshape(len(signatures), b, r)
+            return splitmix64(mixed.sum(axis=2, dtype=np.uint64) + np.arange(b, dtype=np.uint64))
+
+    def _minhash(self, values: np.ndarray) -> LeanMinHash:
+        # the LSH only bands the values, so our permutations stand in for datasketch's
         return LeanMinHash(seed=self.settings.seed, hashvalues=values, scheme="affine64")
 
     def _passages(self, doc: UnitText, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,29 +135,37 @@ class NearDuplicateIndex:
 
     def find(self, doc: UnitText) -> list[NearMatch]:
         t, found = self.settings.threshold, {}
-        for k, table in self._tables.items():
-            if self._cjk_only[k] and not HAS_CJK.search(doc.text):
+        for (k, chars), union in self._unions.items():
+            if chars and not doc.has_unit_chars:
                 continue
             windows = window_hashes(doc.hashes, k)
             if not len(windows):
                 continue
             shared = np.zeros(len(windows) + 1, dtype=np.int64)
-            shared[1 + table.lookup(windows)[0]] = 1
-            shared = np.cumsum(shared)
+            np.cumsum(union.may_contain(windows), out=shared[1:])
             a, b = self._passages(doc, k)
             a = np.minimum(a, len(windows))
             last = np.clip(b - k + 1, a, None)  # shingles that start and end inside the passage
             size = last - a
-            # Jaccard >= t needs at least t of the passage's shingles in some item (0.9: repeats)
-            keep = (size >= self._min_size * t) & (shared[last] - shared[a] >= 0.9 * t * size)
-            for a0, b0, last0 in zip(a[keep].tolist(), b[keep].tolist(), last[keep].tolist()):
-                shingles = np.unique(windows[a0:last0])
-                for i in self.lsh.query(self._minhash(shingles)):
+            # Jaccard >= t needs t of the passage's shingles in some item (0.9: a line may repeat some)
+            keep = np.flatnonzero((size >= self._min_size * t) & (shared[last] - shared[a] >= 0.9 * t * size))
+            if not len(keep):
+                continue
+            a, b, size = a[keep], b[keep], size[keep]
+            offsets = np.repeat(a - np.cumsum(size) + size, size) + np.arange(size.sum())
+            flat, starts = _unique_per_set(windows[offsets], np.repeat(np.arange(len(a)), size), len(a))
+            signatures = self._signatures(flat, starts)
+            bands = self._band_keys(signatures)
+            shares_a_band = self._bands.lookup(bands.ravel())[0] // bands.shape[1]
+            ends = np.append(starts[1:], len(flat))
+            for p in np.unique(shares_a_band).tolist():
+                shingles = flat[starts[p] : ends[p]]
+                for i in self.lsh.query(self._minhash(signatures[p])):
                     item = self.shingles[i]
                     common = len(np.intersect1d(item, shingles, assume_unique=True))
                     jaccard = common / (len(item) + len(shingles) - common)
-                    if jaccard >= t and jaccard > found.get((i, a0), (0,))[0]:
-                        found[(i, a0)] = (jaccard, b0)
+                    if jaccard >= t and jaccard > found.get((i, int(a[p])), (0,))[0]:
+                        found[(i, int(a[p]))] = (jaccard, int(b[p]))
         return [
             NearMatch(i, *doc.char_span(a, b), round(jaccard, 4))
             for (i, a), (jaccard, b) in sorted(found.items())

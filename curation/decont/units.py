@@ -2,41 +2,53 @@
 
 Text is NFKC-normalised and lower-cased, then cut into units: a run of word characters for
 space-delimited scripts, a single character for Japanese and Chinese. One unit stream serves both
-kinds of language, so a Japanese item is matched by character n-grams wherever it appears.
+kinds of language, so a Japanese item is matched by character n-grams wherever it appears. Every
+step after normalisation is a numpy pass over the code points: there is no Python call per unit.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
 from curation.dedup.minhash import splitmix64
 
-_CJK = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-UNIT = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
-_UNIT_OR_LINE = re.compile(f"\n|{UNIT.pattern}")
-HAS_CJK = re.compile(f"[{_CJK}]")
+_CJK = [(0x3005, 0x3005), (0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)]
+_OTHER, _WORD, _UNIT_CHAR = 0, 1, 2  # a unit char (Japanese/Chinese) is a unit on its own
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _FILTER_BITS = 20  # a 1 MiB presence table in front of a sorted hash array
-# ASCII fast path: letters lower-cased, letters/digits/_ kept, line breaks kept, the rest splits
-_ASCII_UNITS = (
-    bytes(c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() or c in (10, 95) else 32 for c in range(128))
-    + b" " * 128
-)
 
 
-def normalise(text: str) -> tuple[str, np.ndarray | None]:
-    """NFKC + lower case, and where lengths moved, each normalised character's original offset."""
-    if text.isascii():
-        return text.lower(), None
-    norm = unicodedata.normalize("NFKC", text).lower()
-    if len(norm) == len(text):
-        return norm, None
-    pieces = [unicodedata.normalize("NFKC", c).lower() for c in text]
-    return "".join(pieces), np.repeat(np.arange(len(text)), [len(p) for p in pieces])
+def normalise(text: str) -> str:
+    return text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).lower()
+
+
+@cache
+def _kinds() -> np.ndarray:
+    """Each BMP code point's kind: word characters are Python's `\\w`, minus the Japanese/Chinese
+    ones (the rare code points above the BMP are looked up one by one)."""
+    every = "".join(map(chr, range(0x10000)))
+    kinds = np.frombuffer(re.sub(r"\w", "\x01", re.sub(r"\W", "\x00", every)).encode("latin-1"), np.uint8)
+    kinds = kinds.copy()
+    for lo, hi in _CJK:
+        kinds[lo : hi + 1] = _UNIT_CHAR
+    return kinds
+
+
+@cache
+def _ascii_words() -> bytes:
+    return bytes(_kinds()[:128] == _WORD) + bytes(128)
+
+
+def _kind(codes: np.ndarray) -> np.ndarray:
+    kind = _kinds()[np.minimum(codes, 0xFFFF)]
+    astral = np.flatnonzero(codes > 0xFFFF)
+    kind[astral] = [_WORD if chr(c).isalnum() else _OTHER for c in codes[astral].tolist()]
+    return kind
 
 
 class _Powers:
@@ -83,60 +95,91 @@ class HashTable:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def may_contain(self, hashes: np.ndarray) -> np.ndarray:
+        """True for every key, and for a few other hashes: enough for a necessary condition."""
+        return self.present[hashes & np.uint64((1 << _FILTER_BITS) - 1)]
+
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions of `hashes` that are keys, and each one's index into `keys`."""
-        maybe = np.flatnonzero(self.present[hashes & np.uint64((1 << _FILTER_BITS) - 1)])
+        maybe = np.flatnonzero(self.may_contain(hashes))
         idx = np.minimum(np.searchsorted(self.keys, hashes[maybe]), max(len(self.keys) - 1, 0))
         hit = self.keys[idx] == hashes[maybe] if len(self.keys) else np.zeros(len(maybe), bool)
         return maybe[hit], idx[hit]
 
 
 class UnitText:
-    """One text as units: hashes for every unit, line boundaries, and character offsets on demand.
-
-    Hashing works on the UTF-8 bytes of the unit stream, so there is no Python call per unit.
-    """
+    """One text as units: a 64-bit hash per unit, where each unit and line lies, and the way back to
+    character offsets in the original text."""
 
     def __init__(self, text: str):
         self.text = text
-        if text.isascii():
-            self.stream = text.encode().translate(_ASCII_UNITS)
+        self.norm = normalise(text)
+        if self.norm.isascii():  # bytes.translate classifies ASCII at C speed; no unit chars here
+            encoded = self.norm.encode()
+            self._codes = np.frombuffer(encoded, dtype=np.uint8)
+            word = np.frombuffer(b"\0" + encoded.translate(_ascii_words()) + b"\0", dtype=np.bool_)
+            self.has_unit_chars = False
+            self.starts = np.flatnonzero(word[1:-1] > word[:-2])
+            self.ends = np.flatnonzero(word[1:-1] > word[2:]) + 1
         else:
-            self.stream = " ".join(_UNIT_OR_LINE.findall(normalise(text)[0])).encode()
-        data = np.frombuffer(self.stream, dtype=np.uint8)
-        edges = np.diff((data > 32).view(np.int8), prepend=np.int8(0), append=np.int8(0))
-        self._starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            self._codes = np.frombuffer(self.norm.encode("utf-32-le"), dtype=np.uint32)
+            kind = _kind(self._codes)
+            unit_char, word = kind == _UNIT_CHAR, np.concatenate([[False], kind == _WORD, [False]])
+            self.has_unit_chars = bool(unit_char.any())
+            self.starts = np.flatnonzero(unit_char | (word[1:-1] > word[:-2]))
+            self.ends = np.flatnonzero(unit_char | (word[1:-1] > word[2:])) + 1
         with np.errstate(over="ignore"):
             self.hashes = splitmix64(
-                span_hashes(data, self._starts, ends) + (ends - self._starts).astype(np.uint64)
+                span_hashes(self._codes, self.starts, self.ends) + (self.ends - self.starts).astype(np.uint64)
             )
-
-    @cached_property
-    def lines(self) -> np.ndarray:
-        """The unit index each line starts at, then the end (a line without units is empty)."""
-        breaks = np.flatnonzero(np.frombuffer(self.stream, dtype=np.uint8) == 10)
-        return np.concatenate([[0], np.searchsorted(self._starts, breaks), [len(self._starts)]])
 
     def __len__(self) -> int:
         return len(self.hashes)
 
     @cached_property
-    def units(self) -> list[str]:
-        return self.stream.decode().split()
+    def lines(self) -> np.ndarray:
+        """The unit index each line starts at, then the end (a line without units is empty)."""
+        breaks = np.flatnonzero(self._codes == 10)
+        return np.concatenate([[0], np.searchsorted(self.starts, breaks), [len(self.starts)]])
+
+    def unit(self, u: int) -> str:
+        return self.norm[self.starts[u] : self.ends[u]]
 
     @cached_property
-    def _char_spans(self) -> tuple[list[tuple[int, int]], np.ndarray | None]:
-        norm, offsets = normalise(self.text)
-        return [m.span() for m in UNIT.finditer(norm)], offsets
+    def _offsets(self) -> np.ndarray | None:
+        """Each normalised character's original offset, where NFKC changed the length."""
+        if len(self.norm) == len(self.text):
+            return None
+        pieces = [unicodedata.normalize("NFKC", c).lower() for c in self.text]
+        if "".join(pieces) == self.norm:  # no composition across characters
+            return np.repeat(np.arange(len(self.text)), [len(p) for p in pieces])
+        return None
+
+    def _original(self, position: int, end: bool) -> int:
+        if len(self.norm) == len(self.text):
+            return position
+        if self._offsets is not None:
+            return int(self._offsets[position - 1]) + 1 if end else int(self._offsets[position])
+
+        # NFKC composed characters (half-width kana and their voicing marks): search the prefixes
+        def length(o: int) -> int:
+            return len(normalise(self.text[:o]))
+
+        def last_within(n: int) -> int:  # the longest prefix that normalises to at most n characters
+            return bisect.bisect_right(range(len(self.text) + 1), n, key=length) - 1
+
+        if end:  # include characters that merge into the last one (voicing marks)
+            return last_within(length(bisect.bisect_left(range(len(self.text) + 1), position, key=length)))
+        return last_within(position)
 
     def char_span(self, u0: int, u1: int) -> tuple[int, int]:
         """Where units [u0, u1) lie in the original text."""
-        spans, offsets = self._char_spans
-        start, end = spans[u0][0], spans[u1 - 1][1]
-        if offsets is not None:
-            start, end = int(offsets[start]), int(offsets[end - 1]) + 1
-        return start, end
+        start, end = int(self.starts[u0]), int(self.ends[u1 - 1])
+        return self._original(start, end=False), self._original(end, end=True)
 
 
-def units(text: str) -> list[str]:
-    return UnitText(text).units
+def unit_hashes(texts: list[str]) -> list[np.ndarray]:
+    """The unit hashes of many short texts (benchmark items), in one numpy pass."""
+    joined = UnitText("\x00".join(texts))  # NUL is no unit and composes with nothing
+    ends = np.cumsum([len(normalise(t)) + 1 for t in texts])
+    return np.split(joined.hashes, np.searchsorted(joined.starts, ends[:-1]))

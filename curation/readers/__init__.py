@@ -1,6 +1,19 @@
 """Readers turn files into Documents; nothing they find is skipped without a trace."""
 
 from curation.readers.files import DocumentFileReader
-from curation.readers.records import RECORD_READERS, StageParquetReader, StageReader, WarcRecordReader
+from curation.readers.records import (
+    RECORD_READERS,
+    StageParquetReader,
+    StageReader,
+    WarcRecordReader,
+    docs_folder_reader,
+)
 
-__all__ = ["DocumentFileReader", "RECORD_READERS", "StageParquetReader", "StageReader", "WarcRecordReader"]
+__all__ = [
+    "DocumentFileReader",
+    "RECORD_READERS",
+    "StageParquetReader",
+    "StageReader",
+    "WarcRecordReader",
+    "docs_folder_reader",
+]

@@ -1,6 +1,7 @@
 """Readers for files that hold many records: JSONL, Parquet, local HF datasets, WARC."""
 
 import itertools
+from pathlib import Path
 
 from datatrove.data import Document, Media, MediaType
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
@@ -97,6 +98,15 @@ RECORD_READERS: dict[str, type[BaseDiskReader]] = {
     "parquet": ParquetRecordReader,
     "hf": DatasetRecordReader,
 }
+
+
+def docs_folder_reader(folder: Path) -> BaseDiskReader:
+    """A corpus's `docs/` (or any folder of JSONL / Parquet documents), as the later stages read it."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder {folder} does not exist (run `make corpus` first)")
+    fmt = "parquet" if any(folder.rglob("*.parquet")) else "jsonl"
+    pattern = "**/*.parquet" if fmt == "parquet" else "**/*.jsonl*"
+    return RECORD_READERS[fmt](str(folder), glob_pattern=pattern, default_metadata={})
 
 
 class WarcRecordReader(BalancedShards, BaseDiskReader):

@@ -10,6 +10,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from curation.report.stats import EDIT_STATS
+
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 400
 COMPARED_PAGES = 25
@@ -60,7 +62,8 @@ def _funnel(stats: dict) -> str:
     for s in funnel_steps(stats):
         dropped = sum(s["dropped"].values())
         reasons = ", ".join(
-            f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])
+            [f"{html.escape(k)}: {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])]
+            + [f"{EDIT_STATS[k]}: {v}" for k, v in s.get("edits", {}).items()]
         )
         ok = "✔" if s["in"] == s["kept"] + dropped else "✘"
         rows.append(
@@ -84,7 +87,8 @@ def _funnel(stats: dict) -> str:
 
     plot = _figure(draw) if steps else ""
     return (
-        "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds).</p>"
+        "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds); "
+        "steps that edit what they keep say so beside the drop reasons.</p>"
         + plot
         + _table(["stage", "step", "in", "kept", "dropped", "reasons", "in = kept + dropped", "s"], rows)
     )

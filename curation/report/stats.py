@@ -9,6 +9,12 @@ from pathlib import Path
 
 from datatrove.utils.stats import PipelineStats
 
+# what a step did to documents it kept (the Decontaminate step's cuts)
+EDIT_STATS = {
+    "contaminated": "documents matched",
+    "spans_removed": "spans cut",
+    "chars_removed": "characters cut",
+}
 # steps whose datatrove stats count drops without a reason
 DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
 
@@ -67,6 +73,7 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 "dropped": dropped,
                 "time_s": _time(data),
                 "chars_kept": int(counts.get("doc_len", 0)),
+                "edits": {k: int(counts[k]) for k in EDIT_STATS if counts.get(k)},
                 **({"input_bytes": int(counts["input_bytes"])} if "input_bytes" in counts else {}),
             }
         )
