@@ -14,6 +14,7 @@ from rich.table import Table
 
 from curation.recipe import RecipeError, load_recipe
 from curation.report.html import funnel_steps
+from curation.report.stats import EDIT_STATS
 
 
 @contextmanager
@@ -37,9 +38,12 @@ def summary(console: Console, recipe, seconds: float) -> None:
     for col in ("step", "in", "kept", "dropped (top reasons)"):
         table.add_column(col, justify="right" if col in ("in", "kept") else "left")
     for s in funnel_steps(stats):
-        if s["kind"] != "step" or not s["dropped"]:
+        if s["kind"] != "step" or not (s["dropped"] or s.get("edits")):
             continue
-        top = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
+        top = ", ".join(
+            [f"{k} {v}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3]]
+            + [f"{EDIT_STATS[k]} {v}" for k, v in s.get("edits", {}).items()]
+        )
         table.add_row(s["step"], str(s["in"]), str(s["kept"]), top)
     console.print(table)
     read = sum(s["kept"] for s in stats["steps"] if s["kind"] == "reader" and s["stage"] == "extract")
@@ -60,9 +64,43 @@ def summary(console: Console, recipe, seconds: float) -> None:
     console.print(f"report: [link]{(root / 'report.html').resolve()}[/link]")
 
 
+def select(console: Console, recipe) -> int:
+    if recipe.select is None or recipe.select.grading is None:
+        console.print(f"[red]{recipe.name}: the recipe has no `select.grading:` section[/red]")
+        return 2
+    from curation.select.stage import run_grading
+
+    start = time.time()
+    try:
+        result = run_grading(recipe)
+    except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
+        console.print(f"[red]grading failed: {e}[/red]", highlight=False)
+        return 1
+    table = Table(title=f"grading `{recipe.name}` in {time.time() - start:.0f} s")
+    for col in ("sampled", "graded", "ungraded", "failed", "from cache", "grades (rounded: count)"):
+        table.add_column(col, justify="right")
+    status = result["status"]
+    table.add_row(
+        str(result["sampled"]),
+        *(str(status.get(k, 0)) for k in ("graded", "ungraded", "failed")),
+        str(result["from_cache"]),
+        ", ".join(f"{g}: {n}" for g, n in result["grades"].items()),
+    )
+    console.print(table)
+    if status.get("failed"):
+        console.print(f"[yellow]{status['failed']} failed (not cached): run again to retry them[/yellow]")
+    if result["grade_mass"] is not None and result["grade_mass"] < 0.5:
+        console.print(
+            f"[yellow]the local grader puts {result['grade_mass']:.1%} of its next-token probability on "
+            "the grade digits: it does not follow the rubric's format, so its grades say little[/yellow]"
+        )
+    console.print(f"grades: {result['path']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m curation")
-    parser.add_argument("command", choices=["run", "validate"])
+    parser.add_argument("command", choices=["run", "validate", "select"])
     parser.add_argument("recipe")
     args = parser.parse_args(argv)
     # the console keeps the real stderr; during the run, fd 2 (ours and the workers') goes to a log file
@@ -75,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         console.print(f"{args.recipe}: ok")
         return 0
+    if args.command == "select":
+        return select(console, recipe)
     from curation.pipeline import CorpusPipeline
 
     pipeline = CorpusPipeline(recipe)

@@ -183,6 +183,53 @@ class DecontaminateConfig(Strict):
     max_spans: int = Field(10, ge=1)  # a document with more matches is dropped whole
 
 
+class LocalGraderConfig(Strict):
+    """A local Hugging Face causal LM as grader (a folder, or a hub id in real recipes)."""
+
+    model: str
+    batch_size: int = Field(8, ge=1)
+    device: str = "cpu"
+    max_tokens: int = Field(2048, ge=64)  # prompt length cap (also capped by the model's context)
+
+
+class HttpGraderConfig(Strict):
+    """An OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server, Ollama)."""
+
+    base_url: str  # e.g. http://localhost:8000/v1
+    model: str
+    api_key_env: str | None = None  # the environment variable holding the key, never the key
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60, gt=0)
+    retries: int = Field(4, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    max_tokens: int = Field(256, ge=8)
+
+
+class GradingConfig(Strict):
+    """LLM grades for a stratified sample (FineWeb-Edu's recipe): the labels a classifier learns."""
+
+    sample: int = Field(500, ge=1)
+    stratify: list[str] = ["corpus", "language"]  # document metadata keys
+    domain: str = "finance"  # what the built-in rubric calls useful
+    rubric: str | None = None  # a text file replacing the built-in rubric; `{domain}` is filled in
+    max_chars: int = Field(4000, ge=200)  # documents are truncated to this before grading
+    seed: int = 0
+    local: LocalGraderConfig | None = None
+    http: HttpGraderConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_grader(self) -> GradingConfig:
+        if (self.local is None) == (self.http is None):
+            raise ValueError("give exactly one grader: `local` (a model folder) or `http` (a server)")
+        return self
+
+
+class SelectConfig(Strict):
+    """Data selection (`python -m curation select`): grading now; scores and the budget to come."""
+
+    grading: GradingConfig | None = None
+
+
 class SlurmConfig(Strict):
     partition: str
     time: str = "04:00:00"
@@ -218,6 +265,7 @@ class Recipe(Strict):
     classifiers: ClassifiersConfig
     tokenizer: TokenizerConfig
     output: OutputConfig = OutputConfig()
+    select: SelectConfig | None = None
     executor: ExecutorConfig = ExecutorConfig()
     # later stages (training, evaluation) own their sections; the corpus stage passes them through
     train: dict[str, Any] | None = None
@@ -284,6 +332,9 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
             if not task.optional and not task.files():
                 where = f"decontaminate.tasks.{j}" if recipe.decontaminate.tasks else f"eval.tasks.{j}"
                 problems.append(f"{where}.path: {task.path!r} matches no file")
+    grading = recipe.select.grading if recipe.select else None
+    if grading and grading.rubric and not Path(grading.rubric).is_file():
+        problems.append(f"select.grading.rubric: {grading.rubric!r} is not a file")
     tok = recipe.tokenizer.path
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")

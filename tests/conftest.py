@@ -30,6 +30,37 @@ MIRRORS = ["*-mirror.html"]  # the sample's planted near-duplicates, with their 
 
 
 @pytest.fixture(scope="session")
+def tiny():
+    """A tiny Llama (random weights) and a byte-level BPE trained on real Python docs, built here."""
+    import gzip
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    with gzip.open(SAMPLES / "jsonl" / "python-doc-sources.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+@pytest.fixture(scope="session")
 def kit():
     if not (KIT / "MANIFEST.sha256").is_file():
         pytest.skip(f"shared data kit not found at {KIT}")

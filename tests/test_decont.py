@@ -166,9 +166,7 @@ def test_decontaminate_removes_what_the_audit_finds(planted, tmp_path):
     (row,) = [
         r for r in step_rows("dedup_filter", stage_stats(tmp_path / "logs")) if "Decontaminate" in r["step"]
     ]
-    assert (
-        row["dropped"] == {} and row["edits"]["spans_removed"] >= 2 and row["edits"]["chars_removed"] > 500
-    )
+    assert row["dropped"] == {} and row["edits"]["spans_removed"] >= 2 and row["edits"]["chars_removed"] > 500
 
     result = audit(root, task, tmp_path / "clean", "audit-after")
     assert {r["id"]: r["bucket"] for r in result["items"]} == {

@@ -1,14 +1,11 @@
 """The harness core: task files, log-likelihood scoring on a tiny real model, bootstrap intervals."""
 
-import gzip
 import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLES
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM
 
 from evaluation.intervals import bootstrap_interval, paired_difference
 from evaluation.scoring import LoglikelihoodScorer, score_items
@@ -44,29 +41,6 @@ ITEMS = [
         "q4", "demo", "en", "Which report shows income and expenses?", ("Profit & Loss", "Balance Sheet"), 0
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    with gzip.open(SAMPLES / "jsonl" / "python-doc-sources.jsonl.gz", "rt") as f:
-        texts = [json.loads(line)["text"] for line in f]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-    )
-    return LlamaForCausalLM(config).eval(), tokenizer
 
 
 def test_loglikelihood_equals_the_models_own_loss(tiny):

@@ -1,0 +1,309 @@
+"""LLM grades for a stratified sample of the corpus: the labels a cheap classifier is distilled from.
+
+Two graders share one contract, `grade_many(prompts, texts) -> list[Grade]`:
+- `TransformersGrader`: a local causal LM reads the grade from its next-token probabilities for the
+  digits 0-5 after `Grade:` (the expected grade, no sampling), batched;
+- `OpenAiGrader`: any OpenAI-compatible `/chat/completions` endpoint (vLLM, SGLang, TGI, llama.cpp
+  server, Ollama) with bounded concurrency, timeouts and retries with back-off; a grade counts only
+  when the reply parses strictly.
+`LlmGrader` picks the sample, skips what `GradeCache` already holds, and writes every sampled
+document's outcome (graded, ungraded with the raw reply, or failed with the error) to grades.jsonl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from curation.recipe import GradingConfig, HttpGraderConfig, LocalGraderConfig
+from curation.select.rubric import REPLY_FORMAT, RUBRICS, GradePrompt, parse_grade
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One document's outcome. `grade` is set only when `status` is "graded"."""
+
+    status: str  # graded | ungraded (the reply did not parse) | failed (no usable reply)
+    grade: float | None = None
+    reply: str | None = None  # the raw reply, kept whenever there is one
+    error: str | None = None
+    grade_mass: float | None = None  # local grader: probability the model put on the digits
+
+
+class GradeCache:
+    """Finished grades, appended to one JSONL file per grader as they arrive: a killed run resumes
+    where it stopped and never pays twice. Failures are not cached, so a rerun retries them."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.entries: dict[str, Grade] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # the torn last line of a killed run
+                    continue
+                key = entry.pop("key")
+                self.entries[key] = Grade(**entry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the cache's lifetime
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(prompt: GradePrompt, text: str) -> str:
+        return f"{prompt.digest}:{hashlib.sha256(text[: prompt.max_chars].encode()).hexdigest()[:24]}"
+
+    def put(self, key: str, grade: Grade) -> None:
+        if grade.status == "failed":
+            return
+        with self._lock:
+            self.entries[key] = grade
+            self._file.write(json.dumps({"key": key, **asdict(grade)}, ensure_ascii=False) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+Done = Callable[[int, Grade], None]
+
+
+class OpenAiGrader:
+    """Grades through an OpenAI-compatible chat endpoint; transient trouble (timeouts, connection
+    errors, 429 and 5xx, a body that is not the API's JSON) is retried with exponential back-off."""
+
+    def __init__(self, config: HttpGraderConfig):
+        self.config = config
+        self.name = f"http-{config.model}"
+
+    def grade_many(self, prompts: list[GradePrompt], texts: list[str], done: Done) -> None:
+        import httpx
+
+        c = self.config
+        headers = {"Authorization": f"Bearer {os.environ[c.api_key_env]}"} if c.api_key_env else {}
+        with (
+            httpx.Client(base_url=c.base_url.rstrip("/"), headers=headers, timeout=c.timeout_s) as client,
+            ThreadPoolExecutor(c.concurrency) as pool,
+        ):
+            futures = {pool.submit(self._grade, client, *job): i for i, job in enumerate(zip(prompts, texts))}
+            for future in as_completed(futures):  # cached as each finishes: a kill loses what is in flight
+                done(futures[future], future.result())
+
+    def _grade(self, client, prompt: GradePrompt, text: str) -> Grade:
+        import httpx
+
+        c = self.config
+        system, user = prompt.render(text)
+        body = {
+            "model": c.model,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            "temperature": 0,
+            "max_tokens": c.max_tokens,
+        }
+        error = ""
+        for attempt in range(c.retries + 1):
+            if attempt:
+                time.sleep(c.backoff_s * 2 ** (attempt - 1))
+            try:
+                response = client.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                error = f"timed out after {c.timeout_s} s"
+                continue
+            except httpx.TransportError as e:
+                error = f"connection error: {e}"
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                error = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:  # our request is wrong: retrying cannot help
+                return Grade("failed", error=f"HTTP {response.status_code}: {response.text[:300]}")
+            try:
+                reply = response.json()["choices"][0]["message"]["content"]
+                if not isinstance(reply, str):
+                    raise TypeError
+            except (ValueError, KeyError, IndexError, TypeError):
+                error = f"malformed response body: {response.text[:200]!r}"
+                continue
+            grade = parse_grade(reply)
+            if grade is None:
+                return Grade("ungraded", reply=reply)
+            return Grade("graded", float(grade), reply)
+        return Grade("failed", error=f"{error} ({c.retries + 1} attempts)")
+
+
+class TransformersGrader:
+    """Grades with a local causal LM: the probabilities of the next token after `Grade:` over the
+    digits 0-5 give the expected grade. The grade is read at a fixed position after the fenced
+    document, so nothing the document says can change where it is read."""
+
+    def __init__(self, config: LocalGraderConfig):
+        self.config = config
+        self.name = f"local-{Path(config.model).name or config.model}"
+        self._model = None
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self.config.model)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=torch.float32)
+        model.to(self.config.device).eval()
+        for form in (" {}", "{}"):  # BPE vocabularies usually hold " 3"; others "3"
+            ids = [tokenizer.encode(form.format(g), add_special_tokens=False) for g in range(6)]
+            if all(len(x) == 1 for x in ids):
+                self._digits = [x[0] for x in ids]
+                break
+        else:
+            raise ValueError(f"{self.config.model}: the digits 0-5 are not single tokens in its vocabulary")
+        self._model, self._tokenizer = model, tokenizer
+        self._max_tokens = min(model.config.max_position_embeddings, self.config.max_tokens)
+
+    def _prompt(self, prompt: GradePrompt, text: str) -> str:
+        """The whole prompt, the document cut (in tokens) to fit the model's context."""
+
+        def render(body: str) -> str:
+            system, user = prompt.render(body)
+            return f"{system}\n\n{user}\nGrade:"
+
+        room = self._max_tokens - len(self._tokenizer.encode(render(""))) - 4
+        if room < 16:
+            raise ValueError(
+                f"{self.config.model}: the rubric fills its {self._max_tokens}-token context; "
+                "give a shorter `select.grading.rubric` or a model with a longer context"
+            )
+        ids = self._tokenizer.encode(text[: prompt.max_chars], add_special_tokens=False)
+        return render(self._tokenizer.decode(ids[:room]) if len(ids) > room else text[: prompt.max_chars])
+
+    def grade_many(self, prompts: list[GradePrompt], texts: list[str], done: Done) -> None:
+        import torch
+
+        if self._model is None:
+            self._load()
+        b = self.config.batch_size
+        for first in range(0, len(texts), b):
+            batch = [self._prompt(p, t) for p, t in zip(prompts[first : first + b], texts[first : first + b])]
+            enc = self._tokenizer(batch, return_tensors="pt", padding=True).to(self.config.device)
+            positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self._model(**enc, position_ids=positions).logits[:, -1].float()
+            probs = torch.softmax(logits, dim=-1)[:, self._digits]
+            mass = probs.sum(-1)
+            expected = (probs * torch.arange(6, dtype=probs.dtype)).sum(-1) / mass
+            for j, (grade, share) in enumerate(zip(expected.tolist(), mass.tolist())):
+                done(first + j, Grade("graded", round(grade, 4), grade_mass=round(share, 4)))
+
+
+def make_grader(config: GradingConfig) -> OpenAiGrader | TransformersGrader:
+    return OpenAiGrader(config.http) if config.http else TransformersGrader(config.local)
+
+
+class LlmGrader(PipelineStep):
+    """Grades a stratified sample of the documents it reads (size `sample`, allocated to the strata
+    named in `stratify` in proportion to their size, chosen by a seeded hash of the document id) and
+    writes `grades.jsonl`: one line per sampled document, whatever happened to it.
+
+    Sampling needs every document, so this step runs as a single task.
+    """
+
+    type = "🧑‍⚖️ - SELECT"
+    name = "🧑‍⚖️ LLM grader"
+
+    def __init__(self, output_folder: str, config: GradingConfig):
+        super().__init__()
+        self.output_folder = Path(output_folder)
+        self.config = config
+
+    def _sample_key(self, doc: Document) -> str:
+        return hashlib.sha256(f"{self.config.seed}:{doc.id}".encode()).hexdigest()
+
+    def _stratum(self, doc: Document) -> str:
+        return "/".join(str(doc.metadata.get(k, "-")) for k in self.config.stratify)
+
+    def sample(self, docs) -> list[Document]:
+        """The `sample` documents to grade, in proportion to each stratum's size (at least one per
+        stratum while the sample allows), lowest seeded hash first; deterministic for a seed."""
+        n = self.config.sample
+        counts: dict[str, int] = {}
+        lowest: dict[str, list] = {}  # per stratum, a max-heap of the n lowest keys
+        for doc in docs:
+            stratum = self._stratum(doc)
+            counts[stratum] = counts.get(stratum, 0) + 1
+            heap = lowest.setdefault(stratum, [])
+            item = (_negated(self._sample_key(doc)), doc.id, doc)
+            if len(heap) < n:
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                heapq.heapreplace(heap, item)
+        total = sum(counts.values())
+        quota = {s: min(c, max(1, n * c // total)) if total else 0 for s, c in counts.items()}
+        by_remainder = sorted(counts, key=lambda s: (-(n * counts[s] % max(total, 1)), s))
+        while sum(quota.values()) < min(n, total):  # hand out what rounding left, largest remainder first
+            for s in by_remainder:
+                if quota[s] < counts[s] and sum(quota.values()) < min(n, total):
+                    quota[s] += 1
+        while sum(quota.values()) > n:  # more strata than the sample: the smallest give way
+            quota[min((s for s in quota if quota[s]), key=lambda s: (counts[s], s))] -= 1
+        chosen = []
+        for stratum in sorted(lowest):
+            chosen += [doc for _, _, doc in sorted(lowest[stratum], reverse=True)[: quota[stratum]]]
+        return chosen
+
+    def _prompt(self, doc: Document) -> GradePrompt:
+        c = self.config
+        language = doc.metadata.get("language")
+        language = language if language in RUBRICS else "en"
+        if c.rubric:  # the user's rubric; the reply format stays ours, since parsing depends on it
+            rubric = Path(c.rubric).read_text(encoding="utf-8").format(domain=c.domain)
+            return GradePrompt(rubric, REPLY_FORMAT[language], c.max_chars)
+        return GradePrompt.built_in(language, c.domain, c.max_chars)
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if world_size != 1:
+            raise ValueError("LlmGrader samples the whole corpus: run it as a single task")
+        chosen = self.sample(data or [])
+        grader = make_grader(self.config)
+        cache = GradeCache(self.output_folder / "cache" / f"{grader.name}.jsonl")
+        prompts = [self._prompt(doc) for doc in chosen]
+        keys = [GradeCache.key(p, doc.text) for p, doc in zip(prompts, chosen)]
+        todo = [i for i, key in enumerate(keys) if key not in cache.entries]
+        self.stat_update("sampled", value=len(chosen))
+        self.stat_update("from_cache", value=len(chosen) - len(todo))
+        from tqdm import tqdm
+
+        with tqdm(total=len(todo), desc="grading", unit="doc", disable=not todo) as bar:
+
+            def done(j: int, grade: Grade) -> None:
+                cache.put(keys[todo[j]], grade)
+                results[todo[j]] = grade
+                bar.update()
+
+            results: dict[int, Grade] = {i: cache.entries[key] for i, key in enumerate(keys) if i not in todo}
+            try:
+                grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
+            finally:
+                cache.close()
+        self.output_folder.mkdir(parents=True, exist_ok=True)
+        with open(self.output_folder / "grades.jsonl", "w", encoding="utf-8") as out:
+            for i, doc in enumerate(chosen):
+                grade = results[i]
+                self.stat_update(grade.status)
+                record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in todo}
+                out.write(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
+
+
+def _negated(hex_key: str) -> int:
+    return -int(hex_key[:16], 16)

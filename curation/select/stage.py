@@ -1,0 +1,46 @@
+"""`python -m curation select RECIPE`: reads `out/<name>/corpus/docs/`, writes `out/<name>/select/`.
+
+Layout: `select/grades/grades.jsonl` (one line per sampled document: graded, ungraded with the raw
+reply, or failed with the error), `select/grades/cache/<grader>.jsonl` (finished grades, reused by
+every later run with the same rubric and grader) and datatrove's logs in `select/logs/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor
+
+from curation.readers import docs_folder_reader
+from curation.recipe import Recipe
+from curation.select.grading import LlmGrader
+
+
+def select_dir(recipe: Recipe) -> Path:
+    return Path(recipe.output_dir) / recipe.name / "select"
+
+
+def run_grading(recipe: Recipe) -> dict:
+    """Grade the sample; return counts by status and the histogram of rounded grades."""
+    out = select_dir(recipe)
+    grader = LlmGrader(str(out / "grades"), recipe.select.grading)
+    LocalPipelineExecutor(
+        [docs_folder_reader(recipe.corpus_dir / "docs"), grader],
+        tasks=1,
+        logging_dir=str(out / "logs" / "grading"),
+    ).run()
+    grades = [json.loads(line) for line in (out / "grades" / "grades.jsonl").read_text().splitlines()]
+    return {
+        "sampled": len(grades),
+        "status": dict(Counter(g["status"] for g in grades)),
+        "from_cache": sum(g["cached"] for g in grades),
+        "grades": dict(sorted(Counter(round(g["grade"]) for g in grades if g["grade"] is not None).items())),
+        "grade_mass": _mean([g["grade_mass"] for g in grades if g["grade_mass"] is not None]),
+        "path": str(out / "grades" / "grades.jsonl"),
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
