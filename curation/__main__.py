@@ -68,13 +68,14 @@ def select(console: Console, recipe) -> int:
     if recipe.select is None or recipe.select.grading is None:
         console.print(f"[red]{recipe.name}: the recipe has no `select.grading:` section[/red]")
         return 2
-    from curation.select.stage import run_grading
+    from curation.select.stage import run_distill, run_grading
 
     start = time.time()
     try:
         result = run_grading(recipe)
+        distilled = run_distill(recipe) if recipe.select.distill else None
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
-        console.print(f"[red]grading failed: {e}[/red]", highlight=False)
+        console.print(f"[red]selection failed: {e}[/red]", highlight=False)
         return 1
     table = Table(title=f"grading `{recipe.name}` in {time.time() - start:.0f} s")
     for col in ("sampled", "graded", "ungraded", "failed", "from cache", "grades (rounded: count)"):
@@ -95,6 +96,17 @@ def select(console: Console, recipe) -> int:
             "the grade digits: it does not follow the rubric's format, so its grades say little[/yellow]"
         )
     console.print(f"grades: {result['path']}")
+    if distilled:
+        f1 = "-" if distilled["f1"] is None else f"{distilled['f1']:.2f}"
+        console.print(
+            f"distilled classifier, {distilled['held_out_documents']} held-out documents: "
+            f"Spearman {distilled['spearman']}, F1 {f1} at grade >= {distilled['threshold']}"
+        )
+        if not distilled["trusted"]:
+            console.print(
+                f"[yellow]its agreement with the grader is below {distilled['min_spearman']}: "
+                "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
+            )
     return 0
 
 

@@ -224,10 +224,31 @@ class GradingConfig(Strict):
         return self
 
 
+class DistillConfig(Strict):
+    """A fastText model learns the grades and scores every document (FineWeb-Edu's classifier)."""
+
+    threshold: float = Field(3.0, ge=0, le=5)  # grades at or above count as useful (F1 is measured here)
+    held_out: float = Field(0.2, gt=0, lt=1)
+    min_spearman: float = Field(0.5, ge=-1, le=1)  # lower held-out agreement is reported as untrusted
+    epochs: int = Field(25, ge=1)
+    word_ngrams: int = Field(2, ge=1)
+    hash_buckets: int = Field(100_000, ge=1000)
+    lr: float = Field(0.5, gt=0)
+    max_chars: int = Field(4000, ge=100)
+    seed: int = 0
+
+
 class SelectConfig(Strict):
-    """Data selection (`python -m curation select`): grading now; scores and the budget to come."""
+    """Data selection (`python -m curation select`): grading and its distilled classifier so far."""
 
     grading: GradingConfig | None = None
+    distill: DistillConfig | None = None
+
+    @model_validator(mode="after")
+    def _distil_needs_grades(self) -> SelectConfig:
+        if self.distill is not None and self.grading is None:
+            raise ValueError("`distill` learns from `grading`: add a `grading:` section")
+        return self
 
 
 class SlurmConfig(Strict):

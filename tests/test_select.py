@@ -5,6 +5,7 @@ misbehaves on purpose (timeouts, 500s, malformed bodies, prose, prompt injection
 import gzip
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,8 +18,9 @@ import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
-from curation.recipe import GradingConfig, HttpGraderConfig, LocalGraderConfig
+from curation.recipe import DistillConfig, GradingConfig, HttpGraderConfig, LocalGraderConfig
 from curation.select import GradePrompt, LlmGrader, parse_grade
+from curation.select.distill import DistilledScorer, GradeDistiller
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +190,56 @@ def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
     repeats = sum(n - 1 for n in requests_per_doc(log).values())
     assert repeats <= 2  # at most one in-flight request per concurrent slot
     assert "grading `grading`" in done.stderr and "graded" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def labelled_pages() -> list[tuple[str, str, bool]]:
+    """(id, text, is_finance) for real guide pages: GnuCash (finance) and Debian/Python/PostgreSQL."""
+    groups = {
+        True: sorted((SAMPLES / "finance" / "gnucash" / "en").glob("*.html"))[:45],
+        False: sorted((SAMPLES / "general" / "debian-handbook" / "en").glob("*.html"))[:15]
+        + sorted((SAMPLES / "general" / "python").glob("*.html"))[:15]
+        + sorted((SAMPLES / "general" / "postgresql").glob("*.html"))[:15],
+    }
+    pages = []
+    for finance, paths in groups.items():
+        for path in paths:
+            if text := trafilatura.extract(path.read_text(errors="ignore")):
+                pages.append((path.stem, text, finance))
+    return pages
+
+
+def distil(pages, grades: dict[str, float], tmp_path: Path, **config) -> dict:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "grades.jsonl").write_text(
+        "".join(json.dumps({"id": i, "status": "graded", "grade": g}) + "\n" for i, g in grades.items())
+    )
+    docs = [Document(text=t, id=i) for i, t, _ in pages]
+    GradeDistiller(str(tmp_path / "grades.jsonl"), str(tmp_path / "distilled"), DistillConfig(**config)).run(
+        docs
+    )
+    return json.loads((tmp_path / "distilled" / "metrics.json").read_text())
+
+
+def test_distilled_classifier_learns_the_grades_and_reports_agreement(labelled_pages, tmp_path):
+    # the grader liked finance pages (5) and not the others (1): a classifier can learn that
+    grades = {i: 5 if finance else 1 for i, _, finance in labelled_pages}
+    metrics = distil(labelled_pages, grades, tmp_path)
+    assert metrics["held_out_documents"] >= 10
+    assert metrics["spearman"] >= 0.6 and metrics["f1"] >= 0.8 and metrics["trusted"], metrics
+    docs = [Document(text=t, id=i) for i, t, _ in labelled_pages]
+    scorer = DistilledScorer(str(tmp_path / "distilled" / "model.bin"), str(tmp_path / "scores"), 4000)
+    assert len(list(scorer.run(docs))) == len(docs)  # every document passes on
+    scores = {r["id"]: r["score"] for r in map(json.loads, (tmp_path / "scores" / "00000.jsonl").open())}
+    assert set(scores) == {i for i, _, _ in labelled_pages}
+    finance = [scores[i] for i, _, f in labelled_pages if f]
+    general = [scores[i] for i, _, f in labelled_pages if not f]
+    assert sum(finance) / len(finance) > sum(general) / len(general) + 2
+
+
+def test_distiller_says_when_it_cannot_stand_in_for_the_grader(labelled_pages, tmp_path):
+    rng = random.Random(3)  # grades unrelated to the text: nothing to learn, and it must say so
+    metrics = distil(labelled_pages, {i: rng.randint(0, 5) for i, _, _ in labelled_pages}, tmp_path)
+    assert not metrics["trusted"] and (metrics["spearman"] is None or metrics["spearman"] < 0.5), metrics
+    with pytest.raises(ValueError, match="share one grade"):
+        distil(labelled_pages, {i: 2.0 for i, _, _ in labelled_pages}, tmp_path / "same")

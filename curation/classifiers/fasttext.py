@@ -94,7 +94,6 @@ class ClassifierTrainer(PipelineStep):
         return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        import fasttext
 
         if rank != self.task:
             return
@@ -110,42 +109,13 @@ class ClassifierTrainer(PipelineStep):
         test = [(y, x) for y, x in examples if self._held_out(x)]
         if not {y for y, _ in train} >= {0, 1}:
             raise ValueError(f"classifiers.{self.label}: seeds need both positive and negative documents")
-        # a few seed documents are too few examples for fastText: train on chunks of each document
-        # (held-out documents are split off first, so no chunk of a test document is trained on)
-        chunk = max(200, self.config.max_chars // 4)
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-            for y, x in train:
-                for start in range(0, min(len(x), 8 * chunk), chunk):
-                    if line := fasttext_line(x[start : start + chunk], chunk):
-                        f.write(f"__label__{'pos' if y else 'neg'} {line}\n")
-        lr = self.config.lr
-        for _ in range(4):  # fastText can diverge (NaN) on small data: halve the learning rate and retry
-            try:
-                model = fasttext.train_supervised(
-                    f.name,
-                    epoch=self.config.epochs,
-                    lr=lr,
-                    wordNgrams=self.config.word_ngrams,
-                    bucket=self.config.hash_buckets,
-                    dim=64,
-                    seed=self.config.seed,
-                    thread=1,  # deterministic
-                    verbose=0,
-                )
-                break
-            except RuntimeError as e:
-                if "NaN" not in str(e):
-                    raise
-                lr /= 2
-        else:
-            raise RuntimeError(f"classifiers.{self.label}: fastText diverged even at lr={lr}")
-        Path(f.name).unlink()
+        # held-out documents are split off first, so no chunk of a test document is trained on
+        model, lr = train_fasttext(
+            [("pos" if y else "neg", x) for y, x in train], self.config, f"classifiers.{self.label}"
+        )
         model.save_model(str(model_path))
         scores = [positive_probability(model, fasttext_line(x, self.config.max_chars)) for _, x in test]
         predicted = [s >= self.config.threshold for s in scores]
-        tp = sum(p and y for p, (y, _) in zip(predicted, test))
-        fp = sum(p and not y for p, (y, _) in zip(predicted, test))
-        fn = sum(not p and y for p, (y, _) in zip(predicted, test))
         metrics = {
             "train_examples": {
                 "positive": sum(y for y, _ in train),
@@ -157,11 +127,56 @@ class ClassifierTrainer(PipelineStep):
             },
             "threshold": self.config.threshold,
             "lr": lr,
-            "precision": tp / (tp + fp) if tp + fp else None,
-            "recall": tp / (tp + fn) if tp + fn else None,
+            **precision_recall(predicted, [bool(y) for y, _ in test]),
         }
         self.stat_update("seeds", value=len(examples))
         (out / f"{self.label}.json").write_text(json.dumps(metrics, indent=2))
+
+
+def train_fasttext(examples: list[tuple[str, str]], config, where: str):
+    """A supervised fastText model on (label, text) examples, each text cut into chunks (a few long
+    documents are too few examples otherwise); returns it and the learning rate that worked."""
+    import fasttext
+
+    chunk = max(200, config.max_chars // 4)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        for label, text in examples:
+            for start in range(0, min(len(text), 8 * chunk), chunk):
+                if line := fasttext_line(text[start : start + chunk], chunk):
+                    f.write(f"__label__{label} {line}\n")
+    lr = config.lr
+    try:
+        for _ in range(4):  # fastText can diverge (NaN) on small data: halve the learning rate and retry
+            try:
+                model = fasttext.train_supervised(
+                    f.name,
+                    epoch=config.epochs,
+                    lr=lr,
+                    wordNgrams=config.word_ngrams,
+                    bucket=config.hash_buckets,
+                    dim=64,
+                    seed=config.seed,
+                    thread=1,  # deterministic
+                    verbose=0,
+                )
+                return model, lr
+            except RuntimeError as e:
+                if "NaN" not in str(e):
+                    raise
+                lr /= 2
+        raise RuntimeError(f"{where}: fastText diverged even at lr={lr}")
+    finally:
+        Path(f.name).unlink()
+
+
+def precision_recall(predicted: list[bool], actual: list[bool]) -> dict[str, float | None]:
+    tp = sum(p and y for p, y in zip(predicted, actual))
+    fp = sum(p and not y for p, y in zip(predicted, actual))
+    fn = sum(not p and y for p, y in zip(predicted, actual))
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def positive_probability(model, line: str) -> float:

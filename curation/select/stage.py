@@ -1,8 +1,12 @@
 """`python -m curation select RECIPE`: reads `out/<name>/corpus/docs/`, writes `out/<name>/select/`.
 
-Layout: `select/grades/grades.jsonl` (one line per sampled document: graded, ungraded with the raw
-reply, or failed with the error), `select/grades/cache/<grader>.jsonl` (finished grades, reused by
-every later run with the same rubric and grader) and datatrove's logs in `select/logs/`.
+Layout:
+  select/grades/grades.jsonl         one line per sampled document: graded, ungraded (with the raw
+                                     reply) or failed (with the error)
+  select/grades/cache/<grader>.jsonl finished grades, reused by every later run with the same rubric
+  select/distilled/model.bin, metrics.json   the fastText model and its held-out agreement
+  select/scores/llm_grade/<rank>.jsonl       {id, score}: every document's distilled grade
+  select/logs/                       datatrove's logs per step
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datatrove.executor import LocalPipelineExecutor
 
 from curation.readers import docs_folder_reader
 from curation.recipe import Recipe
+from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.grading import LlmGrader
 
 
@@ -44,3 +49,23 @@ def run_grading(recipe: Recipe) -> dict:
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
+
+
+def run_distill(recipe: Recipe) -> dict:
+    """Train the classifier on the grades, score every document with it; return its metrics."""
+    out, config = select_dir(recipe), recipe.select.distill
+    docs = recipe.corpus_dir / "docs"
+    distiller = GradeDistiller(str(out / "grades" / "grades.jsonl"), str(out / "distilled"), config)
+    LocalPipelineExecutor(
+        [docs_folder_reader(docs), distiller], tasks=1, logging_dir=str(out / "logs" / "distill")
+    ).run()
+    scorer = DistilledScorer(
+        str(out / "distilled" / "model.bin"), str(out / "scores" / "llm_grade"), config.max_chars
+    )
+    LocalPipelineExecutor(
+        [docs_folder_reader(docs), scorer],
+        tasks=recipe.executor.tasks,
+        workers=recipe.executor.workers,
+        logging_dir=str(out / "logs" / "distilled_scores"),
+    ).run()
+    return json.loads((out / "distilled" / "metrics.json").read_text())
