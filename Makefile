@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup corpus train eval audit test lint bench clean
+.PHONY: setup corpus select train eval audit test lint bench clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 corpus: $(STAMP)
 	$(PY) -m curation run $(RECIPE)
+
+select: $(STAMP)
+	$(PY) -m curation select $(RECIPE)
 
 # one process per GPU; on a CPU-only machine one process using every core (FSDP over gloo on CPU
 # is for correctness, not speed). NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT pass through.

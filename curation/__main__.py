@@ -65,19 +65,46 @@ def summary(console: Console, recipe, seconds: float) -> None:
 
 
 def select(console: Console, recipe) -> int:
-    if recipe.select is None or recipe.select.grading is None:
-        console.print(f"[red]{recipe.name}: the recipe has no `select.grading:` section[/red]")
+    parts = recipe.select and [k for k in ("grading", "distill", "budget") if getattr(recipe.select, k)]
+    if not parts:
+        console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
         return 2
-    from curation.select.stage import run_distill, run_grading
+    from curation.select.stage import run_budget, run_distill, run_grading, select_dir
 
     start = time.time()
     try:
-        result = run_grading(recipe)
+        graded = run_grading(recipe) if recipe.select.grading else None
         distilled = run_distill(recipe) if recipe.select.distill else None
+        selected = run_budget(recipe) if recipe.select.budget else None
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
         console.print(f"[red]selection failed: {e}[/red]", highlight=False)
         return 1
-    table = Table(title=f"grading `{recipe.name}` in {time.time() - start:.0f} s")
+    console.print(f"[bold]select `{recipe.name}`[/bold] ({', '.join(parts)}) in {time.time() - start:.0f} s")
+    if graded:
+        print_grading(console, graded)
+    if distilled:
+        f1 = "-" if distilled["f1"] is None else f"{distilled['f1']:.2f}"
+        console.print(
+            f"distilled classifier, {distilled['held_out_documents']} held-out documents: "
+            f"Spearman {distilled['spearman']}, F1 {f1} at grade >= {distilled['threshold']}"
+        )
+        if not distilled["trusted"]:
+            console.print(
+                f"[yellow]its agreement with the grader is below {distilled['min_spearman']}: "
+                "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
+            )
+    if selected:
+        s = selected
+        console.print(
+            f"budget ({s['method']}, scores {s['scores']}): kept {s['kept_documents']} of {s['documents']} "
+            f"domain training documents, {s['kept_tokens']:,} of {s['tokens']:,} tokens "
+            f"(budget {s['budget_tokens']:,}): {select_dir(recipe) / 'selected'}"
+        )
+    return 0
+
+
+def print_grading(console: Console, result: dict) -> None:
+    table = Table(title="LLM grades")
     for col in ("sampled", "graded", "ungraded", "failed", "from cache", "grades (rounded: count)"):
         table.add_column(col, justify="right")
     status = result["status"]
@@ -96,18 +123,6 @@ def select(console: Console, recipe) -> int:
             "the grade digits: it does not follow the rubric's format, so its grades say little[/yellow]"
         )
     console.print(f"grades: {result['path']}")
-    if distilled:
-        f1 = "-" if distilled["f1"] is None else f"{distilled['f1']:.2f}"
-        console.print(
-            f"distilled classifier, {distilled['held_out_documents']} held-out documents: "
-            f"Spearman {distilled['spearman']}, F1 {f1} at grade >= {distilled['threshold']}"
-        )
-        if not distilled["trusted"]:
-            console.print(
-                f"[yellow]its agreement with the grader is below {distilled['min_spearman']}: "
-                "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
-            )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

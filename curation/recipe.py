@@ -238,11 +238,28 @@ class DistillConfig(Strict):
     seed: int = 0
 
 
+class BudgetConfig(Strict):
+    """Keep the best (or a score-weighted sample) of the domain training documents up to a budget."""
+
+    tokens: float = Field(0.1, gt=0)  # up to 1: a share of the competing documents' tokens; above: a count
+    scores: dict[str, float] = {"llm_grade": 1.0}  # scorer -> weight, over rank-normalised scores
+    method: Literal["top", "sample"] = "top"
+    seed: int = 0
+
+    @field_validator("scores")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or any(w < 0 for w in value.values()) or not sum(value.values()):
+            raise ValueError("give at least one score with a positive weight (weights are >= 0)")
+        return value
+
+
 class SelectConfig(Strict):
-    """Data selection (`python -m curation select`): grading and its distilled classifier so far."""
+    """Data selection (`python -m curation select`): grading, its distilled classifier, the budget."""
 
     grading: GradingConfig | None = None
     distill: DistillConfig | None = None
+    budget: BudgetConfig | None = None
 
     @model_validator(mode="after")
     def _distil_needs_grades(self) -> SelectConfig:

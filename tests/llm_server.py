@@ -68,8 +68,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps(body).encode())
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # a client killed mid-request is expected here
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 if __name__ == "__main__":
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     with open(sys.argv[1], "w") as f:
         f.write(str(server.server_address[1]))
     server.serve_forever()

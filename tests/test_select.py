@@ -12,15 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trafilatura
 import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
-from curation.recipe import DistillConfig, GradingConfig, HttpGraderConfig, LocalGraderConfig
+from curation.recipe import BudgetConfig, DistillConfig, GradingConfig, HttpGraderConfig, LocalGraderConfig
 from curation.select import GradePrompt, LlmGrader, parse_grade
+from curation.select.budget import BudgetSelector, choose, rank_normalised
 from curation.select.distill import DistilledScorer, GradeDistiller
+from curation.writers import RejectedWriter
 
 
 @pytest.fixture(scope="module")
@@ -173,11 +176,13 @@ def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
             f.write(json.dumps(doc) + "\n")
     command = [sys.executable, "-m", "curation", "select", str(recipe_path)]
     cache = tmp_path / "out" / "grading" / "select" / "grades" / "cache" / "http-mock.jsonl"
-    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 60
     while time.time() < deadline and (not cache.exists() or len(cache.read_text().splitlines()) < 4):
         time.sleep(0.05)
-    os.kill(first.pid, signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)  # the whole job, datatrove's manager process included
     first.wait()
     cached_before = {json.loads(line)["key"] for line in cache.read_text().splitlines() if line.endswith("}")}
     assert 4 <= len(cached_before) < 12  # killed mid-run
@@ -189,7 +194,7 @@ def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
     # nothing graded before the kill was paid for twice; only in-flight requests were repeated
     repeats = sum(n - 1 for n in requests_per_doc(log).values())
     assert repeats <= 2  # at most one in-flight request per concurrent slot
-    assert "grading `grading`" in done.stderr and "graded" in done.stderr
+    assert "select `grading`" in done.stderr and "LLM grades" in done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -243,3 +248,100 @@ def test_distiller_says_when_it_cannot_stand_in_for_the_grader(labelled_pages, t
     assert not metrics["trusted"] and (metrics["spearman"] is None or metrics["spearman"] < 0.5), metrics
     with pytest.raises(ValueError, match="share one grade"):
         distil(labelled_pages, {i: 2.0 for i, _, _ in labelled_pages}, tmp_path / "same")
+
+
+def test_budget_arithmetic_is_exact_and_deterministic():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(50, 5000, size=300)
+    scores = rng.random(300)
+    budget = int(tokens.sum() * 0.1)
+    for method in ("top", "sample"):
+        keep = choose(tokens, scores, budget, method, seed=7)
+        spent = int(tokens[keep].sum())
+        assert spent <= budget and (tokens[~keep] > budget - spent).all()  # nothing left out would fit
+        assert (choose(tokens, scores, budget, method, seed=7) == keep).all()
+    top = choose(tokens, scores, budget, "top", seed=7)
+    assert top[np.argmax(scores)] and not top[np.argmin(scores)]
+    assert (
+        choose(tokens, scores, budget, "sample", seed=8) != choose(tokens, scores, budget, "sample", 7)
+    ).any()
+    # sampling favours high scores without excluding low ones
+    kept = np.mean([choose(tokens, scores, budget, "sample", seed=s) for s in range(200)], axis=0)
+    high, low = scores > 0.8, scores < 0.2
+    assert kept[high].mean() > 2 * kept[low].mean() > 0
+    assert list(rank_normalised(np.array([3.0, 1.0, 2.0, 2.0]))) == [1.0, 0.0, 0.5, 0.5]
+
+
+def test_budget_selector_keeps_the_best_and_records_the_rest(tiny, labelled_pages, tmp_path):
+    _, tokenizer = tiny
+    tokenizer.save_pretrained(tmp_path / "tok")
+    docs = [Document(text=t, id=i) for i, t, _ in labelled_pages]
+    (tmp_path / "scores" / "grade").mkdir(parents=True)
+    (tmp_path / "scores" / "grade" / "00000.jsonl").write_text(
+        "".join(json.dumps({"id": i, "score": 5 if f else 1}) + "\n" for i, _, f in labelled_pages)
+    )
+    selector = BudgetSelector(
+        BudgetConfig(tokens=0.3, scores={"grade": 1.0}),
+        {"grade": str(tmp_path / "scores" / "grade")},
+        str(tmp_path / "tok" / "tokenizer.json"),
+        str(tmp_path / "selection.json"),
+        RejectedWriter(str(tmp_path / "rejected"), "budget"),
+    )
+    kept = list(selector.run(docs))
+    summary = json.loads((tmp_path / "selection.json").read_text())
+    assert summary["kept_tokens"] <= summary["budget_tokens"] == int(0.3 * summary["tokens"])
+    assert summary["kept_documents"] == len(kept) and 0 < len(kept) < len(docs)
+    finance = {i for i, _, f in labelled_pages if f}
+    assert {d.id for d in kept} <= finance  # 30% of the tokens: only top-scored documents fit
+    with gzip.open(tmp_path / "rejected" / "00000.jsonl.gz", "rt") as f:
+        rejected = [json.loads(line) for line in f]
+    assert len(rejected) + len(kept) == len(docs)
+    assert {r["metadata"]["rejected_reason"] for r in rejected} == {"budget"}
+    (tmp_path / "scores" / "grade" / "00000.jsonl").write_text('{"id": "other", "score": 1}\n')
+    with pytest.raises(ValueError, match="no score for"):
+        list(selector.run(docs))
+
+
+def test_select_command_grades_distils_and_spends_the_budget(server, tiny, labelled_pages, tmp_path):
+    url, _ = server
+    recipe_path = subset_recipe(tmp_path, name="chain")
+    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe["select"] = {
+        "grading": {"sample": 60, "http": {"base_url": url, "model": "mock", "concurrency": 4}},
+        "distill": {"threshold": 3},
+        "budget": {"tokens": 0.25, "scores": {"llm_grade": 1.0}},
+    }
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    corpus = tmp_path / "out" / "chain" / "corpus"
+    (corpus / "docs" / "domain" / "train").mkdir(parents=True)
+    tiny[1].save_pretrained(corpus / "tokenizer")
+    with gzip.open(corpus / "docs" / "domain" / "train" / "00000.jsonl.gz", "wt") as f:
+        for i, text, finance in labelled_pages:  # the mock grader gives finance pages 4, others 1
+            marks = "[[point]] " * (4 if finance else 1)
+            f.write(
+                json.dumps({"id": i, "text": marks + "\n" + text, "metadata": {"corpus": "domain"}}) + "\n"
+            )
+    done = subprocess.run(
+        [sys.executable, "-m", "curation", "select", str(recipe_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    select = tmp_path / "out" / "chain" / "select"
+    metrics = json.loads((select / "distilled" / "metrics.json").read_text())
+    assert metrics["trusted"], metrics
+    selection = json.loads((select / "selected" / "selection.json").read_text())
+    assert selection["documents"] == len(labelled_pages)
+    assert 0 < selection["kept_tokens"] <= selection["budget_tokens"]
+    kept = [
+        json.loads(line)
+        for p in (select / "selected" / "docs").rglob("*.jsonl.gz")
+        for line in gzip.open(p, "rt")
+    ]
+    with gzip.open(select / "selected" / "rejected" / "budget" / "00000.jsonl.gz", "rt") as f:
+        rejected = [json.loads(line) for line in f]
+    assert len(kept) == selection["kept_documents"] and len(kept) + len(rejected) == len(labelled_pages)
+    finance = {i for i, _, f in labelled_pages if f}
+    assert sum(d["id"] in finance for d in kept) >= 0.9 * len(kept)  # the grader's taste, at scale
+    assert "budget (top" in done.stderr and "Spearman" in done.stderr

@@ -6,6 +6,10 @@ Layout:
   select/grades/cache/<grader>.jsonl finished grades, reused by every later run with the same rubric
   select/distilled/model.bin, metrics.json   the fastText model and its held-out agreement
   select/scores/llm_grade/<rank>.jsonl       {id, score}: every document's distilled grade
+  select/selected/docs/domain/train/ the domain training documents the budget kept (validation
+                                     documents are never selected: every run is scored on the same)
+  select/selected/rejected/budget/   the ones it left out, with the reason `budget`
+  select/selected/selection.json     budget, tokens and documents in and kept
   select/logs/                       datatrove's logs per step
 """
 
@@ -16,11 +20,14 @@ from collections import Counter
 from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.writers import JsonlWriter
 
 from curation.readers import docs_folder_reader
 from curation.recipe import Recipe
+from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.grading import LlmGrader
+from curation.writers import RejectedWriter
 
 
 def select_dir(recipe: Recipe) -> Path:
@@ -35,6 +42,7 @@ def run_grading(recipe: Recipe) -> dict:
         [docs_folder_reader(recipe.corpus_dir / "docs"), grader],
         tasks=1,
         logging_dir=str(out / "logs" / "grading"),
+        skip_completed=False,  # every run re-reads the corpus; the grade cache is what resumes
     ).run()
     grades = [json.loads(line) for line in (out / "grades" / "grades.jsonl").read_text().splitlines()]
     return {
@@ -57,7 +65,10 @@ def run_distill(recipe: Recipe) -> dict:
     docs = recipe.corpus_dir / "docs"
     distiller = GradeDistiller(str(out / "grades" / "grades.jsonl"), str(out / "distilled"), config)
     LocalPipelineExecutor(
-        [docs_folder_reader(docs), distiller], tasks=1, logging_dir=str(out / "logs" / "distill")
+        [docs_folder_reader(docs), distiller],
+        tasks=1,
+        logging_dir=str(out / "logs" / "distill"),
+        skip_completed=False,
     ).run()
     scorer = DistilledScorer(
         str(out / "distilled" / "model.bin"), str(out / "scores" / "llm_grade"), config.max_chars
@@ -67,5 +78,30 @@ def run_distill(recipe: Recipe) -> dict:
         tasks=recipe.executor.tasks,
         workers=recipe.executor.workers,
         logging_dir=str(out / "logs" / "distilled_scores"),
+        skip_completed=False,
     ).run()
     return json.loads((out / "distilled" / "metrics.json").read_text())
+
+
+def run_budget(recipe: Recipe) -> dict:
+    """Keep the domain training documents the budget allows; return selection.json."""
+    out = select_dir(recipe) / "selected"
+    config = recipe.select.budget
+    selector = BudgetSelector(
+        config,
+        {name: str(select_dir(recipe) / "scores" / name) for name in config.scores},
+        str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
+        str(out / "selection.json"),
+        RejectedWriter(str(out / "rejected" / "budget"), "budget"),
+    )
+    LocalPipelineExecutor(
+        [
+            docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
+            selector,
+            JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
+        ],
+        tasks=1,
+        logging_dir=str(select_dir(recipe) / "logs" / "budget"),
+        skip_completed=False,
+    ).run()
+    return json.loads((out / "selection.json").read_text())
