@@ -65,16 +65,19 @@ def summary(console: Console, recipe, seconds: float) -> None:
 
 
 def select(console: Console, recipe) -> int:
-    parts = recipe.select and [k for k in ("grading", "distill", "budget") if getattr(recipe.select, k)]
+    parts = recipe.select and [
+        k for k in ("grading", "distill", "scores", "budget") if getattr(recipe.select, k)
+    ]
     if not parts:
         console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
         return 2
-    from curation.select.stage import run_budget, run_distill, run_grading, select_dir
+    from curation.select.stage import run_budget, run_distill, run_grading, run_model_scores, select_dir
 
     start = time.time()
     try:
         graded = run_grading(recipe) if recipe.select.grading else None
         distilled = run_distill(recipe) if recipe.select.distill else None
+        scored = run_model_scores(recipe) if recipe.select.scores else None
         selected = run_budget(recipe) if recipe.select.budget else None
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
         console.print(f"[red]selection failed: {e}[/red]", highlight=False)
@@ -93,6 +96,11 @@ def select(console: Console, recipe) -> int:
                 f"[yellow]its agreement with the grader is below {distilled['min_spearman']}: "
                 "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
             )
+    if scored:
+        console.print(
+            f"base-model scores {', '.join(scored['scores'])} from {scored['model']} "
+            f"({scored['task_examples']} task examples)"
+        )
     if selected:
         s = selected
         console.print(

@@ -238,12 +238,22 @@ class DistillConfig(Strict):
     seed: int = 0
 
 
+class ModelScoresConfig(Strict):
+    """FinPythia's ETS (task similarity) and ETA (novelty, diversity) scores from the base model."""
+
+    model: str  # the base model: a Hugging Face folder (e.g. out/<name>/train/hf/base) or hub id
+    task_examples: list[TaskGlob] = []  # unlabelled task text (task rows or {text} rows); none: no ets
+    max_tokens: int = Field(512, ge=16)  # every score reads a document's first max_tokens tokens
+    batch_size: int = Field(8, ge=1)
+    device: str = "cpu"
+
+
 class BudgetConfig(Strict):
     """Keep the best (or a score-weighted sample) of the domain training documents up to a budget."""
 
     tokens: float = Field(0.1, gt=0)  # up to 1: a share of the competing documents' tokens; above: a count
     scores: dict[str, float] = {"llm_grade": 1.0}  # scorer -> weight, over rank-normalised scores
-    method: Literal["top", "sample"] = "top"
+    method: Literal["top", "sample", "random"] = "top"  # random: a uniform control, scores unused
     seed: int = 0
 
     @field_validator("scores")
@@ -259,6 +269,7 @@ class SelectConfig(Strict):
 
     grading: GradingConfig | None = None
     distill: DistillConfig | None = None
+    scores: ModelScoresConfig | None = None
     budget: BudgetConfig | None = None
 
     @model_validator(mode="after")
@@ -373,6 +384,10 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
     grading = recipe.select.grading if recipe.select else None
     if grading and grading.rubric and not Path(grading.rubric).is_file():
         problems.append(f"select.grading.rubric: {grading.rubric!r} is not a file")
+    scores = recipe.select.scores if recipe.select else None
+    for j, examples in enumerate(scores.task_examples if scores else []):
+        if not examples.optional and not examples.files():
+            problems.append(f"select.scores.task_examples.{j}.path: {examples.path!r} matches no file")
     tok = recipe.tokenizer.path
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")

@@ -10,19 +10,29 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trafilatura
 import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
-from curation.recipe import BudgetConfig, DistillConfig, GradingConfig, HttpGraderConfig, LocalGraderConfig
+from curation.recipe import (
+    BudgetConfig,
+    DistillConfig,
+    GradingConfig,
+    HttpGraderConfig,
+    LocalGraderConfig,
+    ModelScoresConfig,
+)
 from curation.select import GradePrompt, LlmGrader, parse_grade
-from curation.select.budget import BudgetSelector, choose, rank_normalised
+from curation.select.budget import BudgetSelector, choose, rank_normalised, read_scores
 from curation.select.distill import DistilledScorer, GradeDistiller
+from curation.select.model_scores import BaseModelScorer, TaskExampleError, task_example_texts
 from curation.writers import RejectedWriter
 
 
@@ -345,3 +355,35 @@ def test_select_command_grades_distils_and_spends_the_budget(server, tiny, label
     finance = {i for i, _, f in labelled_pages if f}
     assert sum(d["id"] in finance for d in kept) >= 0.9 * len(kept)  # the grader's taste, at scale
     assert "budget (top" in done.stderr and "Spearman" in done.stderr
+
+
+def test_base_model_scores_are_what_they_say(tiny, labelled_pages, tmp_path):
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    examples = task_example_texts([ROOT / "data" / "tasks" / "gnucash-demo.jsonl"])
+    assert len(examples) == 16 and "account" in examples[0]
+    config = ModelScoresConfig(model=str(tmp_path / "base"), max_tokens=64, batch_size=5)
+    docs = [Document(text=t, id=i) for i, t, _ in labelled_pages[:12]]
+    assert len(list(BaseModelScorer(config, examples, str(tmp_path / "scores")).run(docs))) == 12
+    scores = {name: read_scores(tmp_path / "scores" / name) for name in ("ets", "novelty", "diversity")}
+    assert all(set(s) == {d.id for d in docs} for s in scores.values())
+    # by hand, one document alone (no padding): the model's own loss, the entropy, the cosine
+    doc = docs[7]
+    ids = tokenizer(doc.text, return_tensors="pt", truncation=True, max_length=64).input_ids
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids, output_hidden_states=True)
+    assert abs(scores["novelty"][doc.id] - out.loss.item()) < 1e-4
+    counts = np.array(list(Counter(ids[0].tolist()).values()))
+    p = counts / counts.sum()
+    assert abs(scores["diversity"][doc.id] - float(-(p * np.log2(p)).sum())) < 1e-4
+    scorer = BaseModelScorer(config, examples, str(tmp_path / "unused"))
+    scorer._load()
+    direction = torch.nn.functional.normalize(
+        torch.cat([scorer._forward([e])[0] for e in examples]).mean(0), dim=0
+    )
+    mine = torch.nn.functional.normalize(out.hidden_states[-1][0].mean(0), dim=0)
+    assert abs(scores["ets"][doc.id] - float(mine @ direction)) < 1e-4
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"question": null}\n')
+    with pytest.raises(TaskExampleError, match="bad.jsonl:2"):
+        task_example_texts([tmp_path / "bad.jsonl"])

@@ -4,7 +4,8 @@ budget is spent, and every document left out recorded with the reason `budget`.
 Scores come from `select/scores/<name>/*.jsonl` ({id, score}), one folder per scorer; each is turned
 into its rank among the competing documents (0 worst, 1 best) so scores on different scales can be
 weighted together. `top` keeps the best-ranked documents; `sample` draws without replacement in
-proportion to the combined score (Efraimidis-Spirakis keys), so lower-scored documents keep a chance.
+proportion to the combined score (Efraimidis-Spirakis keys), so lower-scored documents keep a chance;
+`random` is the uniform control that ignores scores.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def choose(tokens: np.ndarray, combined: np.ndarray, budget: int, method: str, s
     """
     rng = np.random.default_rng(seed)
     tiebreak = rng.random(len(tokens))
-    if method == "top":
+    if method == "random":
+        order = np.argsort(tiebreak)
+    elif method == "top":
         order = np.lexsort((tiebreak, -combined))
     else:  # key u**(1/w): sorting by it samples without replacement with probability ~ w
         order = np.argsort(-(tiebreak ** (1 / np.maximum(combined, 1e-6))), kind="stable")
@@ -89,7 +92,7 @@ class BudgetSelector(PipelineStep):
         docs = list(data or [])
         c = self.config
         combined = np.zeros(len(docs))
-        for name, weight in c.scores.items():
+        for name, weight in c.scores.items() if c.method != "random" else ():
             scores = read_scores(Path(self.score_folders[name]))
             missing = [d.id for d in docs if d.id not in scores]
             if missing:
@@ -97,7 +100,7 @@ class BudgetSelector(PipelineStep):
                     f"select.budget.scores.{name}: no score for {len(missing)} documents, e.g. {missing[0]}"
                 )
             combined += weight * rank_normalised(np.array([scores[d.id] for d in docs]))
-        combined /= sum(c.scores.values())
+        combined /= sum(c.scores.values())  # random: all zero, unused
         tokenizer = Tokenizer.from_file(self.tokenizer_file)
         tokens = np.array([len(e.ids) + 1 for e in tokenizer.encode_batch([d.text for d in docs])])  # + EOS
         budget = int(c.tokens) if c.tokens > 1 else int(c.tokens * tokens.sum())

@@ -6,6 +6,8 @@ Layout:
   select/grades/cache/<grader>.jsonl finished grades, reused by every later run with the same rubric
   select/distilled/model.bin, metrics.json   the fastText model and its held-out agreement
   select/scores/llm_grade/<rank>.jsonl       {id, score}: every document's distilled grade
+  select/scores/{ets,novelty,diversity}/     {id, score}: base-model scores of the domain training
+                                     documents (the ones a budget chooses among)
   select/selected/docs/domain/train/ the domain training documents the budget kept (validation
                                      documents are never selected: every run is scored on the same)
   select/selected/rejected/budget/   the ones it left out, with the reason `budget`
@@ -27,6 +29,7 @@ from curation.recipe import Recipe
 from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.grading import LlmGrader
+from curation.select.model_scores import BaseModelScorer, task_example_texts
 from curation.writers import RejectedWriter
 
 
@@ -105,3 +108,20 @@ def run_budget(recipe: Recipe) -> dict:
         skip_completed=False,
     ).run()
     return json.loads((out / "selection.json").read_text())
+
+
+def run_model_scores(recipe: Recipe) -> dict:
+    """ETS/ETA scores of the domain training documents; return how many and which."""
+    config = recipe.select.scores
+    texts = task_example_texts([path for examples in config.task_examples for path in examples.files()])
+    out = select_dir(recipe) / "scores"
+    scorer = BaseModelScorer(config, texts, str(out))
+    LocalPipelineExecutor(
+        [docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"), scorer],
+        tasks=recipe.executor.tasks,
+        workers=1,  # one model in memory
+        logging_dir=str(select_dir(recipe) / "logs" / "model_scores"),
+        skip_completed=False,
+    ).run()
+    names = [n for n in ("ets", "novelty", "diversity") if (out / n).is_dir() and (n != "ets" or texts)]
+    return {"scores": names, "task_examples": len(texts), "model": config.model}

@@ -1,0 +1,132 @@
+"""FinPythia's selection scores from the base model: task similarity (ETS) and task-agnostic novelty
+and diversity (ETA), all from one forward pass per document.
+
+- `ets`: cosine similarity of the document's mean-pooled last hidden state to the mean direction of
+  the task examples' (so the average cosine to the examples, up to a constant factor).
+- `novelty`: the base model's mean loss per token on the document (log perplexity): what the model
+  does not know yet.
+- `diversity`: entropy in bits of the document's token-type distribution. FinPythia used part-of-
+  speech tags; token types need no tagger for Japanese and measure the same thing, lexical variety.
+Every score reads the document's first `max_tokens` tokens, so length alone buys no diversity.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import chain
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from curation.recipe import ModelScoresConfig
+
+
+class TaskExampleError(ValueError):
+    pass
+
+
+def task_example_texts(files: list[Path]) -> list[str]:
+    """Unlabelled task text: benchmark rows give context + question, other rows their `text`."""
+    texts = []
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                text = (
+                    "\n".join(filter(None, [row.get("context"), row["question"]]))
+                    if "question" in row
+                    else row["text"]
+                )
+                if not isinstance(text, str) or not text.strip():
+                    raise TypeError("empty or not a string")
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+                raise TaskExampleError(f"{path}:{n}: not a task row or a {{text}} row ({e})") from None
+            texts.append(text)
+    return texts
+
+
+class BaseModelScorer(PipelineStep):
+    """Writes `<scores>/{ets,novelty,diversity}/<rank>.jsonl` ({id, score}) for every document."""
+
+    type = "🧑‍⚖️ - SELECT"
+    name = "🔭 base-model scores"
+
+    def __init__(self, config: ModelScoresConfig, task_texts: list[str], output_folder: str):
+        super().__init__()
+        self.config = config
+        self.task_texts = task_texts
+        self.output_folder = Path(output_folder)
+
+    def _load(self):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(self.config.model)
+        if self._tokenizer.pad_token is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._tokenizer.padding_side = "right"
+        self._model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=torch.float32)
+        self._model.to(self.config.device).eval()
+
+    def _forward(self, texts: list[str]):
+        """Per text: the mean-pooled last hidden state, the mean token loss, the token-type entropy."""
+        import torch
+
+        c = self.config
+        limit = min(c.max_tokens, self._model.config.max_position_embeddings)
+        enc = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
+        enc = enc.to(c.device)
+        with torch.inference_mode():
+            out = self._model(**enc, output_hidden_states=True)
+        mask = enc.attention_mask.float()
+        pooled = (out.hidden_states[-1] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        losses = torch.nn.functional.cross_entropy(
+            out.logits[:, :-1].transpose(1, 2).float(), enc.input_ids[:, 1:], reduction="none"
+        )
+        target_mask = mask[:, 1:]
+        loss = (losses * target_mask).sum(1) / target_mask.sum(1).clamp(min=1)
+        entropies = []
+        for ids, m in zip(enc.input_ids, enc.attention_mask):
+            _, counts = torch.unique(ids[m.bool()], return_counts=True)
+            p = counts.float() / counts.sum()
+            entropies.append(float(-(p * p.log2()).sum()))
+        return torch.nn.functional.normalize(pooled, dim=-1), loss.tolist(), entropies
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import torch
+
+        self._load()
+        task_direction = None
+        if self.task_texts:
+            b = self.config.batch_size
+            examples = torch.cat(
+                [self._forward(self.task_texts[i : i + b])[0] for i in range(0, len(self.task_texts), b)]
+            )
+            task_direction = torch.nn.functional.normalize(examples.mean(0), dim=0)
+        names = ["novelty", "diversity"] + (["ets"] if task_direction is not None else [])
+        files = {}
+        for name in names:
+            (self.output_folder / name).mkdir(parents=True, exist_ok=True)
+            files[name] = open(self.output_folder / name / f"{rank:05d}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            batch = []
+            for doc in chain(data or [], [None]):  # None: flush the last batch
+                if doc is not None:
+                    batch.append(doc)
+                if batch and (doc is None or len(batch) == self.config.batch_size):
+                    with self.track_time():
+                        embeddings, losses, entropies = self._forward([d.text for d in batch])
+                        scores = {"novelty": losses, "diversity": entropies}
+                        if task_direction is not None:
+                            scores["ets"] = (embeddings @ task_direction).tolist()
+                        for name, values in scores.items():
+                            for d, v in zip(batch, values):
+                                files[name].write(json.dumps({"id": d.id, "score": round(v, 5)}) + "\n")
+                        self.stat_update("scored", value=len(batch))
+                    yield from batch
+                    batch = []
+        finally:
+            for f in files.values():
+                f.close()
