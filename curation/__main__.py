@@ -66,19 +66,19 @@ def summary(console: Console, recipe, seconds: float) -> None:
 
 def select(console: Console, recipe) -> int:
     parts = recipe.select and [
-        k for k in ("grading", "distill", "scores", "budget") if getattr(recipe.select, k)
+        k for k in ("grading", "distill", "scores", "budgets") if getattr(recipe.select, k)
     ]
     if not parts:
         console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
         return 2
-    from curation.select.stage import run_budget, run_distill, run_grading, run_model_scores, select_dir
+    from curation.select.stage import run_distill, run_grading, run_model_scores, run_selections, select_dir
 
     start = time.time()
     try:
         graded = run_grading(recipe) if recipe.select.grading else None
         distilled = run_distill(recipe) if recipe.select.distill else None
         scored = run_model_scores(recipe) if recipe.select.scores else None
-        selected = run_budget(recipe) if recipe.select.budget else None
+        selected = run_selections(recipe)
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
         console.print(f"[red]selection failed: {e}[/red]", highlight=False)
         return 1
@@ -102,12 +102,23 @@ def select(console: Console, recipe) -> int:
             f"({scored['task_examples']} task examples)"
         )
     if selected:
-        s = selected
-        console.print(
-            f"budget ({s['method']}, scores {s['scores']}): kept {s['kept_documents']} of {s['documents']} "
-            f"domain training documents, {s['kept_tokens']:,} of {s['tokens']:,} tokens "
-            f"(budget {s['budget_tokens']:,}): {select_dir(recipe) / 'selected'}"
-        )
+        table = Table(title="selections (domain training documents)")
+        for col in ("selection", "method", "scores", "documents", "tokens", "budget"):
+            table.add_column(col, justify="left" if col in ("selection", "method", "scores") else "right")
+        for name, s in selected.items():
+            scores = (
+                "-" if s["method"] == "random" else ", ".join(f"{k} {w:g}" for k, w in s["scores"].items())
+            )
+            table.add_row(
+                name,
+                s["method"],
+                scores,
+                f"{s['kept_documents']} of {s['documents']}",
+                f"{s['kept_tokens']:,} of {s['tokens']:,}",
+                f"{s['budget_tokens']:,}",
+            )
+        console.print(table)
+        console.print(f"selections: {select_dir(recipe) / 'budgets'}/<selection>/ (docs, tokens, rejected)")
     return 0
 
 

@@ -34,7 +34,6 @@ from datatrove.pipeline.dedup import (
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
-from datatrove.pipeline.tokens import DocumentTokenizer
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
@@ -44,6 +43,7 @@ from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.filters import OfflineLanguageFilter, heuristic_filters
 from curation.formatters import NfkcFormatter
 from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
+from curation.output.tokens import shard_writer
 from curation.readers import (
     RECORD_READERS,
     DocumentFileReader,
@@ -346,13 +346,8 @@ class CorpusPipeline:
                     if self.recipe.output.docs_format == "jsonl"
                     else StageParquetReader(docs)
                 )
-                tokenizer = DocumentTokenizer(
-                    str(self.root / "tokens" / corpus / split),
-                    tokenizer_name_or_path=str(self.root / "tokenizer" / "tokenizer.json"),
-                    eos_token=self.recipe.tokenizer.eos_token,
-                    max_tokens_per_file=self.recipe.output.max_tokens_per_shard,
-                    seed=self.recipe.output.seed,
-                    save_filename=f"{corpus}_{split}",
+                tokenizer = shard_writer(
+                    self.recipe, self.root / "tokens" / corpus / split, f"{corpus}_{split}"
                 )
                 jobs.append((reader, tokenizer))
         return [CorpusTokenizer(jobs)]

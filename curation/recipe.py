@@ -7,6 +7,7 @@ Relative paths are resolved against the directory `make`/`python -m curation` ru
 from __future__ import annotations
 
 import glob
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -265,12 +266,20 @@ class BudgetConfig(Strict):
 
 
 class SelectConfig(Strict):
-    """Data selection (`python -m curation select`): grading, its distilled classifier, the budget."""
+    """Data selection (`python -m curation select`): grades, scores, and the selections they make."""
 
     grading: GradingConfig | None = None
     distill: DistillConfig | None = None
     scores: ModelScoresConfig | None = None
-    budget: BudgetConfig | None = None
+    budgets: dict[str, BudgetConfig] = {}  # selection name -> budget; each one a training corpus
+
+    @field_validator("budgets")
+    @classmethod
+    def _selection_names(cls, value: dict) -> dict:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+                raise ValueError(f"selection name {name!r}: use letters, digits, '.', '_' or '-'")
+        return value
 
     @model_validator(mode="after")
     def _distil_needs_grades(self) -> SelectConfig:

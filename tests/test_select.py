@@ -34,6 +34,7 @@ from curation.select.budget import BudgetSelector, choose, rank_normalised, read
 from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.model_scores import BaseModelScorer, TaskExampleError, task_example_texts
 from curation.writers import RejectedWriter
+from training.data import TokenShards
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +320,10 @@ def test_select_command_grades_distils_and_spends_the_budget(server, tiny, label
     recipe["select"] = {
         "grading": {"sample": 60, "http": {"base_url": url, "model": "mock", "concurrency": 4}},
         "distill": {"threshold": 3},
-        "budget": {"tokens": 0.25, "scores": {"llm_grade": 1.0}},
+        "budgets": {
+            "graded": {"tokens": 0.25, "scores": {"llm_grade": 1.0}},
+            "control": {"method": "random"},
+        },
     }
     recipe_path.write_text(yaml.safe_dump(recipe))
     corpus = tmp_path / "out" / "chain" / "corpus"
@@ -341,20 +345,22 @@ def test_select_command_grades_distils_and_spends_the_budget(server, tiny, label
     select = tmp_path / "out" / "chain" / "select"
     metrics = json.loads((select / "distilled" / "metrics.json").read_text())
     assert metrics["trusted"], metrics
-    selection = json.loads((select / "selected" / "selection.json").read_text())
+    selection = json.loads((select / "budgets" / "graded" / "selection.json").read_text())
     assert selection["documents"] == len(labelled_pages)
     assert 0 < selection["kept_tokens"] <= selection["budget_tokens"]
-    kept = [
-        json.loads(line)
-        for p in (select / "selected" / "docs").rglob("*.jsonl.gz")
-        for line in gzip.open(p, "rt")
-    ]
-    with gzip.open(select / "selected" / "rejected" / "budget" / "00000.jsonl.gz", "rt") as f:
+    graded = select / "budgets" / "graded"
+    kept = [json.loads(line) for p in (graded / "docs").rglob("*.jsonl.gz") for line in gzip.open(p, "rt")]
+    with gzip.open(graded / "rejected" / "budget" / "00000.jsonl.gz", "rt") as f:
         rejected = [json.loads(line) for line in f]
     assert len(kept) == selection["kept_documents"] and len(kept) + len(rejected) == len(labelled_pages)
     finance = {i for i, _, f in labelled_pages if f}
     assert sum(d["id"] in finance for d in kept) >= 0.9 * len(kept)  # the grader's taste, at scale
-    assert "budget (top" in done.stderr and "Spearman" in done.stderr
+    # the selection's token shards are what the trainer reads: exactly the kept tokens
+    shards = TokenShards(graded / "tokens" / "domain" / "train")
+    assert len(shards) == selection["kept_tokens"]
+    control = json.loads((select / "budgets" / "control" / "selection.json").read_text())
+    assert control["method"] == "random" and 0 < control["kept_tokens"] <= control["budget_tokens"]
+    assert "selections" in done.stderr and "Spearman" in done.stderr
 
 
 def test_base_model_scores_are_what_they_say(tiny, labelled_pages, tmp_path):

@@ -1,8 +1,24 @@
 """All token shards in one stage: every docs/<corpus>/<split>/ folder into tokens/<corpus>/<split>/."""
 
+from pathlib import Path
+
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.tokens import DocumentTokenizer
+
+from curation.recipe import Recipe
+
+
+def shard_writer(recipe: Recipe, folder: Path, name: str) -> DocumentTokenizer:
+    """datatrove's tokenizer writing `folder/*.ds` with the corpus's tokenizer: what the trainer reads."""
+    return DocumentTokenizer(
+        str(folder),
+        tokenizer_name_or_path=str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
+        eos_token=recipe.tokenizer.eos_token,
+        max_tokens_per_file=recipe.output.max_tokens_per_shard,
+        seed=recipe.output.seed,
+        save_filename=name,
+    )
 
 
 class CorpusTokenizer(PipelineStep):

@@ -76,8 +76,10 @@ class BudgetSelector(PipelineStep):
         tokenizer_file: str,
         summary_file: str,
         exclusion_writer=None,
+        label: str = "budget",
     ):
         super().__init__()
+        self.label = label  # the selection's name, for messages
         self.config = config
         self.score_folders = score_folders
         self.tokenizer_file = tokenizer_file
@@ -97,7 +99,8 @@ class BudgetSelector(PipelineStep):
             missing = [d.id for d in docs if d.id not in scores]
             if missing:
                 raise ValueError(
-                    f"select.budget.scores.{name}: no score for {len(missing)} documents, e.g. {missing[0]}"
+                    f"select.budgets.{self.label}.scores.{name}: no score for {len(missing)} documents, "
+                    f"e.g. {missing[0]} (is `select.scores` or `select.distill` set?)"
                 )
             combined += weight * rank_normalised(np.array([scores[d.id] for d in docs]))
         combined /= sum(c.scores.values())  # random: all zero, unused

@@ -8,10 +8,12 @@ Layout:
   select/scores/llm_grade/<rank>.jsonl       {id, score}: every document's distilled grade
   select/scores/{ets,novelty,diversity}/     {id, score}: base-model scores of the domain training
                                      documents (the ones a budget chooses among)
-  select/selected/docs/domain/train/ the domain training documents the budget kept (validation
-                                     documents are never selected: every run is scored on the same)
-  select/selected/rejected/budget/   the ones it left out, with the reason `budget`
-  select/selected/selection.json     budget, tokens and documents in and kept
+  select/budgets/<selection>/docs/domain/train/    the domain training documents a budget kept
+                                     (validation documents are never selected: every run is scored
+                                     on the same held-out text)
+  select/budgets/<selection>/tokens/domain/train/  their token shards, what `make train` reads
+  select/budgets/<selection>/rejected/budget/      the documents left out (reason `budget`)
+  select/budgets/<selection>/selection.json        budget, tokens and documents in and kept
   select/logs/                       datatrove's logs per step
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
+from curation.output.tokens import shard_writer
 from curation.readers import docs_folder_reader
 from curation.recipe import Recipe
 from curation.select.budget import BudgetSelector
@@ -86,28 +89,32 @@ def run_distill(recipe: Recipe) -> dict:
     return json.loads((out / "distilled" / "metrics.json").read_text())
 
 
-def run_budget(recipe: Recipe) -> dict:
-    """Keep the domain training documents the budget allows; return selection.json."""
-    out = select_dir(recipe) / "selected"
-    config = recipe.select.budget
-    selector = BudgetSelector(
-        config,
-        {name: str(select_dir(recipe) / "scores" / name) for name in config.scores},
-        str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
-        str(out / "selection.json"),
-        RejectedWriter(str(out / "rejected" / "budget"), "budget"),
-    )
-    LocalPipelineExecutor(
-        [
-            docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
-            selector,
-            JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
-        ],
-        tasks=1,
-        logging_dir=str(select_dir(recipe) / "logs" / "budget"),
-        skip_completed=False,
-    ).run()
-    return json.loads((out / "selection.json").read_text())
+def run_selections(recipe: Recipe) -> dict[str, dict]:
+    """Each budget keeps its domain training documents and tokenizes them; return selection.json's."""
+    results = {}
+    for name, config in recipe.select.budgets.items():
+        out = select_dir(recipe) / "budgets" / name
+        selector = BudgetSelector(
+            config,
+            {score: str(select_dir(recipe) / "scores" / score) for score in config.scores},
+            str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
+            str(out / "selection.json"),
+            RejectedWriter(str(out / "rejected" / "budget"), "budget"),
+            label=name,
+        )
+        LocalPipelineExecutor(
+            [
+                docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
+                selector,
+                JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
+                shard_writer(recipe, out / "tokens" / "domain" / "train", "domain_train"),
+            ],
+            tasks=1,
+            logging_dir=str(select_dir(recipe) / "logs" / "budgets" / name),
+            skip_completed=False,
+        ).run()
+        results[name] = json.loads((out / "selection.json").read_text())
+    return results
 
 
 def run_model_scores(recipe: Recipe) -> dict:
