@@ -11,26 +11,36 @@ from evaluation.tasks import TaskError
 
 
 def print_eval(console: Console, run: RunConfig, results: dict) -> None:
-    table = Table(title=f"evaluation `{run.name}` (acc, 95% interval)")
+    wide = len(results["models"]) <= 3  # with more models the intervals stay in the report
+    table = Table(title=f"evaluation `{run.name}` (acc{', 95% interval' if wide else ''})")
     table.add_column("task")
     for model in results["models"]:
         table.add_column(model, justify="right")
-    for pair in next(iter(results["tasks"].values()), {"paired": {}})["paired"]:
-        table.add_column(pair, justify="right")
     for task, entry in results["tasks"].items():
         cells = [
-            f"{s['acc']['mean']:.3f} [{s['acc']['ci95'][0]:.2f}, {s['acc']['ci95'][1]:.2f}]"
+            f"{s['acc']['mean']:.3f}"
+            + (f" [{s['acc']['ci95'][0]:.2f}, {s['acc']['ci95'][1]:.2f}]" if wide else "")
             for s in entry["scores"].values()
-        ]
-        cells += [
-            f"{d['acc']['mean']:+.3f}{' *' if d['acc']['significant'] else ''}"
-            for d in entry["paired"].values()
         ]
         table.add_row(f"{task} ({entry['n']})", *cells)
     for corpus, by_model in results["perplexity_bits_per_byte"].items():
         table.add_row(f"bits/byte {corpus}", *(f"{v:.4f}" for v in by_model.values()))
     console.print(table)
-    console.print("* the paired interval excludes 0")
+    pairs = list(next(iter(results["tasks"].values()), {"paired": {}})["paired"])
+    if pairs:
+        diffs = Table(title="paired differences in acc (* the 95% interval excludes 0)")
+        diffs.add_column("task")
+        for pair in pairs:
+            diffs.add_column(pair, justify="right")
+        for task, entry in results["tasks"].items():
+            diffs.add_row(
+                task,
+                *(
+                    f"{d['acc']['mean']:+.3f}{' *' if d['acc']['significant'] else ''}"
+                    for d in entry["paired"].values()
+                ),
+            )
+        console.print(diffs)
     console.print(f"report: {(run.run_dir / 'eval' / 'report.html').resolve()}")
 
 

@@ -19,6 +19,7 @@ class TaskSource(TaskGlob):
 class EvalConfig(Strict):
     tasks: list[TaskSource] = []
     models: list[str] = []  # hub ids or folders; default: every stage export of the training run
+    baselines: list[str] = []  # every other model is compared with each (paired); default: the first
     batch_size: int = Field(8, ge=1)
     prefix: Literal["auto", "bos", "eos", "none"] = "auto"
     perplexity: list[str] = ["domain", "replay"]  # corpora whose validation split gets bits per byte

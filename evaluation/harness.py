@@ -24,15 +24,24 @@ from evaluation.tasks import McItem, Template, language_template, load_items
 METRICS = ("acc", "acc_norm", "acc_bytes")
 
 
-def default_models(run: RunConfig) -> dict[str, str]:
-    """The training run's stage exports, in stage order (the first is the baseline)."""
-    hf = run.run_dir / "train" / "hf"
-    metrics = run.run_dir / "train" / "metrics.jsonl"
+def stage_exports(train_dir: Path) -> dict[str, str]:
+    """A training run's Hugging Face exports, in stage order."""
+    metrics = train_dir / "metrics.jsonl"
     stages = []
     if metrics.is_file():
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         stages = list(dict.fromkeys(r["stage"] for r in rows))
-    return {s: str(hf / s) for s in stages if (hf / s / "config.json").is_file()}
+    return {s: str(train_dir / "hf" / s) for s in stages if (train_dir / "hf" / s / "config.json").is_file()}
+
+
+def default_models(run: RunConfig) -> dict[str, str]:
+    """The training run's stage exports (the first is the baseline), then each data selection's
+    (`<stage>-<selection>`: the same stage trained on the selection)."""
+    train = run.run_dir / "train"
+    models = stage_exports(train)
+    for selection in sorted(p for p in (train / "selections").glob("*") if p.is_dir()):
+        models |= {f"{stage}-{selection.name}": path for stage, path in stage_exports(selection).items()}
+    return models
 
 
 def fewshot_templates(items: list[McItem], pool: list[McItem], shots: int, seed: int) -> dict[str, Template]:
@@ -146,19 +155,23 @@ def run_eval(run: RunConfig, progress=None) -> dict:
                 bpb = bits_per_byte(model, tokenizer, texts, scorer.prefix_ids, window)
                 results["perplexity_bits_per_byte"].setdefault(corpus, {})[label] = round(bpb, 5)
     labels = list(models)
+    if unknown := [b for b in cfg.baselines if b not in models]:
+        raise ValueError(f"eval.baselines: {unknown} are not among the models ({', '.join(labels)})")
+    baselines = cfg.baselines or labels[:1]
     for name, by_model in per_item_scores.items():
         entry = {
             "n": len(tasks[name][0]),
             "scores": {m: summarise(s) for m, s in by_model.items()},
             "paired": {},
         }
-        for other in labels[1:]:
-            entry["paired"][f"{other} - {labels[0]}"] = {
-                metric: paired_difference(
-                    [r[metric] for r in by_model[labels[0]]], [r[metric] for r in by_model[other]]
-                )
-                for metric in METRICS
-            }
+        for baseline in baselines:
+            for other in (label for label in labels if label != baseline):
+                entry["paired"][f"{other} - {baseline}"] = {
+                    metric: paired_difference(
+                        [r[metric] for r in by_model[baseline]], [r[metric] for r in by_model[other]]
+                    )
+                    for metric in METRICS
+                }
         entry["items"] = {m: s for m, s in by_model.items()}
         results["tasks"][name] = entry
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))

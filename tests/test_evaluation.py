@@ -112,7 +112,7 @@ def test_eval_command_compares_models_with_intervals_and_exports_lm_eval_tasks(t
 
     model, tokenizer = tiny
     folders = []
-    for name, seed in (("first", 0), ("second", 1)):
+    for name, seed in (("first", 0), ("second", 1), ("third", 2)):
         torch.manual_seed(seed)
         LlamaForCausalLM(model.config).save_pretrained(tmp_path / name)
         tokenizer.save_pretrained(tmp_path / name)
@@ -126,7 +126,11 @@ def test_eval_command_compares_models_with_intervals_and_exports_lm_eval_tasks(t
             {
                 "name": "evalrun",
                 "output_dir": str(tmp_path / "out"),
-                "eval": {"models": folders, "tasks": [{"path": str(task), "shots": 2, "fewshot": str(demo)}]},
+                "eval": {
+                    "models": folders,
+                    "baselines": ["second", "third"],  # e.g. the full corpus and a random selection
+                    "tasks": [{"path": str(task), "shots": 2, "fewshot": str(demo)}],
+                },
             }
         )
     )
@@ -137,11 +141,13 @@ def test_eval_command_compares_models_with_intervals_and_exports_lm_eval_tasks(t
     out = tmp_path / "out" / "evalrun" / "eval"
     results = json.loads((out / "results.json").read_text())
     entry = results["tasks"]["gnucash_demo"]
-    assert entry["n"] == 6 and set(entry["scores"]) == {"first", "second"}
+    assert entry["n"] == 6 and set(entry["scores"]) == {"first", "second", "third"}
     low, high = entry["scores"]["first"]["acc"]["ci95"]
     assert low <= entry["scores"]["first"]["acc"]["mean"] <= high
-    assert set(entry["paired"]["second - first"]) == {"acc", "acc_norm", "acc_bytes"}
-    assert results["prefix"] == {"first": "eos", "second": "eos"}
+    assert set(entry["paired"]) == {"first - second", "third - second", "first - third", "second - third"}
+    assert set(entry["paired"]["first - second"]) == {"acc", "acc_norm", "acc_bytes"}
+    assert results["prefix"] == {"first": "eos", "second": "eos", "third": "eos"}
+    assert "paired differences" in result.stderr + result.stdout
     assert "Paired differences" in (out / "report.html").read_text()
     spec = yaml.safe_load((out / "lm_eval_tasks" / "gnucash_demo.yaml").read_text())
     assert spec["dataset_path"] == "json" and spec["dataset_kwargs"]["data_files"]["test"] == str(

@@ -233,3 +233,39 @@ def test_activation_checkpointing_gives_the_same_losses(corpus_run):
         runs[flag] = losses(corpus_run["work"] / "out" / name / "train")
     assert runs[True].keys() == runs[False].keys()
     assert all(abs(runs[True][s] - runs[False][s]) <= 1e-5 for s in runs[False])
+
+
+def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus_run):
+    from curation.recipe import BudgetConfig, SelectConfig, load_recipe
+    from curation.select.stage import run_selections
+    from training.config import load_train_config
+
+    recipe = train_recipe(corpus_run, "train-select", selections=["half"])
+    corpus_recipe = load_recipe(corpus_run["recipe"]).model_copy(
+        update={
+            "name": "train-select",
+            "select": SelectConfig(budgets={"half": BudgetConfig(tokens=0.5, method="random")}),
+        }
+    )
+    selection = run_selections(corpus_recipe)["half"]
+    result = torchrun(recipe)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "selection `half` done" in result.stdout
+    train = corpus_run["work"] / "out" / "train-select" / "train"
+    run = load_train_config(recipe).for_selection("half")
+    assert run.train_dir == train / "selections" / "half" and run.train.model == str(train / "hf" / "base")
+    assert len(TokenShards(run.train_tokens("domain"))) == selection["kept_tokens"] < selection["tokens"]
+    assert (run.train_dir / "hf" / "cpt" / "config.json").is_file()
+
+    def rows(folder):
+        return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    main_cpt = [r for r in rows(train) if r["stage"] == "cpt"]
+    selected = rows(run.train_dir)
+    assert {r["stage"] for r in selected} == {"cpt"}
+    assert len([r for r in selected if "loss" in r]) == len([r for r in main_cpt if "loss" in r]) == 8
+    # both cpt stages begin from the same weights (the base export) on the same validation text ...
+    first = next(r["val_loss"] for r in selected if "val_loss" in r)
+    assert first == pytest.approx(next(r["val_loss"] for r in main_cpt if "val_loss" in r), abs=1e-4)
+    # ... and then train on different domain documents
+    assert [r["loss"] for r in selected if "loss" in r] != [r["loss"] for r in main_cpt if "loss" in r]

@@ -20,7 +20,7 @@ def summary(run) -> None:
     metrics = run.train_dir / "metrics.jsonl"
     plot_curves(metrics, run.train_dir / "curves.png")
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    print(f"\ntraining `{run.name}` done")
+    print(f"\ntraining `{run.name}`" + (f", selection `{run.selection}`" if run.selection else "") + " done")
     for stage in dict.fromkeys(r["stage"] for r in rows):
         evals = [r["val_loss"] for r in rows if r["stage"] == stage and "val_loss" in r]
         losses = [r for r in rows if r["stage"] == stage and "loss" in r]
@@ -53,6 +53,8 @@ def main(argv: list[str]) -> int:
 
     try:
         Trainer(run).train()
+        for selection in run.train.selections:  # each from the main run's export, same steps
+            Trainer(run.for_selection(selection)).train()
     except (DataError, TokenizerMismatch, TrainingStopped, ValueError) as e:
         if dist.get_rank() == 0:
             print(f"\n{argv[0]}: {e}", file=sys.stderr)
@@ -68,7 +70,8 @@ def main(argv: list[str]) -> int:
     finally:
         dist.destroy_process_group()
     if int(os.environ.get("RANK", 0)) == 0:
-        summary(run)
+        for each in [run] + [run.for_selection(s) for s in run.train.selections]:
+            summary(each)
     return 0
 
 

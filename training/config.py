@@ -62,6 +62,11 @@ class TrainConfig(Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     tensorboard: bool = False
     wandb: str | None = None  # project name
+    # data-selection runs: for each selection (`select.budgets`), the `selection_stages` (default:
+    # the last stage) again from the export of the stage before them, the domain corpus's training
+    # tokens replaced by the selection's; validation stays the corpus's own
+    selections: list[str] = []
+    selection_stages: list[str] | None = None
 
     @model_validator(mode="after")
     def _one_model(self) -> TrainConfig:
@@ -69,13 +74,27 @@ class TrainConfig(Strict):
             raise ValueError("set exactly one of `model` (hub id or path) or `init` (a Llama config)")
         return self
 
+    @model_validator(mode="after")
+    def _selection_stages(self) -> TrainConfig:
+        names = [s.name for s in self.stages]
+        chosen = self.selection_stages or names[-1:]
+        if unknown := [n for n in chosen if n not in names]:
+            raise ValueError(f"selection_stages: {unknown} are not stages ({', '.join(names)})")
+        if self.selections and names.index(chosen[0]) == 0:
+            raise ValueError("selection_stages must start after the first stage: they start from its export")
+        return self
+
+    def selection_stage_names(self) -> list[str]:
+        return self.selection_stages or [self.stages[-1].name]
+
 
 class RunConfig(Strict):
-    """What the trainer needs from the whole recipe."""
+    """What the trainer needs from the whole recipe (and, for a selection run, which selection)."""
 
     name: str
     output_dir: str = "out"
     train: TrainConfig
+    selection: str | None = None
 
     @property
     def corpus_dir(self) -> Path:
@@ -83,7 +102,34 @@ class RunConfig(Strict):
 
     @property
     def train_dir(self) -> Path:
-        return Path(self.output_dir) / self.name / "train"
+        root = Path(self.output_dir) / self.name / "train"
+        return root / "selections" / self.selection if self.selection else root
+
+    def train_tokens(self, corpus: str) -> Path:
+        """A corpus's training shards: the selection's for `domain` in a selection run."""
+        if self.selection and corpus == "domain":
+            return (
+                Path(self.output_dir)
+                / self.name
+                / "select"
+                / "budgets"
+                / self.selection
+                / "tokens"
+                / "domain"
+                / "train"
+            )
+        return self.corpus_dir / "tokens" / corpus / "train"
+
+    def for_selection(self, selection: str) -> RunConfig:
+        """The selection run: the selection stages only, from the main run's export before them."""
+        names = self.train.selection_stage_names()
+        stages = [s for s in self.train.stages if s.name in names]
+        before = self.train.stages[self.train.stages.index(stages[0]) - 1].name
+        start = self.train_dir / "hf" / before
+        train = self.train.model_copy(
+            update={"model": str(start), "init": None, "stages": stages, "selections": []}
+        )
+        return self.model_copy(update={"train": train, "selection": selection})
 
 
 def load_train_config(path: str | Path) -> RunConfig:

@@ -27,7 +27,8 @@ class TokenShards:
         self.folder = folder
         files = sorted(folder.glob("*.ds"))
         if not files:
-            raise DataError(f"{folder}: no token shards (*.ds) here; run `make corpus` for this recipe first")
+            step = "make select" if "select" in folder.parts else "make corpus"
+            raise DataError(f"{folder}: no token shards (*.ds) here; run `{step}` for this recipe first")
         header = Path(f"{files[0]}.metadata").read_text().splitlines()[0]
         self.tokenizer_path, token_bytes = header.rsplit("|", 1)
         dtype = {"2": np.uint16, "4": np.uint32}[token_bytes.strip()]

@@ -61,7 +61,7 @@ class Trainer:
         tokens = run.corpus_dir / "tokens"
         self.train_windows = {
             n: PackedWindows(
-                TokenShards(tokens / n / "train"), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
+                TokenShards(run.train_tokens(n)), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
             )
             for n in names
         }
