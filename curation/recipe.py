@@ -229,6 +229,7 @@ class DistillConfig(Strict):
     """A fastText model learns the grades and scores every document (FineWeb-Edu's classifier)."""
 
     threshold: float = Field(3.0, ge=0, le=5)  # grades at or above count as useful (F1 is measured here)
+    labels: Literal["grades", "terciles"] = "grades"  # terciles: thirds of the grader's ranking
     held_out: float = Field(0.2, gt=0, lt=1)
     min_spearman: float = Field(0.5, ge=-1, le=1)  # lower held-out agreement is reported as untrusted
     epochs: int = Field(25, ge=1)
@@ -404,13 +405,9 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
         raise RecipeError("\n".join([f"{path}: invalid recipe"] + [f"  {path}: {p}" for p in problems]))
 
 
-def validate_section(path: str | Path, model: type[ModelT], keys: tuple[str, ...] | None = None) -> ModelT:
-    """Read the recipe file and validate it (or just the `keys` one stage owns, e.g. the trainer's
-    `name`, `output_dir`, `train`) against `model`; raise RecipeError naming the key and the file.
-
-    The recipe is the one file every stage reads, so this is where its errors get their wording.
-    """
-    path = Path(path)
+def read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The recipe's mapping; `extends: other.yaml` (relative to this file) starts from that recipe,
+    with this file's mappings merged in key by key and everything else replaced."""
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
     try:
@@ -419,6 +416,31 @@ def validate_section(path: str | Path, model: type[ModelT], keys: tuple[str, ...
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of keys (name, inputs, ...)")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    parent = (path.parent / str(base)).resolve()
+    if parent in seen:
+        raise RecipeError(f"{path}: extends: {base!r} extends itself")
+    return _merged(read_recipe(parent, seen + (parent,)), raw)
+
+
+def _merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
+
+
+def validate_section(path: str | Path, model: type[ModelT], keys: tuple[str, ...] | None = None) -> ModelT:
+    """Read the recipe file and validate it (or just the `keys` one stage owns, e.g. the trainer's
+    `name`, `output_dir`, `train`) against `model`; raise RecipeError naming the key and the file.
+
+    The recipe is the one file every stage reads, so this is where its errors get their wording.
+    """
+    path = Path(path)
+    raw = read_recipe(path)
     try:
         return model.model_validate(raw if keys is None else {k: raw[k] for k in keys if k in raw})
     except ValidationError as e:

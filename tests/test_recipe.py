@@ -95,3 +95,22 @@ def test_slurm_needs_its_section(tmp_path, monkeypatch):
     recipe["executor"] = {"type": "slurm"}
     with pytest.raises(RecipeError, match="executor: type: slurm needs a `slurm:` section"):
         load_recipe(write(tmp_path, recipe))
+
+
+def test_a_recipe_extends_another_key_by_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe("recipes/default-select.yaml")
+    assert recipe.name == "default-select" and recipe.inputs == load_recipe("recipes/default.yaml").inputs
+    assert set(recipe.select.budgets) == {"llm", "ets", "eta", "random"}
+    assert recipe.train["selections"] == ["llm", "ets", "eta", "random"]
+    assert recipe.train["stages"][0]["name"] == "base"  # merged into, not replaced
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(RecipeError, match="extends itself"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\nname: c\n")
+    with pytest.raises(RecipeError, match="missing.yaml: recipe file not found"):
+        load_recipe(tmp_path / "c.yaml")
+    bad = base() | {"select": {"budgets": {"x": {"method": "best"}}}}
+    with pytest.raises(RecipeError, match=r"r.yaml: select.budgets.x.method"):
+        load_recipe(write(tmp_path, bad))

@@ -393,3 +393,12 @@ def test_base_model_scores_are_what_they_say(tiny, labelled_pages, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"question": null}\n')
     with pytest.raises(TaskExampleError, match="bad.jsonl:2"):
         task_example_texts([tmp_path / "bad.jsonl"])
+
+
+def test_terciles_let_a_weak_graders_ranking_be_learned(labelled_pages, tmp_path):
+    # a tiny grader: every grade rounds to 2, yet it ranks finance pages above the others
+    grades = {i: 1.95 + (0.03 if f else 0.0) + n * 1e-5 for n, (i, _, f) in enumerate(labelled_pages)}
+    with pytest.raises(ValueError, match="share one grade"):
+        distil(labelled_pages, grades, tmp_path / "rounded")
+    metrics = distil(labelled_pages, grades, tmp_path / "terciles", labels="terciles", threshold=1.96)
+    assert metrics["spearman"] >= 0.5 and metrics["f1"] >= 0.8, metrics

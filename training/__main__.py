@@ -32,6 +32,19 @@ def summary(run) -> None:
     print(f"  models:  {run.train_dir / 'hf'}/<stage>/ (AutoModelForCausalLM.from_pretrained)")
 
 
+def ready_selections(run) -> list[str]:
+    """The recipe's selections whose token shards exist; the others are named, not guessed at."""
+    ready = [s for s in run.train.selections if run.for_selection(s).train_tokens("domain").is_dir()]
+    missing = [s for s in run.train.selections if s not in ready]
+    if missing and int(os.environ.get("RANK", 0)) == 0:
+        print(
+            f"selections {', '.join(missing)} have no token shards yet: run `make select` (it needs this "
+            "run's base model), then `make train` again; the finished main run is not repeated",
+            file=sys.stderr,
+        )
+    return ready
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: torchrun --nproc-per-node N -m training RECIPE", file=sys.stderr)
@@ -53,7 +66,7 @@ def main(argv: list[str]) -> int:
 
     try:
         Trainer(run).train()
-        for selection in run.train.selections:  # each from the main run's export, same steps
+        for selection in ready_selections(run):  # each from the main run's export, same steps
             Trainer(run.for_selection(selection)).train()
     except (DataError, TokenizerMismatch, TrainingStopped, ValueError) as e:
         if dist.get_rank() == 0:
@@ -70,7 +83,7 @@ def main(argv: list[str]) -> int:
     finally:
         dist.destroy_process_group()
     if int(os.environ.get("RANK", 0)) == 0:
-        for each in [run] + [run.for_selection(s) for s in run.train.selections]:
+        for each in [run] + [run.for_selection(s) for s in ready_selections(run)]:
             summary(each)
     return 0
 

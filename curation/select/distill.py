@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
 from curation.classifiers.fasttext import fasttext_line, precision_recall, train_fasttext
@@ -43,6 +44,20 @@ class GradeDistiller(PipelineStep):
         digest = hashlib.sha256(f"{self.config.seed}:{doc_id}".encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
 
+    def _labelled(self, examples: list[tuple[float, str]]) -> list[tuple[float, str]]:
+        """Each example's class, named by the grade it stands for: the rounded grade, or for
+        `terciles` the mean grade of its third of the ranking (a weak grader whose grades all
+        round alike still ranks documents, and selection only needs the ranking)."""
+        if self.config.labels == "grades":
+            return [(round(g), t) for g, t in examples]
+        order = sorted(range(len(examples)), key=lambda k: examples[k][0])
+        labelled = list(examples)
+        for third in np.array_split(np.array(order, dtype=int), 3):
+            mean = round(float(np.mean([examples[k][0] for k in third])), 4) if len(third) else 0.0
+            for k in third.tolist():
+                labelled[k] = (mean, examples[k][1])
+        return labelled
+
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from scipy.stats import spearmanr
 
@@ -54,14 +69,15 @@ class GradeDistiller(PipelineStep):
             if record["status"] == "graded":
                 grades[record["id"]] = record["grade"]
         texts = {doc.id: doc.text for doc in data or [] if doc.id in grades}
-        train = [(round(grades[i]), t) for i, t in sorted(texts.items()) if not self._held_out(i)]
+        train = [(grades[i], t) for i, t in sorted(texts.items()) if not self._held_out(i)]
         test = [(grades[i], t) for i, t in sorted(texts.items()) if self._held_out(i)]
+        train = self._labelled(train)
         if len({g for g, _ in train}) < 2:
             raise ValueError(
                 f"select.distill: the {len(train)} graded training documents share one grade; "
                 "there is nothing to learn (grade a larger or more varied sample)"
             )
-        model, lr = train_fasttext([(str(g), t) for g, t in train], self.config, "select.distill")
+        model, lr = train_fasttext([(f"{g:g}", t) for g, t in train], self.config, "select.distill")
         self.output_folder.mkdir(parents=True, exist_ok=True)
         model.save_model(str(self.output_folder / "model.bin"))
         predicted = [expected_grade(model, fasttext_line(t, self.config.max_chars)) for _, t in test]
