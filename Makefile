@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) bench/corpus.py
 	$(PY) bench/train.py
 	$(PY) bench/audit.py
+	$(PY) bench/select.py
 
 clean:
 	rm -rf out bench/results/*.json

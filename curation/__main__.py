@@ -102,8 +102,8 @@ def select(console: Console, recipe) -> int:
             f"({scored['task_examples']} task examples)"
         )
     if selected:
-        table = Table(title="selections (domain training documents)")
-        for col in ("selection", "method", "scores", "documents", "tokens", "budget"):
+        table = Table(title="selections of the domain training documents (kept/all)")
+        for col in ("selection", "method", "scores", "documents", "tokens", "budget"):  # kept/all
             table.add_column(col, justify="left" if col in ("selection", "method", "scores") else "right")
         for name, s in selected.items():
             scores = (
@@ -113,8 +113,8 @@ def select(console: Console, recipe) -> int:
                 name,
                 s["method"],
                 scores,
-                f"{s['kept_documents']} of {s['documents']}",
-                f"{s['kept_tokens']:,} of {s['tokens']:,}",
+                f"{s['kept_documents']}/{s['documents']}",
+                f"{s['kept_tokens']:,}/{s['tokens']:,}",
                 f"{s['budget_tokens']:,}",
             )
         console.print(table)

@@ -64,9 +64,10 @@ def main(argv: list[str]) -> int:
     dist.init_process_group(backend, timeout=timedelta(minutes=30))
     from training.trainer import Trainer, TrainingStopped
 
+    ready = ready_selections(run)
     try:
         Trainer(run).train()
-        for selection in ready_selections(run):  # each from the main run's export, same steps
+        for selection in ready:  # each from the main run's export, same steps
             Trainer(run.for_selection(selection)).train()
     except (DataError, TokenizerMismatch, TrainingStopped, ValueError) as e:
         if dist.get_rank() == 0:
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
     finally:
         dist.destroy_process_group()
     if int(os.environ.get("RANK", 0)) == 0:
-        for each in [run] + [run.for_selection(s) for s in ready_selections(run)]:
+        for each in [run] + [run.for_selection(s) for s in ready]:
             summary(each)
     return 0
 

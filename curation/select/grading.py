@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from datatrove.data import Document
@@ -262,13 +263,16 @@ class LlmGrader(PipelineStep):
             chosen += [doc for _, _, doc in sorted(lowest[stratum], reverse=True)[: quota[stratum]]]
         return chosen
 
+    @cached_property
+    def _rubric(self) -> str:
+        return Path(self.config.rubric).read_text(encoding="utf-8").format(domain=self.config.domain)
+
     def _prompt(self, doc: Document) -> GradePrompt:
         c = self.config
         language = doc.metadata.get("language")
         language = language if language in RUBRICS else "en"
         if c.rubric:  # the user's rubric; the reply format stays ours, since parsing depends on it
-            rubric = Path(c.rubric).read_text(encoding="utf-8").format(domain=c.domain)
-            return GradePrompt(rubric, REPLY_FORMAT[language], c.max_chars)
+            return GradePrompt(self._rubric, REPLY_FORMAT[language], c.max_chars)
         return GradePrompt.built_in(language, c.domain, c.max_chars)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
@@ -280,6 +284,7 @@ class LlmGrader(PipelineStep):
         prompts = [self._prompt(doc) for doc in chosen]
         keys = [GradeCache.key(p, doc.text) for p, doc in zip(prompts, chosen)]
         todo = [i for i, key in enumerate(keys) if key not in cache.entries]
+        pending = set(todo)
         self.stat_update("sampled", value=len(chosen))
         self.stat_update("from_cache", value=len(chosen) - len(todo))
         from tqdm import tqdm
@@ -291,7 +296,7 @@ class LlmGrader(PipelineStep):
                 results[todo[j]] = grade
                 bar.update()
 
-            results: dict[int, Grade] = {i: cache.entries[key] for i, key in enumerate(keys) if i not in todo}
+            results = {i: cache.entries[key] for i, key in enumerate(keys) if key in cache.entries}
             try:
                 grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
             finally:
@@ -301,7 +306,7 @@ class LlmGrader(PipelineStep):
             for i, doc in enumerate(chosen):
                 grade = results[i]
                 self.stat_update(grade.status)
-                record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in todo}
+                record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in pending}
                 out.write(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
 
 
