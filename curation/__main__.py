@@ -119,6 +119,11 @@ def select(console: Console, recipe) -> int:
             )
         console.print(table)
         console.print(f"selections: {select_dir(recipe) / 'budgets'}/<selection>/ (docs, tokens, rejected)")
+    from curation.select.report import render_select_report
+
+    report = select_dir(recipe) / "report.html"
+    report.write_text(render_select_report(select_dir(recipe), recipe.name), encoding="utf-8")
+    console.print(f"report: [link]{report.resolve()}[/link]")
     return 0
 
 

@@ -361,6 +361,9 @@ def test_select_command_grades_distils_and_spends_the_budget(server, tiny, label
     control = json.loads((select / "budgets" / "control" / "selection.json").read_text())
     assert control["method"] == "random" and 0 < control["kept_tokens"] <= control["budget_tokens"]
     assert "selections" in done.stderr and "Spearman" in done.stderr
+    report = (select / "report.html").read_text()
+    for needle in ("LLM grades", "Distilled classifier", "graded", "control", "data:image/png;base64"):
+        assert needle in report, needle
 
 
 def test_base_model_scores_are_what_they_say(tiny, labelled_pages, tmp_path):

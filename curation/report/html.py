@@ -21,7 +21,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
 pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}.ex{margin:6px 0}"""
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
+def table_html(headers: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -34,7 +34,7 @@ def _docs(folder: Path):
                 yield json.loads(line)
 
 
-def _figure(draw) -> str:
+def figure_html(draw) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,12 +85,12 @@ def _funnel(stats: dict) -> str:
         ax.set_xlabel("documents")
         ax.legend()
 
-    plot = _figure(draw) if steps else ""
+    plot = figure_html(draw) if steps else ""
     return (
         "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds); "
         "steps that edit what they keep say so beside the drop reasons.</p>"
         + plot
-        + _table(["stage", "step", "in", "kept", "dropped", "reasons", "in = kept + dropped", "s"], rows)
+        + table_html(["stage", "step", "in", "kept", "dropped", "reasons", "in = kept + dropped", "s"], rows)
     )
 
 
@@ -116,7 +116,7 @@ def _distributions(docs: list[dict]) -> str:
         ax.set_title("document length")
         ax.legend()
 
-    parts += [_figure(lang_plot), _figure(length_plot)]
+    parts += [figure_html(lang_plot), figure_html(length_plot)]
     for key, title in (
         ("domain_score", "domain classifier score"),
         ("quality_score", "quality classifier score"),
@@ -135,7 +135,7 @@ def _distributions(docs: list[dict]) -> str:
                 ax.set_title(title)
                 ax.legend()
 
-            parts.append(_figure(score_plot))
+            parts.append(figure_html(score_plot))
     sizes = [d["metadata"].get("minhash_cluster_size", 1) for d in docs]
     if any(s > 1 for s in sizes):
 
@@ -145,7 +145,7 @@ def _distributions(docs: list[dict]) -> str:
             ax.set_xlabel("near-duplicate cluster size of kept documents")
             ax.set_yscale("log")
 
-        parts.append(_figure(cluster_plot))
+        parts.append(figure_html(cluster_plot))
     return "".join(parts)
 
 
@@ -198,9 +198,9 @@ def _summary(stats: dict) -> str:
     ]
     return (
         "<h2>Output</h2>"
-        + _table(["corpus", "split", "documents", "tokens"], rows)
+        + table_html(["corpus", "split", "documents", "tokens"], rows)
         + "<h2>Classifiers (held-out)</h2>"
-        + _table(["classifier", "precision", "recall", "threshold", "held-out examples / source"], clf)
+        + table_html(["classifier", "precision", "recall", "threshold", "held-out examples / source"], clf)
     )
 
 
@@ -253,8 +253,8 @@ def _extractor_comparison(kept: list[dict]) -> str:
     return (
         f"<h2>HTML extractors compared on {len(pages)} kept pages</h2><p>Speed on this machine: {speed}. "
         "trafilatura favours precision (main text only); resiliparse keeps more of the page.</p>"
-        + _figure(draw)
-        + _table(["page", "trafilatura chars", "resiliparse chars", "ratio", "word overlap"], rows)
+        + figure_html(draw)
+        + table_html(["page", "trafilatura chars", "resiliparse chars", "ratio", "word overlap"], rows)
     )
 
 

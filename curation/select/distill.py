@@ -94,6 +94,7 @@ class GradeDistiller(PipelineStep):
             **precision_recall([p >= t for p in predicted], [g >= t for g in actual]),
             "min_spearman": self.config.min_spearman,
             "trusted": spearman is not None and spearman >= self.config.min_spearman,
+            "held_out": [{"grade": g, "predicted": round(p, 4)} for g, p in zip(actual, predicted)],
         }
         self.stat_update("trained_on", value=len(train))
         (self.output_folder / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -1,0 +1,90 @@
+"""`select/report.html`: the grades, how far the distilled classifier agrees with the grader, and
+what each selection kept, for people who would rather look than read JSON."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from curation.report.html import STYLE, figure_html, table_html
+
+
+def _grades(folder: Path) -> str:
+    path = folder / "grades" / "grades.jsonl"
+    if not path.is_file():
+        return ""
+    grades = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    values = [g["grade"] for g in grades if g["grade"] is not None]
+    counts = {s: sum(g["status"] == s for g in grades) for s in ("graded", "ungraded", "failed")}
+
+    def draw(ax):
+        ax.hist(values, bins=30, color="#4c72b0")
+        ax.set_xlabel("grade (0-5)")
+        ax.set_ylabel("documents")
+
+    ungraded = [g for g in grades if g["status"] != "graded"][:5]
+    rows = [
+        [html.escape(g["id"]), g["status"], html.escape((g["reply"] or g["error"] or "")[:300])]
+        for g in ungraded
+    ]
+    return (
+        f"<h2>LLM grades</h2><p>{len(grades)} sampled: {counts['graded']} graded, {counts['ungraded']} "
+        f"ungraded (the reply did not parse strictly), {counts['failed']} failed.</p>"
+        + (figure_html(draw) if values else "")
+        + (table_html(["document", "status", "reply or error"], rows) if rows else "")
+    )
+
+
+def _distilled(folder: Path) -> str:
+    path = folder / "distilled" / "metrics.json"
+    if not path.is_file():
+        return ""
+    m = json.loads(path.read_text())
+
+    def draw(ax):
+        ax.scatter([h["grade"] for h in m["held_out"]], [h["predicted"] for h in m["held_out"]], s=12)
+        ax.set_xlabel("grader's grade (held out)")
+        ax.set_ylabel("classifier's expected grade")
+
+    verdict = "trusted" if m["trusted"] else f"NOT trusted: Spearman below {m['min_spearman']}"
+    return (
+        f"<h2>Distilled classifier</h2><p>Trained on {m['train_documents']} graded documents; on "
+        f"{m['held_out_documents']} held out: Spearman {m['spearman']}, precision {m['precision']}, recall "
+        f"{m['recall']}, F1 {m['f1']} at grade &ge; {m['threshold']} ({verdict}).</p>"
+        + (figure_html(draw) if m["held_out"] else "")
+    )
+
+
+def _selections(folder: Path) -> str:
+    summaries = {
+        p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob("budgets/*/selection.json"))
+    }
+    if not summaries:
+        return ""
+    rows = [
+        [
+            html.escape(name),
+            s["method"],
+            html.escape(
+                ", ".join(f"{k} {w:g}" for k, w in s["scores"].items()) if s["method"] != "random" else "-"
+            ),
+            f"{s['kept_documents']} / {s['documents']}",
+            f"{s['kept_tokens']:,} / {s['tokens']:,}",
+            f"{s['budget_tokens']:,}",
+        ]
+        for name, s in summaries.items()
+    ]
+    return "<h2>Selections (domain training documents)</h2>" + table_html(
+        ["selection", "method", "scores (weight)", "documents kept / all", "tokens kept / all", "budget"],
+        rows,
+    )
+
+
+def render_select_report(folder: Path, name: str) -> str:
+    title = f"dacp data selection: {html.escape(name)}"
+    body = _grades(folder) + _distilled(folder) + _selections(folder)
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+    )
