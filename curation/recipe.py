@@ -243,11 +243,22 @@ class DistillConfig(Strict):
 class ModelScoresConfig(Strict):
     """FinPythia's ETS (task similarity) and ETA (novelty, diversity) scores from the base model."""
 
-    model: str  # the base model: a Hugging Face folder (e.g. out/<name>/train/hf/base) or hub id
+    model: str | None = None  # the base model: a Hugging Face folder (out/<name>/train/hf/base) or hub id
+    fasttext: str | None = None  # no base model at hand: a fastText .bin gives `ets` alone
     task_examples: list[TaskGlob] = []  # unlabelled task text (task rows or {text} rows); none: no ets
     max_tokens: int = Field(512, ge=16)  # every score reads a document's first max_tokens tokens
     batch_size: int = Field(8, ge=1)
     device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ModelScoresConfig:
+        if (self.model is None) == (self.fasttext is None):
+            raise ValueError(
+                "give exactly one of `model` (a base model) or `fasttext` (a .bin, for ets only)"
+            )
+        if self.fasttext and not self.task_examples:
+            raise ValueError("`fasttext` only gives task similarity: it needs `task_examples`")
+        return self
 
 
 class BudgetConfig(Strict):

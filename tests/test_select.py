@@ -32,7 +32,12 @@ from curation.recipe import (
 from curation.select import GradePrompt, LlmGrader, parse_grade
 from curation.select.budget import BudgetSelector, choose, rank_normalised, read_scores
 from curation.select.distill import DistilledScorer, GradeDistiller
-from curation.select.model_scores import BaseModelScorer, TaskExampleError, task_example_texts
+from curation.select.model_scores import (
+    BaseModelScorer,
+    FastTextTaskSimilarity,
+    TaskExampleError,
+    task_example_texts,
+)
 from curation.writers import RejectedWriter
 from training.data import TokenShards
 
@@ -405,3 +410,25 @@ def test_terciles_let_a_weak_graders_ranking_be_learned(labelled_pages, tmp_path
         distil(labelled_pages, grades, tmp_path / "rounded")
     metrics = distil(labelled_pages, grades, tmp_path / "terciles", labels="terciles", threshold=1.96)
     assert metrics["spearman"] >= 0.5 and metrics["f1"] >= 0.8, metrics
+
+
+def test_fasttext_task_similarity_without_a_base_model(labelled_pages, tmp_path):
+    import fasttext
+
+    from curation.classifiers.fasttext import fasttext_line
+
+    corpus = tmp_path / "corpus.txt"  # a small skipgram model trained here on the real pages
+    corpus.write_text("".join(fasttext_line(t, 20_000) + "\n" for _, t, _ in labelled_pages))
+    fasttext.train_unsupervised(
+        str(corpus), model="skipgram", dim=32, epoch=10, minCount=2, thread=1, verbose=0
+    ).save_model(str(tmp_path / "vectors.bin"))
+    examples = task_example_texts([ROOT / "data" / "tasks" / "gnucash-demo-examples.jsonl"])
+    docs = [Document(text=t, id=i) for i, t, _ in labelled_pages]
+    step = FastTextTaskSimilarity(str(tmp_path / "vectors.bin"), examples, str(tmp_path / "scores"))
+    assert len(list(step.run(docs))) == len(docs)
+    ets = read_scores(tmp_path / "scores" / "ets")
+    finance = [ets[i] for i, _, f in labelled_pages if f]
+    general = [ets[i] for i, _, f in labelled_pages if not f]
+    assert sum(finance) / len(finance) > sum(general) / len(general)  # accounting questions find GnuCash
+    with pytest.raises(ValueError, match="needs `task_examples`"):
+        ModelScoresConfig(fasttext=str(tmp_path / "vectors.bin"))

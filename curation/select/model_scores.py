@@ -2,7 +2,8 @@
 and diversity (ETA), all from one forward pass per document.
 
 - `ets`: cosine similarity of the document's mean-pooled last hidden state to the mean direction of
-  the task examples' (so the average cosine to the examples, up to a constant factor).
+  the task examples' (so the average cosine to the examples, up to a constant factor); without a
+  base model, the same with fastText sentence vectors (`FastTextTaskSimilarity`).
 - `novelty`: the base model's mean loss per token on the document (log perplexity): what the model
   does not know yet.
 - `diversity`: entropy in bits of the document's token-type distribution. FinPythia used part-of-
@@ -130,3 +131,44 @@ class BaseModelScorer(PipelineStep):
         finally:
             for f in files.values():
                 f.close()
+
+
+class FastTextTaskSimilarity(PipelineStep):
+    """ETS without a base model: the cosine of each document's fastText sentence vector to the mean
+    direction of the task examples' (a pretrained `.bin` such as cc.en.300, or one trained on the
+    corpus with `fasttext skipgram`). Writes `<scores>/ets/<rank>.jsonl`."""
+
+    type = "🧑‍⚖️ - SELECT"
+    name = "🔭 task similarity (fastText)"
+
+    def __init__(self, model_path: str, task_texts: list[str], output_folder: str, max_chars: int = 20_000):
+        super().__init__()
+        self.model_path = model_path
+        self.task_texts = task_texts
+        self.output_folder = Path(output_folder)
+        self.max_chars = max_chars
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import fasttext
+        import numpy as np
+
+        from curation.classifiers.fasttext import fasttext_line
+
+        model = fasttext.load_model(self.model_path)
+
+        def direction(text: str) -> np.ndarray:
+            vector = model.get_sentence_vector(fasttext_line(text, self.max_chars))
+            return vector / (np.linalg.norm(vector) or 1.0)
+
+        task = np.mean([direction(t) for t in self.task_texts], axis=0)
+        task /= np.linalg.norm(task) or 1.0
+        (self.output_folder / "ets").mkdir(parents=True, exist_ok=True)
+        with open(self.output_folder / "ets" / f"{rank:05d}.jsonl", "w", encoding="utf-8") as out:
+            for doc in data or []:
+                with self.track_time():
+                    out.write(
+                        json.dumps({"id": doc.id, "score": round(float(direction(doc.text) @ task), 5)})
+                        + "\n"
+                    )
+                    self.stat_update("scored")
+                yield doc

@@ -32,7 +32,7 @@ from curation.recipe import Recipe
 from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.grading import LlmGrader
-from curation.select.model_scores import BaseModelScorer, task_example_texts
+from curation.select.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
 from curation.writers import RejectedWriter
 
 
@@ -122,7 +122,10 @@ def run_model_scores(recipe: Recipe) -> dict:
     config = recipe.select.scores
     texts = task_example_texts([path for examples in config.task_examples for path in examples.files()])
     out = select_dir(recipe) / "scores"
-    scorer = BaseModelScorer(config, texts, str(out))
+    if config.fasttext:
+        scorer = FastTextTaskSimilarity(config.fasttext, texts, str(out))
+    else:
+        scorer = BaseModelScorer(config, texts, str(out))
     LocalPipelineExecutor(
         [docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"), scorer],
         tasks=recipe.executor.tasks,
@@ -130,5 +133,5 @@ def run_model_scores(recipe: Recipe) -> dict:
         logging_dir=str(select_dir(recipe) / "logs" / "model_scores"),
         skip_completed=False,
     ).run()
-    names = [n for n in ("ets", "novelty", "diversity") if (out / n).is_dir() and (n != "ets" or texts)]
-    return {"scores": names, "task_examples": len(texts), "model": config.model}
+    names = ["ets"] if config.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
+    return {"scores": names, "task_examples": len(texts), "model": config.model or config.fasttext}
