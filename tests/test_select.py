@@ -432,3 +432,12 @@ def test_fasttext_task_similarity_without_a_base_model(labelled_pages, tmp_path)
     assert sum(finance) / len(finance) > sum(general) / len(general)  # accounting questions find GnuCash
     with pytest.raises(ValueError, match="needs `task_examples`"):
         ModelScoresConfig(fasttext=str(tmp_path / "vectors.bin"))
+
+
+def test_held_out_share_is_independent_of_the_grading_sample(tmp_path):
+    docs = [Document(text="t", id=f"doc-{i}", metadata={}) for i in range(2000)]
+    grading = GradingConfig(sample=300, stratify=[], local=LocalGraderConfig(model="unused"))
+    sampled = LlmGrader("unused", grading).sample(docs)  # the lowest seeded hashes of 2000
+    distiller = GradeDistiller("unused", str(tmp_path), DistillConfig(held_out=0.2))
+    share = sum(distiller._held_out(d.id) for d in sampled) / len(sampled)
+    assert 0.14 < share < 0.26, share

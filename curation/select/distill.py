@@ -41,7 +41,8 @@ class GradeDistiller(PipelineStep):
         self.config = config
 
     def _held_out(self, doc_id: str) -> bool:
-        digest = hashlib.sha256(f"{self.config.seed}:{doc_id}".encode()).digest()
+        # salted: the grader sampled the lowest unsalted hashes, so those would all look held out
+        digest = hashlib.sha256(f"distill-held-out:{self.config.seed}:{doc_id}".encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
 
     def _labelled(self, examples: list[tuple[float, str]]) -> list[tuple[float, str]]:
