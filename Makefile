@@ -57,7 +57,7 @@ bench: $(STAMP)
 	$(PY) bench/corpus.py
 	$(PY) bench/train.py
 	$(PY) bench/audit.py
-	$(PY) bench/select.py
+	$(PY) bench/selection.py
 
 clean:
 	rm -rf out bench/results/*.json

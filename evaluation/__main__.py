@@ -27,18 +27,17 @@ def print_eval(console: Console, run: RunConfig, results: dict) -> None:
         table.add_row(f"bits/byte {corpus}", *(f"{v:.4f}" for v in by_model.values()))
     console.print(table)
     pairs = list(next(iter(results["tasks"].values()), {"paired": {}})["paired"])
-    if pairs:
-        diffs = Table(title="paired differences in acc (* the 95% interval excludes 0)")
-        diffs.add_column("task")
+    if pairs:  # per task in the report; here how often each difference is beyond noise
+        diffs = Table(title="paired differences in acc over the tasks (95% interval excludes 0)")
+        for col in ("models", "better", "worse", "mean difference"):
+            diffs.add_column(col, justify="left" if col == "models" else "right")
         for pair in pairs:
-            diffs.add_column(pair, justify="right")
-        for task, entry in results["tasks"].items():
+            per_task = [entry["paired"][pair]["acc"] for entry in results["tasks"].values()]
             diffs.add_row(
-                task,
-                *(
-                    f"{d['acc']['mean']:+.3f}{' *' if d['acc']['significant'] else ''}"
-                    for d in entry["paired"].values()
-                ),
+                pair,
+                str(sum(d["significant"] and d["mean"] > 0 for d in per_task)),
+                str(sum(d["significant"] and d["mean"] < 0 for d in per_task)),
+                f"{sum(d['mean'] for d in per_task) / len(per_task):+.3f}",
             )
         console.print(diffs)
     console.print(f"report: {(run.run_dir / 'eval' / 'report.html').resolve()}")

@@ -77,16 +77,21 @@ class BaseModelScorer(PipelineStep):
 
         c = self.config
         limit = min(c.max_tokens, self._model.config.max_position_embeddings)
+        texts = [t[: 16 * limit] for t in texts]  # no token sits on more than 16 characters: skip the rest
         enc = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
         enc = enc.to(c.device)
         with torch.inference_mode():
             out = self._model(**enc, output_hidden_states=True)
         mask = enc.attention_mask.float()
         pooled = (out.hidden_states[-1] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        # next-token targets, -100 where there is none (the last position, padding): no logits copy
+        targets = torch.full_like(enc.input_ids, -100)
+        targets[:, :-1] = enc.input_ids[:, 1:].masked_fill(enc.attention_mask[:, 1:] == 0, -100)
+        logits = out.logits
         losses = torch.nn.functional.cross_entropy(
-            out.logits[:, :-1].transpose(1, 2).float(), enc.input_ids[:, 1:], reduction="none"
-        )
-        target_mask = mask[:, 1:]
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+        ).view(targets.shape)
+        target_mask = (targets != -100).float()
         loss = (losses * target_mask).sum(1) / target_mask.sum(1).clamp(min=1)
         entropies = []
         for ids, m in zip(enc.input_ids, enc.attention_mask):
