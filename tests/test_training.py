@@ -269,3 +269,16 @@ def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus
     assert first == pytest.approx(next(r["val_loss"] for r in main_cpt if "val_loss" in r), abs=1e-4)
     # ... and then train on different domain documents
     assert [r["loss"] for r in selected if "loss" in r] != [r["loss"] for r in main_cpt if "loss" in r]
+
+
+def test_shard_digest_tells_same_sized_corpora_apart(corpus_run, tmp_path):
+    shards = corpus_run["root"] / "tokens" / "domain" / "train"
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    assert TokenShards(copy).digest() == TokenShards(shards).digest()
+    first = sorted(copy.glob("*.ds"))[0]
+    data = bytearray(first.read_bytes())
+    data[2:4], data[4:6] = data[4:6], data[2:4]  # two tokens swap places: same count, other data
+    first.write_bytes(bytes(data))
+    assert len(TokenShards(copy)) == len(TokenShards(shards))
+    assert TokenShards(copy).digest() != TokenShards(shards).digest()

@@ -90,7 +90,8 @@ class Trainer:
             self.cfg.compile,
         )
         settings = self.cfg.model_dump(mode="json", exclude={"resume", "tensorboard", "wandb", "eval_every"})
-        corpus = {n: len(w.shards) for n, w in self.train_windows.items()}  # a rebuilt corpus is other data
+        # a rebuilt corpus, or another selection of the same size, is other data
+        corpus = {n: w.shards.digest() for n, w in self.train_windows.items()}
         self.fingerprint = hashlib.sha256(
             json.dumps([settings, corpus], sort_keys=True).encode()
         ).hexdigest()[:16]
