@@ -36,6 +36,18 @@ from curation.select.model_scores import BaseModelScorer, FastTextTaskSimilarity
 from curation.writers import RejectedWriter
 
 
+def _run(recipe: Recipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
+    """One datatrove run over the steps; never skipped as "completed": every selection step
+    recomputes from its inputs (the grade cache is what makes grading resumable)."""
+    LocalPipelineExecutor(
+        steps,
+        tasks=tasks,
+        workers=workers,
+        logging_dir=str(select_dir(recipe) / "logs" / logs),
+        skip_completed=False,
+    ).run()
+
+
 def select_dir(recipe: Recipe) -> Path:
     return Path(recipe.output_dir) / recipe.name / "select"
 
@@ -44,12 +56,7 @@ def run_grading(recipe: Recipe) -> dict:
     """Grade the sample; return counts by status and the histogram of rounded grades."""
     out = select_dir(recipe)
     grader = LlmGrader(str(out / "grades"), recipe.select.grading)
-    LocalPipelineExecutor(
-        [docs_folder_reader(recipe.corpus_dir / "docs"), grader],
-        tasks=1,
-        logging_dir=str(out / "logs" / "grading"),
-        skip_completed=False,  # every run re-reads the corpus; the grade cache is what resumes
-    ).run()
+    _run(recipe, [docs_folder_reader(recipe.corpus_dir / "docs"), grader], "grading")
     grades = [json.loads(line) for line in (out / "grades" / "grades.jsonl").read_text().splitlines()]
     return {
         "sampled": len(grades),
@@ -70,22 +77,17 @@ def run_distill(recipe: Recipe) -> dict:
     out, config = select_dir(recipe), recipe.select.distill
     docs = recipe.corpus_dir / "docs"
     distiller = GradeDistiller(str(out / "grades" / "grades.jsonl"), str(out / "distilled"), config)
-    LocalPipelineExecutor(
-        [docs_folder_reader(docs), distiller],
-        tasks=1,
-        logging_dir=str(out / "logs" / "distill"),
-        skip_completed=False,
-    ).run()
+    _run(recipe, [docs_folder_reader(docs), distiller], "distill")
     scorer = DistilledScorer(
         str(out / "distilled" / "model.bin"), str(out / "scores" / "llm_grade"), config.max_chars
     )
-    LocalPipelineExecutor(
+    _run(
+        recipe,
         [docs_folder_reader(docs), scorer],
-        tasks=recipe.executor.tasks,
-        workers=recipe.executor.workers,
-        logging_dir=str(out / "logs" / "distilled_scores"),
-        skip_completed=False,
-    ).run()
+        "distilled_scores",
+        recipe.executor.tasks,
+        recipe.executor.workers,
+    )
     return json.loads((out / "distilled" / "metrics.json").read_text())
 
 
@@ -102,17 +104,13 @@ def run_selections(recipe: Recipe) -> dict[str, dict]:
             RejectedWriter(str(out / "rejected" / "budget"), "budget"),
             label=name,
         )
-        LocalPipelineExecutor(
-            [
-                docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
-                selector,
-                JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
-                shard_writer(recipe, out / "tokens" / "domain" / "train", "domain_train"),
-            ],
-            tasks=1,
-            logging_dir=str(select_dir(recipe) / "logs" / "budgets" / name),
-            skip_completed=False,
-        ).run()
+        steps = [
+            docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
+            selector,
+            JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
+            shard_writer(recipe, out / "tokens" / "domain" / "train", "domain_train"),
+        ]
+        _run(recipe, steps, f"budgets/{name}")
         results[name] = json.loads((out / "selection.json").read_text())
     return results
 
@@ -126,12 +124,7 @@ def run_model_scores(recipe: Recipe) -> dict:
         scorer = FastTextTaskSimilarity(config.fasttext, texts, str(out))
     else:
         scorer = BaseModelScorer(config, texts, str(out))
-    LocalPipelineExecutor(
-        [docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"), scorer],
-        tasks=recipe.executor.tasks,
-        workers=1,  # one model in memory
-        logging_dir=str(select_dir(recipe) / "logs" / "model_scores"),
-        skip_completed=False,
-    ).run()
+    domain_train = docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train")
+    _run(recipe, [domain_train, scorer], "model_scores", recipe.executor.tasks)  # one model in memory
     names = ["ets"] if config.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
     return {"scores": names, "task_examples": len(texts), "model": config.model or config.fasttext}
