@@ -34,6 +34,7 @@ from evaluation.intervals import bootstrap_interval
 
 CLEAN_BELOW, DIRTY_FROM = 0.2, 0.8  # Llama-2's buckets, by the share of item tokens covered
 CONTEXT_CHARS = 160  # document text shown each side of a match
+BATCH_CHARS = 1 << 20  # documents are scanned a batch at a time: per-call numpy overhead is paid once
 
 
 class ContaminationScan(PipelineStep):
@@ -75,26 +76,45 @@ class ContaminationScan(PipelineStep):
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         self.output_folder.mkdir(parents=True, exist_ok=True)
         with open(self.output_folder / f"{rank:05d}.jsonl", "w", encoding="utf-8") as out:
-            for doc in data or []:
-                with self.track_time():
-                    self.stat_update("documents")
-                    self.stat_update("bytes", value=len(doc.text.encode()))
-                    units = UnitText(doc.text)
+            for batch in _batches(data or [], BATCH_CHARS):
+                with self.track_time(unit="batch"):
+                    units = UnitText(*(doc.text for doc in batch))
                     records = [
                         self._record(
-                            doc, "exact", r.item, r.start, r.end, item_span=[r.item_start, r.item_end]
+                            batch[r.text],
+                            "exact",
+                            r.item,
+                            r.start,
+                            r.end,
+                            item_span=[r.item_start, r.item_end],
                         )
                         for r in self.exact.find(units)
                     ]
                     if self.near:
                         records += [
-                            self._record(doc, "near", m.item, m.start, m.end, jaccard=m.jaccard)
+                            self._record(batch[m.text], "near", m.item, m.start, m.end, jaccard=m.jaccard)
                             for m in self.near.find(units)
                         ]
                     for record in records:
                         self.stat_update(f"{record['kind']}_matches")
                         out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                yield doc
+                for doc in batch:
+                    self.stat_update("documents")
+                    self.stat_update("bytes", value=len(doc.text.encode()))
+                    yield doc
+
+
+def _batches(docs, chars: int):
+    """Consecutive documents, about `chars` characters at a time (one numpy pass each)."""
+    batch, size = [], 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc.text)
+        if size >= chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:

@@ -5,6 +5,7 @@ n-grams), clean items stay clean, and the `Decontaminate` step removes what the 
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,13 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
-from curation.decont import Decontaminate
-from curation.decont.units import UnitText
+from curation.decont import (
+    ContaminationIndex,
+    Decontaminate,
+    NearDuplicateIndex,
+    UnitText,
+    load_benchmark_texts,
+)
 from curation.recipe import DecontaminateConfig
 from curation.report.stats import stage_stats, step_rows
 from curation.writers import RejectedWriter
@@ -132,6 +138,23 @@ def test_audit_finds_planted_items_with_documents_and_offsets(planted):
     assert "<mark>" in report and "dirty" in report
 
 
+def test_a_batch_of_texts_matches_like_each_text_alone(planted):
+    """The audit scans documents a batch at a time: same matches and offsets, none across texts."""
+    root, task, corpus, docs, items = planted
+    texts = list(docs.values())
+    words = items["dirty"]["context"].split()
+    texts[1:1] = [" ".join(words[:30]), " ".join(words[30:])]  # the item split over two texts: a cut
+    benchmark = load_benchmark_texts([task])
+    last = len(texts) - 1  # the Japanese page
+    for index, found_in in (
+        (ContaminationIndex(benchmark), {0, 1, 2, last}),
+        (NearDuplicateIndex(benchmark), {0, last}),
+    ):
+        alone = {(i, m) for i, text in enumerate(texts) for m in index.find(UnitText(text))}
+        batched = {(m.text, replace(m, text=0)) for m in index.find(UnitText(*texts))}
+        assert batched == alone and {i for i, _ in alone} >= found_in
+
+
 def test_japanese_items_match_by_characters(planted):
     root, task, corpus, docs, items = planted
     result = audit(root, task, corpus, "audit-ja")
@@ -196,13 +219,13 @@ def test_unit_offsets_survive_normalisation():
     text = "ＡＢＣ　株式会社の ﾃｽﾄ。 Hello, World!"
     doc = UnitText(text)
     assert units(text) == ["abc", "株", "式", "会", "社", "の", "テ", "ス", "ト", "hello", "world"]
-    start, end = doc.char_span(6, 9)  # the half-width katakana, whose NFKC form is shorter
+    _, start, end = doc.locate(6, 9)  # the half-width katakana, whose NFKC form is shorter
     assert text[start:end] == "ﾃｽﾄ"
     # NFKC composes a half-width kana with its voicing mark; a ligature expands to two units
     text = "ｶﾞｲﾄﾞの ﾃﾞｰﾀ ㍻ 𝐀𝐁 x"
     doc = UnitText(text)
     assert units(text) == ["ガ", "イ", "ド", "の", "デ", "ー", "タ", "平", "成", "ab", "x"]
-    assert [text[slice(*doc.char_span(u, u + 1))] for u in (0, 2, 4, 7, 8, 9)] == [
+    assert [text[slice(*doc.locate(u, u + 1)[1:])] for u in (0, 2, 4, 7, 8, 9)] == [
         "ｶﾞ",
         "ﾄﾞ",
         "ﾃﾞ",
@@ -210,7 +233,7 @@ def test_unit_offsets_survive_normalisation():
         "㍻",
         "𝐀𝐁",
     ]
-    assert text[slice(*doc.char_span(4, 7))] == "ﾃﾞｰﾀ"
+    assert text[slice(*doc.locate(4, 7)[1:])] == "ﾃﾞｰﾀ"
 
 
 def test_audit_cli_and_recipe_errors(planted, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.decont.units import HashTable, UnitText, unit_hashes, window_hashes
+from curation.decont.units import HashTable, UnitText, item_windows, unit_hashes, window_hashes
 from curation.recipe import NgramSettings
 
 
@@ -54,11 +54,13 @@ class _SeedTable:
 
 @dataclass(frozen=True)
 class Run:
-    """A maximal common run: item units [item_start, item_end) equal document characters [start, end)."""
+    """A maximal common run: item units [item_start, item_end) equal characters [start, end) of
+    text `text` (of those a `UnitText` holds)."""
 
     item: int
     item_start: int
     item_end: int
+    text: int
     start: int
     end: int
 
@@ -110,10 +112,8 @@ class ContaminationIndex:
         task_of = np.array([task_ids[item.text.task] for item in self.items], dtype=np.uint64)
         tables = {}
         for (k, chars), members in groups.items():
-            seeds = [window_hashes(self.items[i].hashes, k) for i in members]
-            keys = np.concatenate(seeds)
-            items = np.repeat(np.array(members, dtype=np.int64), [len(x) for x in seeds])
-            positions = np.concatenate([np.arange(len(x)) for x in seeds])
+            keys, owner, positions = item_windows([self.items[i].hashes for i in members], k)
+            items = np.array(members)[owner]
             keep = ~np.isin(keys, _template_keys(keys, task_of[items], items, s.template_items))
             keys, items, positions = keys[keep], items[keep], positions[keep]
             order = np.argsort(keys, kind="stable")
@@ -123,7 +123,7 @@ class ContaminationIndex:
         return tables
 
     def find(self, doc: UnitText) -> list[Run]:
-        """Every maximal run of at least its item's n units shared by `doc` and an item."""
+        """Every maximal run of at least its item's n units shared by one of `doc`'s texts and an item."""
         if self._tables is None:
             self._tables = self._build()
         runs: dict[tuple[int, int], list[tuple[int, int, int, int]]] = defaultdict(list)  # (item, p - q)
@@ -131,30 +131,36 @@ class ContaminationIndex:
             if not len(seeds.table) or (chars and not doc.has_unit_chars):
                 continue
             hits, keys = seeds.table.lookup(window_hashes(doc.hashes, k))
-            for p, key in zip(hits.tolist(), keys.tolist()):
+            text = np.searchsorted(doc.bounds, hits, side="right")
+            lo, hi = doc.bounds[text - 1], doc.bounds[text]
+            within = hits + k <= hi  # a seed across two texts is no seed
+            for p, key, start, end in zip(*(x[within].tolist() for x in (hits, keys, lo, hi))):
                 a, b = seeds.offsets[key], seeds.offsets[key + 1]
                 for i, q in zip(seeds.items[a:b].tolist(), seeds.positions[a:b].tolist()):
                     diagonal = runs[(i, p - q)]
                     if diagonal and p < diagonal[-1][3]:  # inside a run already grown
                         continue
-                    run = self._extend(i, q, p, k, doc.hashes)
+                    run = self._extend(i, q, p, k, doc.hashes, start, end)
                     if run:
                         diagonal.append(run)
         return [
-            Run(i, q0, q1, *doc.char_span(p0, p1))
+            Run(i, q0, q1, *doc.locate(p0, p1))
             for i, q0, q1, p0, p1 in sorted((i, *run) for (i, _), found in runs.items() for run in found)
             if q1 - q0 >= self.items[i].n
         ]
 
-    def _extend(self, i: int, q: int, p: int, k: int, doc: np.ndarray) -> tuple[int, int, int, int] | None:
-        """Grow the seed at item position q / document position p into the maximal equal run."""
+    def _extend(
+        self, i: int, q: int, p: int, k: int, doc: np.ndarray, lo: int, hi: int
+    ) -> tuple[int, int, int, int] | None:
+        """Grow the seed at item position q / document position p into the maximal equal run within
+        document units [lo, hi)."""
         seq = self.items[i].hashes
         if not np.array_equal(seq[q : q + k], doc[p : p + k]):  # a window-hash collision
             return None
-        back = min(q, p)
+        back = min(q, p - lo)
         same = seq[q - back : q][::-1] == doc[p - back : p][::-1]
         back = back if same.all() else int(same.argmin())
-        ahead = min(len(seq) - q - k, len(doc) - p - k)
+        ahead = min(len(seq) - q - k, hi - p - k)
         same = seq[q + k : q + k + ahead] == doc[p + k : p + k + ahead]
         ahead = ahead if same.all() else int(same.argmin())
         return q - back, q + k + ahead, p - back, p + k + ahead

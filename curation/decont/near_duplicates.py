@@ -15,7 +15,7 @@ from datasketch import LeanMinHash, MinHashLSH
 from pydantic import Field
 
 from curation.decont.index import BenchmarkText
-from curation.decont.units import HashTable, UnitText, splitmix64, unit_hashes, window_hashes
+from curation.decont.units import HashTable, UnitText, item_windows, splitmix64, unit_hashes, window_hashes
 from curation.recipe import Strict
 
 
@@ -31,9 +31,10 @@ class NearDuplicateSettings(Strict):
 
 @dataclass(frozen=True)
 class NearMatch:
-    """Document characters [start, end) resemble item `item` with this Jaccard similarity."""
+    """Characters [start, end) of text `text` resemble item `item` with this Jaccard similarity."""
 
     item: int
+    text: int
     start: int
     end: int
     jaccard: float
@@ -51,26 +52,32 @@ def _unique_per_set(values: np.ndarray, set_ids: np.ndarray, count: int) -> tupl
 class NearDuplicateIndex:
     """Benchmark items in a MinHashLSH; `find(doc)` returns the lines that resemble an item.
 
-    Work per document is numpy over all its lines at once: lines with too few shingles in any item
-    are skipped, the rest get MinHash signatures in one pass, and only lines that share an LSH band
-    key with some item (a table of every item's band keys) are queried in the LSH.
+    Work per `UnitText` (a batch of documents) is numpy over all its lines at once: lines with too
+    few shingles in any item are skipped, the rest get MinHash signatures in one pass, and only lines
+    that share an LSH band key with some item (a table of every item's band keys) are queried in the
+    LSH.
     """
 
-    _BLOCK = 4096  # shingles per signature block: the (block, num_perm) scratch stays in cache
+    _BLOCK = 4096  # shingles per signature block: the (num_perm, block) scratch stays in cache
 
     def __init__(self, texts: list[BenchmarkText], settings: NearDuplicateSettings | None = None):
         self.settings = s = settings or NearDuplicateSettings()
-        rng = np.random.default_rng(s.seed)  # permutations x -> a*x + b (mod 2**64), a odd
-        self._a, self._b = (rng.integers(0, 2**63, size=s.num_perm, dtype=np.uint64) for _ in "ab")
-        self._a |= np.uint64(1)
-        self.shingles: list[np.ndarray] = []
+        rng = np.random.default_rng(s.seed)  # permutations x -> a*x + b (mod 2**32), a odd
+        self._a, self._b = (rng.integers(0, 2**32, size=s.num_perm, dtype=np.uint32) for _ in "ab")
+        self._a |= np.uint32(1)
+        chars = [t.lang in s.char_languages for t in texts]
+        hashes = unit_hashes([t.input for t in texts])
+        self.shingles: list[np.ndarray] = [np.empty(0, np.uint64)] * len(texts)
         groups: dict[tuple[int, bool], list[int]] = {}
-        for i, (t, hashes) in enumerate(zip(texts, unit_hashes([t.input for t in texts]))):
-            chars = t.lang in s.char_languages
-            k = s.char_shingles if chars else s.word_shingles
-            self.shingles.append(np.unique(window_hashes(hashes, k)))
-            if len(self.shingles[i]) >= s.min_shingles:
-                groups.setdefault((k, chars), []).append(i)
+        for is_chars in (False, True):
+            k = s.char_shingles if is_chars else s.word_shingles
+            members = [i for i in range(len(texts)) if chars[i] == is_chars]
+            windows, owner, _ = item_windows([hashes[i] for i in members], k)
+            flat, starts = _unique_per_set(windows, owner, len(members))
+            for i, shingles in zip(members, np.split(flat, starts[1:])):
+                self.shingles[i] = shingles
+                if len(shingles) >= s.min_shingles:
+                    groups.setdefault((k, is_chars), []).append(i)
         indexed = [i for members in groups.values() for i in members]
         signatures = self._signatures(*self._flat([self.shingles[i] for i in indexed]))
         self.lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm)
@@ -94,17 +101,19 @@ class NearDuplicateIndex:
         return np.concatenate(sets or [np.empty(0, np.uint64)]), starts
 
     def _signatures(self, flat: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """MinHash values of the non-empty sets `flat[starts[i]:starts[i+1]]`, vectorised."""
-        out = np.empty((len(starts), self.settings.num_perm), dtype=np.uint64)
+        """MinHash values of the non-empty sets `flat[starts[i]:starts[i+1]]`, vectorised: 32-bit
+        permutations (x -> a*x + b mod 2**32, a odd) of the shingles folded to 32 bits, permutations
+        along rows so the minimum runs over contiguous memory."""
+        folded = (flat ^ (flat >> np.uint64(32))).astype(np.uint32)
+        out = np.empty((len(starts), self.settings.num_perm), dtype=np.uint32)
         bounds = np.append(starts, len(flat))
         first = 0
         while first < len(starts):  # blocks of whole sets, about _BLOCK shingles each
             last = max(first + 1, int(np.searchsorted(bounds, bounds[first] + self._BLOCK, side="right")) - 1)
             last = min(last, len(starts))
-            block = flat[bounds[first] : bounds[last]]
-            with np.errstate(over="ignore"):  # shingle hashes are already mixed: one multiply-add
-                values = block[:, None] * self._a[None, :] + self._b[None, :]
-            out[first:last] = np.minimum.reduceat(values, bounds[first:last] - bounds[first], axis=0)
+            values = self._a[:, None] * folded[None, bounds[first] : bounds[last]]
+            values += self._b[:, None]
+            out[first:last] = np.minimum.reduceat(values, bounds[first:last] - bounds[first], axis=1).T
             first = last
         return out
 
@@ -113,7 +122,8 @@ class NearDuplicateIndex:
         give equal keys."""
         b, r = self.lsh.b, self.lsh.r
         with np.errstate(over="ignore"):
-            mixed = (signatures[:, : b * r] * self._a[: b * r]).reshape(len(signatures), b, r)
+            weights = splitmix64(np.arange(1, b * r + 1, dtype=np.uint64))
+            mixed = (signatures[:, : b * r].astype(np.uint64) * weights).reshape(len(signatures), b, r)
             return splitmix64(mixed.sum(axis=2, dtype=np.uint64) + np.arange(b, dtype=np.uint64))
 
     def _minhash(self, values: np.ndarray) -> LeanMinHash:
@@ -167,6 +177,6 @@ class NearDuplicateIndex:
                     if jaccard >= t and jaccard > found.get((i, int(a[p])), (0,))[0]:
                         found[(i, int(a[p]))] = (jaccard, int(b[p]))
         return [
-            NearMatch(i, *doc.char_span(a, b), round(jaccard, 4))
+            NearMatch(i, *doc.locate(a, b), round(jaccard, 4))
             for (i, a), (jaccard, b) in sorted(found.items())
         ]

@@ -79,25 +79,50 @@ def span_hashes(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
 
 
 def window_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
-    """Hash of every n-unit window."""
-    starts = np.arange(max(len(hashes) - n + 1, 0))
-    return span_hashes(hashes, starts, starts + n)
+    """Hash of every n-unit window: `span_hashes` of each, by slices instead of gathers."""
+    count = max(len(hashes) - n + 1, 0)
+    _POWERS.ensure(max(len(hashes), n) + 1)
+    with np.errstate(over="ignore"):
+        if n <= 4:  # a few multiply-adds beat the prefix sums
+            out = hashes[:count].copy()
+            for j in range(1, n):
+                out += hashes[j : j + count] * _POWERS.pow[j]
+            return out
+        prefix = np.zeros(len(hashes) + 1, dtype=np.uint64)
+        np.cumsum(hashes * _POWERS.pow[: len(hashes)], out=prefix[1:])
+        return (prefix[n : n + count] - prefix[:count]) * _POWERS.inv[:count]
+
+
+def item_windows(sequences: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n-unit windows of many unit sequences in one pass: each window's hash, which sequence it
+    lies in and where (windows across two sequences are left out)."""
+    lengths = np.array([len(x) for x in sequences], dtype=np.int64)
+    hashes = window_hashes(np.concatenate(sequences or [np.empty(0, np.uint64)]), n)
+    owner = np.repeat(np.arange(len(sequences)), lengths)[: len(hashes)]
+    positions = np.arange(len(hashes)) - (np.cumsum(lengths) - lengths)[owner]
+    within = positions + n <= lengths[owner]
+    return hashes[within], owner[within], positions[within]
 
 
 class HashTable:
     """Sorted 64-bit keys behind a presence bitmap: membership of many hashes in one numpy pass."""
 
     def __init__(self, keys: np.ndarray):
-        self.keys = np.unique(keys.astype(np.uint64))
+        keys = np.sort(keys.astype(np.uint64))
+        self.keys = keys[np.append(True, keys[1:] != keys[:-1])] if len(keys) else keys
         self.present = np.zeros(1 << _FILTER_BITS, dtype=bool)
-        self.present[self.keys & np.uint64((1 << _FILTER_BITS) - 1)] = True
+        self.present[self._slots(self.keys)] = True
+
+    @staticmethod
+    def _slots(hashes: np.ndarray) -> np.ndarray:
+        return hashes.view(np.int64) & ((1 << _FILTER_BITS) - 1)  # signed: indexes without a cast
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def may_contain(self, hashes: np.ndarray) -> np.ndarray:
         """True for every key, and for a few other hashes: enough for a necessary condition."""
-        return self.present[hashes & np.uint64((1 << _FILTER_BITS) - 1)]
+        return self.present[self._slots(hashes)]
 
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions of `hashes` that are keys, and each one's index into `keys`."""
@@ -108,12 +133,18 @@ class HashTable:
 
 
 class UnitText:
-    """One text as units: a 64-bit hash per unit, where each unit and line lies, and the way back to
-    character offsets in the original text."""
+    """Texts as units: a 64-bit hash per unit, where each unit, line and text lies, and the way back to
+    character offsets in the original texts.
 
-    def __init__(self, text: str):
-        self.text = text
-        self.norm = normalise(text)
+    Several texts are cut in one numpy pass, joined by newlines (a text boundary is a line boundary);
+    `bounds` says where each one's units start, so matching never runs from one into the next.
+    """
+
+    def __init__(self, *texts: str):
+        self.texts = texts
+        self._norms = [normalise(t) for t in texts]
+        self.norm = "\n".join(self._norms)
+        self._norm_starts = np.cumsum([0] + [len(n) + 1 for n in self._norms])
         if self.norm.isascii():  # bytes.translate classifies ASCII at C speed; no unit chars here
             encoded = self.norm.encode()
             self._codes = np.frombuffer(encoded, dtype=np.uint8)
@@ -128,6 +159,8 @@ class UnitText:
             self.has_unit_chars = bool(unit_char.any())
             self.starts = np.flatnonzero(unit_char | (word[1:-1] > word[:-2]))
             self.ends = np.flatnonzero(unit_char | (word[1:-1] > word[2:])) + 1
+        self.bounds = np.searchsorted(self.starts, self._norm_starts)
+        self._offset_maps: dict[int, np.ndarray | None] = {}
         with np.errstate(over="ignore"):
             self.hashes = splitmix64(
                 span_hashes(self._codes, self.starts, self.ends) + (self.ends - self.starts).astype(np.uint64)
@@ -145,41 +178,44 @@ class UnitText:
     def unit(self, u: int) -> str:
         return self.norm[self.starts[u] : self.ends[u]]
 
-    @cached_property
-    def _offsets(self) -> np.ndarray | None:
-        """Each normalised character's original offset, where NFKC changed the length."""
-        if len(self.norm) == len(self.text):
-            return None
-        pieces = [unicodedata.normalize("NFKC", c).lower() for c in self.text]
-        if "".join(pieces) == self.norm:  # no composition across characters
-            return np.repeat(np.arange(len(self.text)), [len(p) for p in pieces])
-        return None
+    def _offsets(self, i: int) -> np.ndarray | None:
+        """Each normalised character's original offset in text i, where NFKC changed the length and
+        composed nothing across characters."""
+        if i not in self._offset_maps:
+            text = self.texts[i]
+            pieces = [unicodedata.normalize("NFKC", c).lower() for c in text]
+            same = "".join(pieces) == self._norms[i]
+            self._offset_maps[i] = np.repeat(np.arange(len(text)), [len(p) for p in pieces]) if same else None
+        return self._offset_maps[i]
 
-    def _original(self, position: int, end: bool) -> int:
-        if len(self.norm) == len(self.text):
+    def _original(self, i: int, position: int, end: bool) -> int:
+        text = self.texts[i]
+        if len(self._norms[i]) == len(text):
             return position
-        if self._offsets is not None:
-            return int(self._offsets[position - 1]) + 1 if end else int(self._offsets[position])
+        offsets = self._offsets(i)
+        if offsets is not None:
+            return int(offsets[position - 1]) + 1 if end else int(offsets[position])
 
         # NFKC composed characters (half-width kana and their voicing marks): search the prefixes
         def length(o: int) -> int:
-            return len(normalise(self.text[:o]))
+            return len(normalise(text[:o]))
 
         def last_within(n: int) -> int:  # the longest prefix that normalises to at most n characters
-            return bisect.bisect_right(range(len(self.text) + 1), n, key=length) - 1
+            return bisect.bisect_right(range(len(text) + 1), n, key=length) - 1
 
         if end:  # include characters that merge into the last one (voicing marks)
-            return last_within(length(bisect.bisect_left(range(len(self.text) + 1), position, key=length)))
+            return last_within(length(bisect.bisect_left(range(len(text) + 1), position, key=length)))
         return last_within(position)
 
-    def char_span(self, u0: int, u1: int) -> tuple[int, int]:
-        """Where units [u0, u1) lie in the original text."""
-        start, end = int(self.starts[u0]), int(self.ends[u1 - 1])
-        return self._original(start, end=False), self._original(end, end=True)
+    def locate(self, u0: int, u1: int) -> tuple[int, int, int]:
+        """Which text units [u0, u1) lie in, and where in its characters."""
+        i = int(np.searchsorted(self.bounds, u0, side="right")) - 1
+        base = int(self._norm_starts[i])
+        start, end = int(self.starts[u0]) - base, int(self.ends[u1 - 1]) - base
+        return i, self._original(i, start, end=False), self._original(i, end, end=True)
 
 
 def unit_hashes(texts: list[str]) -> list[np.ndarray]:
     """The unit hashes of many short texts (benchmark items), in one numpy pass."""
-    joined = UnitText("\x00".join(texts))  # NUL is no unit and composes with nothing
-    ends = np.cumsum([len(normalise(t)) + 1 for t in texts])
-    return np.split(joined.hashes, np.searchsorted(joined.starts, ends[:-1]))
+    joined = UnitText(*texts)
+    return np.split(joined.hashes, joined.bounds[1:-1])
