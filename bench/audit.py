@@ -2,7 +2,7 @@
 
 Audits the shared kit's real corpora (../shared/data/corpus/*.jsonl.gz, 33 MB of text) against
 its benchmarks with one worker, once with the n-gram pass alone and once with the MinHashLSH
-near-duplicate pass as well; each three times, reporting the median run (shared machines are
+near-duplicate pass as well; each five times, reporting the median run (shared machines are
 noisy). End to end is the datatrove executor's run: reading and decompressing the JSONL, the
 scan, the per-worker index build, stats. Per core is MB per CPU second (this process and its
 workers); wall-time rates are reported beside it. Writes bench/results/audit.json; skips when
@@ -39,7 +39,7 @@ def index_build_seconds(near_duplicates: bool) -> float:
     return time.perf_counter() - start
 
 
-def audit_median(name: str, near_duplicates: bool, runs: int = 3) -> dict:
+def audit_median(name: str, near_duplicates: bool, runs: int = 5) -> dict:
     results = [audit_once(name, near_duplicates) for _ in range(runs)]
     results.sort(key=lambda r: r["cpu_seconds"])
     return results[runs // 2] | {"runs": runs, "cpu_seconds_all": [r["cpu_seconds"] for r in results]}

@@ -215,6 +215,15 @@ def test_decontaminate_drops_documents_it_cannot_cut(planted, tmp_path):
     )
 
 
+def test_a_unit_hashes_the_same_in_any_script_mix():
+    """ASCII texts are hashed from their bytes directly, others through UTF-8 offsets: same units."""
+    words = "internationalisation of the accounting ledger 2024"
+    mixed = UnitText(f"日本語 ｶﾞ {words} é 𝐀𝐁")
+    assert [mixed.unit(u) for u in (0, 3, 4, 10, 11)] == ["日", "ガ", "internationalisation", "é", "ab"]
+    assert mixed.hashes[4:10].tolist() == UnitText(words).hashes.tolist()
+    assert mixed.hashes[11] == UnitText("ab").hashes[0] and len(set(UnitText(words).hashes.tolist())) == 6
+
+
 def test_unit_offsets_survive_normalisation():
     text = "ＡＢＣ　株式会社の ﾃｽﾄ。 Hello, World!"
     doc = UnitText(text)
