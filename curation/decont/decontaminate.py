@@ -7,7 +7,7 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.decont.index import ContaminationIndex, load_benchmark_texts
+from curation.decont.index import ContaminationIndex, Run, load_benchmark_texts
 from curation.decont.units import UnitText
 from curation.recipe import DecontaminateConfig
 
@@ -20,13 +20,23 @@ class Decontaminate(BaseFilter):
 
     name = "🧪 Decontaminate"
 
-    def __init__(self, task_files: list[Path], config: DecontaminateConfig, exclusion_writer=None):
-        super().__init__(exclusion_writer)
+    def __init__(
+        self, task_files: list[Path], config: DecontaminateConfig, exclusion_writer=None, batch_size: int = 64
+    ):
+        super().__init__(exclusion_writer, batch_size)  # a batch is matched in one numpy pass
         self.config = config
         self.index = ContaminationIndex(load_benchmark_texts(task_files), config.ngrams)
 
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        runs: list[list[Run]] = [[] for _ in batch]
+        for run in self.index.find(UnitText(*(doc.text for doc in batch))):
+            runs[run.text].append(run)
+        return [self._cut(doc, found) for doc, found in zip(batch, runs)]
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        runs = self.index.find(UnitText(doc.text))
+        return self.filter_batch([doc])[0]
+
+    def _cut(self, doc: Document, runs: list[Run]) -> bool | tuple[bool, str]:
         if not runs:
             return True
         c, text = self.config, doc.text
