@@ -222,6 +222,8 @@ def test_a_unit_hashes_the_same_in_any_script_mix():
     assert [mixed.unit(u) for u in (0, 3, 4, 10, 11)] == ["日", "ガ", "internationalisation", "é", "ab"]
     assert mixed.hashes[4:10].tolist() == UnitText(words).hashes.tolist()
     assert mixed.hashes[11] == UnitText("ab").hashes[0] and len(set(UnitText(words).hashes.tolist())) == 6
+    broken = UnitText("caf\ud800e x")  # a lone surrogate (JSON allows one) is no unit, and no crash
+    assert [broken.unit(u) for u in range(3)] == ["caf", "e", "x"] and broken.locate(1, 3) == (0, 4, 7)
 
 
 def test_unit_offsets_survive_normalisation():

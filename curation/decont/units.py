@@ -65,6 +65,19 @@ def _kind(codes: np.ndarray) -> np.ndarray:
     return kind
 
 
+def _multibyte_kinds(data: np.ndarray, multibyte: np.ndarray) -> np.ndarray:
+    """The kind of the character each byte of `data[multibyte]` (all bytes >= 0x80) belongs to: the
+    UTF-8 sequences decoded in numpy, one pass per continuation byte."""
+    lead = multibyte[data[multibyte] >= 0xC0]
+    size = 2 + (data[lead] >= 0xE0) + (data[lead] >= 0xF0)
+    code = (data[lead] & (0x7F >> size)).astype(np.uint32)
+    padded = np.append(data, np.zeros(3, np.uint8))
+    for j in (1, 2, 3):
+        more = np.flatnonzero(size > j)
+        code[more] = code[more] << 6 | (padded[lead[more] + j] & 0x3F)
+    return np.repeat(_kind(code), size)
+
+
 class _Powers:
     """B**i and B**-i modulo 2**64, grown on demand, for window hashes by prefix sums."""
 
@@ -166,29 +179,26 @@ class UnitText:
     def __init__(self, *texts: str):
         self.texts = texts
         self._norms = [normalise(t) for t in texts]
-        self.norm = "\n".join(self._norms)
-        self._norm_starts = np.cumsum([0] + [len(n) + 1 for n in self._norms])
-        utf8 = self.norm.encode()
-        if len(utf8) == len(self.norm):  # ASCII: bytes.translate classifies at C speed, bytes are chars
-            self._codes = np.frombuffer(utf8, dtype=np.uint8)
-            word = np.frombuffer(b"\0" + utf8.translate(_ascii_words()) + b"\0", dtype=np.bool_)
-            self.has_unit_chars = False
-            self.starts = np.flatnonzero(word[1:-1] > word[:-2])
-            self.ends = np.flatnonzero(word[1:-1] > word[2:]) + 1
-            byte_starts, byte_ends = self.starts, self.ends
-        else:
-            self._codes = np.frombuffer(self.norm.encode("utf-32-le"), dtype=np.uint32)
-            kind = _kind(self._codes)
-            unit_char, word = kind == _UNIT_CHAR, np.concatenate([[False], kind == _WORD, [False]])
-            self.has_unit_chars = bool(unit_char.any())
-            self.starts = np.flatnonzero(unit_char | (word[1:-1] > word[:-2]))
-            self.ends = np.flatnonzero(unit_char | (word[1:-1] > word[2:])) + 1
-            wide = (self._codes >= 0x80).view(np.int8) + (self._codes >= 0x800) + (self._codes >= 0x10000)
-            extra = np.zeros(len(self._codes) + 1, dtype=np.int64)  # UTF-8 bytes beyond one per char
-            np.cumsum(wide, out=extra[1:])
-            byte_starts, byte_ends = self.starts + extra[self.starts], self.ends + extra[self.ends]
-        self.hashes = byte_span_hashes(utf8, byte_starts, byte_ends)
-        self.bounds = np.searchsorted(self.starts, self._norm_starts)
+        pieces = [n.encode("utf-8", "surrogatepass") for n in self._norms]  # lone surrogates: kept
+        self.utf8 = b"\n".join(pieces)
+        self._text_starts = np.cumsum([0] + [len(p) + 1 for p in pieces])  # in bytes
+        self._bytes = data = np.frombuffer(self.utf8, dtype=np.uint8)
+        kind = np.frombuffer(self.utf8.translate(_ascii_words()), dtype=np.uint8)
+        multibyte = np.flatnonzero(data >= 0x80)
+        if len(multibyte):  # the non-ASCII characters' kinds, decoded from their bytes
+            kind = kind.copy()
+            kind[multibyte] = _multibyte_kinds(data, multibyte)
+        word = np.concatenate([[False], kind == _WORD, [False]])
+        starts, ends = word[1:-1] > word[:-2], word[1:-1] > word[2:]
+        unit_char = kind == _UNIT_CHAR if len(multibyte) else None
+        self.has_unit_chars = unit_char is not None and bool(unit_char.any())
+        if self.has_unit_chars:  # a unit char is a unit of its own: from its first byte to its last
+            first = (data & 0xC0) != 0x80
+            starts |= unit_char & first
+            ends |= unit_char & np.append(first[1:], True)
+        self.starts, self.ends = np.flatnonzero(starts), np.flatnonzero(ends) + 1  # in bytes
+        self.hashes = byte_span_hashes(self.utf8, self.starts, self.ends)
+        self.bounds = np.searchsorted(self.starts, self._text_starts)
         self._offset_maps: dict[int, np.ndarray | None] = {}
 
     def __len__(self) -> int:
@@ -197,11 +207,11 @@ class UnitText:
     @cached_property
     def lines(self) -> np.ndarray:
         """The unit index each line starts at, then the end (a line without units is empty)."""
-        breaks = np.flatnonzero(self._codes == 10)
+        breaks = np.flatnonzero(self._bytes == 10)
         return np.concatenate([[0], np.searchsorted(self.starts, breaks), [len(self.starts)]])
 
     def unit(self, u: int) -> str:
-        return self.norm[self.starts[u] : self.ends[u]]
+        return self.utf8[self.starts[u] : self.ends[u]].decode("utf-8", "surrogatepass")
 
     def _offsets(self, i: int) -> np.ndarray | None:
         """Each normalised character's original offset in text i, where NFKC changed the length and
@@ -235,8 +245,17 @@ class UnitText:
     def locate(self, u0: int, u1: int) -> tuple[int, int, int]:
         """Which text units [u0, u1) lie in, and where in its characters."""
         i = int(np.searchsorted(self.bounds, u0, side="right")) - 1
-        base = int(self._norm_starts[i])
-        start, end = int(self.starts[u0]) - base, int(self.ends[u1 - 1]) - base
+        base, stop = int(self._text_starts[i]), int(self._text_starts[i + 1]) - 1
+        piece = self.utf8[base:stop]
+
+        def chars(byte: int) -> int:  # offset in text i's normalised characters
+            return (
+                byte
+                if len(piece) == len(self._norms[i])
+                else len(piece[:byte].decode("utf-8", "surrogatepass"))
+            )
+
+        start, end = chars(int(self.starts[u0]) - base), chars(int(self.ends[u1 - 1]) - base)
         return i, self._original(i, start, end=False), self._original(i, end, end=True)
 
 
