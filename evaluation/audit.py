@@ -27,7 +27,6 @@ from curation.decont import (
     UnitText,
     load_benchmark_texts,
 )
-from curation.decont.units import keep_freed_memory
 from curation.readers import docs_folder_reader
 from curation.recipe import NgramSettings
 from evaluation.config import RunConfig
@@ -75,7 +74,6 @@ class ContaminationScan(PipelineStep):
         }
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        keep_freed_memory()
         self.output_folder.mkdir(parents=True, exist_ok=True)
         with open(self.output_folder / f"{rank:05d}.jsonl", "w", encoding="utf-8") as out:
             for batch in _batches(data or [], BATCH_CHARS):

@@ -87,7 +87,8 @@ class ContaminationIndex:
         self.settings = s = settings or NgramSettings()
         self.items: list[_Item] = []
         self.too_short: list[int] = []  # items with fewer units than the minimum n: not auditable
-        inputs, labels = unit_hashes([t.input for t in texts]), unit_hashes([t.label for t in texts])
+        units = unit_hashes([t.input for t in texts] + [t.label for t in texts])
+        inputs, labels = units[: len(texts)], units[len(texts) :]
         for i, (t, u_in, u_label) in enumerate(zip(texts, inputs, labels)):
             chars = t.lang in s.char_languages
             n = min(s.chars if chars else s.words, len(u_in) + len(u_label))

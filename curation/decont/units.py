@@ -9,7 +9,6 @@ step after normalisation is a numpy pass over the code points: there is no Pytho
 from __future__ import annotations
 
 import bisect
-import ctypes
 import re
 import unicodedata
 from functools import cache, cached_property
@@ -23,18 +22,6 @@ _OTHER, _WORD, _UNIT_CHAR = 0, 1, 2  # a unit char (Japanese/Chinese) is a unit 
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _FILTER_BITS = 20  # a 1 MiB presence table in front of a sorted hash array
 _LOW_BYTES = np.array([(1 << 8 * i) - 1 for i in range(8)] + [2**64 - 1], dtype=np.uint64)  # masks
-
-
-def keep_freed_memory() -> None:
-    """Lets glibc's malloc reuse freed numpy buffers instead of returning them to the kernel: a scan
-    allocates megabytes per batch, and fresh pages cost a fault each (a third of the audit's CPU
-    time). Freed memory up to 1 GiB stays with the process. A no-op where malloc is not glibc's."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
-        return
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's largest; bigger blocks are mapped anyway
-    mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
 
 
 def normalise(text: str) -> str:
@@ -262,4 +249,4 @@ class UnitText:
 def unit_hashes(texts: list[str]) -> list[np.ndarray]:
     """The unit hashes of many short texts (benchmark items), in one numpy pass."""
     joined = UnitText(*texts)
-    return np.split(joined.hashes, joined.bounds[1:-1])
+    return [joined.hashes[a:b] for a, b in zip(joined.bounds[:-1].tolist(), joined.bounds[1:].tolist())]
