@@ -3,7 +3,7 @@
 Text is NFKC-normalised and lower-cased, then cut into units: a run of word characters for
 space-delimited scripts, a single character for Japanese and Chinese. One unit stream serves both
 kinds of language, so a Japanese item is matched by character n-grams wherever it appears. Every
-step after normalisation is a numpy pass over the code points: there is no Python call per unit.
+step after normalisation is a numpy pass over the UTF-8 bytes: there is no Python call per unit.
 """
 
 from __future__ import annotations
