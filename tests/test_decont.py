@@ -17,9 +17,11 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from curation.decont import (
+    BenchmarkText,
     ContaminationIndex,
     Decontaminate,
     NearDuplicateIndex,
+    NearDuplicateSettings,
     UnitText,
     load_benchmark_texts,
 )
@@ -153,6 +155,23 @@ def test_a_batch_of_texts_matches_like_each_text_alone(planted):
         alone = {(i, m) for i, text in enumerate(texts) for m in index.find(UnitText(text))}
         batched = {(m.text, replace(m, text=0)) for m in index.find(UnitText(*texts))}
         assert batched == alone and {i for i, _ in alone} >= found_in
+
+
+def test_a_reworded_multi_line_item_is_found_across_lines():
+    """A Japanese exam item of several statements, one per line, copied with every 16th character
+    changed: no line alone resembles the whole item and no 25-character run survives, but the
+    passage of consecutive lines does."""
+    page = paragraphs(SAMPLES / "finance" / "gnucash" / "ja" / "gnucash-guide-accts-types1.html")
+    statements = [line for line in page if len(line) > 40][:4]
+    reworded = ["".join("某" if i % 16 == 8 else c for i, c in enumerate(s)) for s in statements]
+    item = BenchmarkText("multi", "planted", "ja", "\n".join(reworded) + "\n正しいものはどれか。", "A")
+    doc = UnitText("\n".join(page))
+    (match,) = NearDuplicateIndex([item]).find(doc)
+    assert match.jaccard >= 0.5 and units(doc.texts[0][match.start : match.end]) == units(
+        "\n".join(statements)
+    )
+    assert not NearDuplicateIndex([item], NearDuplicateSettings(max_lines=1)).find(doc)
+    assert not ContaminationIndex([item]).find(doc)
 
 
 def test_japanese_items_match_by_characters(planted):

@@ -27,6 +27,7 @@ class NearDuplicateSettings(Strict):
     word_shingles: int = Field(2, ge=1)
     char_shingles: int = Field(3, ge=1)
     min_shingles: int = Field(6, ge=1)  # shorter items are left to the n-gram pass
+    max_lines: int = Field(8, ge=1)  # passages join up to this many lines: copies of multi-line items
     char_languages: list[str] = ["ja", "zh"]
     seed: int = 1
 
@@ -92,6 +93,7 @@ class NearDuplicateIndex:
         }
         sizes = [len(self.shingles[i]) for i in indexed] or [1]
         self._min_size, self._max_size = min(sizes), max(sizes)
+        self._max_lines = min(s.max_lines, max([texts[i].input.count("\n") + 1 for i in indexed] or [1]))
 
     def __deepcopy__(self, memo) -> NearDuplicateIndex:
         return self  # read-only once built: datatrove's per-rank pipeline copies can share it
@@ -133,20 +135,33 @@ class NearDuplicateIndex:
         return LeanMinHash(seed=self.settings.seed, hashvalues=values, scheme="affine64")
 
     def _passages(self, doc: UnitText, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Lines as unit ranges [a, b); lines too long to resemble any item become overlapping windows."""
+        """Unit ranges [a, b) to compare with the items: every run of up to `_max_lines` consecutive
+        lines of one text (a copy of a multi-line item spans lines) that is no longer than any item
+        could match; a single line longer than that becomes overlapping windows."""
         width = int(self._max_size / self.settings.threshold) + k
         starts, ends = doc.lines[:-1], doc.lines[1:]
+        starts, ends = starts[ends > starts], ends[ends > starts]
+        text = np.searchsorted(doc.bounds, starts, side="right")
         long = ends - starts > width
-        extra = [
-            (s, min(s + width, b))
-            for a, b in zip(starts[long].tolist(), ends[long].tolist())
-            for s in sorted({*range(a, b - width, width // 2), b - width})
+        a, b = [starts[~long]], [ends[~long]]
+        for m in range(2, self._max_lines + 1):  # m lines from each line on
+            fits = (ends[m - 1 :] - starts[: len(starts) - m + 1] <= width) & (
+                text[m - 1 :] == text[: len(text) - m + 1]
+            )
+            if not fits.any():
+                break
+            a.append(starts[: len(starts) - m + 1][fits])
+            b.append(ends[m - 1 :][fits])
+        windows = [
+            (s, min(s + width, e))
+            for line_start, e in zip(starts[long].tolist(), ends[long].tolist())
+            for s in sorted({*range(line_start, e - width, width // 2), e - width})
         ]
-        extra_a, extra_b = np.array(extra, dtype=np.int64).reshape(-1, 2).T
-        return np.concatenate([starts[~long], extra_a]), np.concatenate([ends[~long], extra_b])
+        windows_a, windows_b = np.array(windows, dtype=np.int64).reshape(-1, 2).T
+        return np.concatenate([*a, windows_a]), np.concatenate([*b, windows_b])
 
     def find(self, doc: UnitText) -> list[NearMatch]:
-        t, found = self.settings.threshold, {}
+        t, found = self.settings.threshold, {}  # item -> [(jaccard, a, b)]
         for (k, chars), union in self._unions.items():
             if chars and not doc.has_unit_chars:
                 continue
@@ -164,21 +179,24 @@ class NearDuplicateIndex:
             if not len(keep):
                 continue
             a, b, size = a[keep], b[keep], size[keep]
-            offsets = np.repeat(a - np.cumsum(size) + size, size) + np.arange(size.sum())
-            flat, starts = _unique_per_set(windows[offsets], np.repeat(np.arange(len(a)), size), len(a))
+            starts = np.cumsum(size) - size
+            flat = windows[np.repeat(a - starts, size) + np.arange(size.sum())]  # repeats change no minimum
             signatures = self._signatures(flat, starts)
             bands = self._band_keys(signatures)
             shares_a_band = self._bands.lookup(bands.ravel())[0] // bands.shape[1]
-            ends = np.append(starts[1:], len(flat))
             for p in np.unique(shares_a_band).tolist():
-                shingles = flat[starts[p] : ends[p]]
+                shingles = np.unique(flat[starts[p] : starts[p] + size[p]])
                 for i in self.lsh.query(self._minhash(signatures[p])):
                     item = self.shingles[i]
                     common = len(np.intersect1d(item, shingles, assume_unique=True))
                     jaccard = common / (len(item) + len(shingles) - common)
-                    if jaccard >= t and jaccard > found.get((i, int(a[p])), (0,))[0]:
-                        found[(i, int(a[p]))] = (jaccard, int(b[p]))
-        return [
-            NearMatch(i, *doc.locate(a, b), round(jaccard, 4))
-            for (i, a), (jaccard, b) in sorted(found.items())
-        ]
+                    if jaccard >= t:
+                        found.setdefault(i, []).append((jaccard, int(a[p]), int(b[p])))
+        matches = []
+        for i, candidates in sorted(found.items()):  # per item, the best passage of each overlapping group
+            kept: list[tuple[int, int]] = []
+            for jaccard, a0, b0 in sorted(candidates, key=lambda c: (-c[0], c[2] - c[1], c[1])):
+                if all(b0 <= a1 or b1 <= a0 for a1, b1 in kept):
+                    kept.append((a0, b0))
+                    matches.append(NearMatch(i, *doc.locate(a0, b0), round(jaccard, 4)))
+        return sorted(matches, key=lambda m: (m.item, m.text, m.start))
