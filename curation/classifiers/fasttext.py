@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -133,40 +135,52 @@ class ClassifierTrainer(PipelineStep):
         (out / f"{self.label}.json").write_text(json.dumps(metrics, indent=2))
 
 
+_TRAIN = """
+import json, sys, fasttext
+fasttext.train_supervised(**json.loads(sys.argv[1])).save_model(sys.argv[2])
+"""
+
+
 def train_fasttext(examples: list[tuple[str, str]], config, where: str):
     """A supervised fastText model on (label, text) examples, each text cut into chunks (a few long
-    documents are too few examples otherwise); returns it and the learning rate that worked."""
+    documents are too few examples otherwise); returns it and the learning rate that worked.
+
+    Trained in a fresh Python process: with one thread, fastText 0.9.2 initialises only a tenth of its
+    input matrix and trains on the rest as malloc hands it over. That is zeros in a new process, but
+    garbage in one whose heap numpy work has churned (models with NaN or chance accuracy)."""
     import fasttext
 
     chunk = max(200, config.max_chars // 4)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        for label, text in examples:
-            for start in range(0, min(len(text), 8 * chunk), chunk):
-                if line := fasttext_line(text[start : start + chunk], chunk):
-                    f.write(f"__label__{label} {line}\n")
-    lr = config.lr
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        data, model = Path(tmp) / "train.txt", Path(tmp) / "model.bin"
+        with data.open("w") as f:
+            for label, text in examples:
+                for start in range(0, min(len(text), 8 * chunk), chunk):
+                    if line := fasttext_line(text[start : start + chunk], chunk):
+                        f.write(f"__label__{label} {line}\n")
+        params = {
+            "input": str(data),
+            "epoch": config.epochs,
+            "wordNgrams": config.word_ngrams,
+            "bucket": config.hash_buckets,
+            "dim": 64,
+            "seed": config.seed,
+            "thread": 1,  # deterministic
+            "verbose": 0,
+        }
+        lr = config.lr
         for _ in range(4):  # fastText can diverge (NaN) on small data: halve the learning rate and retry
-            try:
-                model = fasttext.train_supervised(
-                    f.name,
-                    epoch=config.epochs,
-                    lr=lr,
-                    wordNgrams=config.word_ngrams,
-                    bucket=config.hash_buckets,
-                    dim=64,
-                    seed=config.seed,
-                    thread=1,  # deterministic
-                    verbose=0,
-                )
-                return model, lr
-            except RuntimeError as e:
-                if "NaN" not in str(e):
-                    raise
-                lr /= 2
+            run = subprocess.run(
+                [sys.executable, "-c", _TRAIN, json.dumps(params | {"lr": lr}), str(model)],
+                capture_output=True,
+                text=True,
+            )
+            if run.returncode == 0:
+                return fasttext.load_model(str(model)), lr
+            if "NaN" not in run.stderr:
+                raise RuntimeError(f"{where}: fastText training failed: {run.stderr.strip()[-500:]}")
+            lr /= 2
         raise RuntimeError(f"{where}: fastText diverged even at lr={lr}")
-    finally:
-        Path(f.name).unlink()
 
 
 def precision_recall(predicted: list[bool], actual: list[bool]) -> dict[str, float | None]:
