@@ -145,9 +145,9 @@ def train_fasttext(examples: list[tuple[str, str]], config, where: str):
     """A supervised fastText model on (label, text) examples, each text cut into chunks (a few long
     documents are too few examples otherwise); returns it and the learning rate that worked.
 
-    Trained in a fresh Python process: with one thread, fastText 0.9.2 initialises only a tenth of its
-    input matrix and trains on the rest as malloc hands it over. That is zeros in a new process, but
-    garbage in one whose heap numpy work has churned (models with NaN or chance accuracy)."""
+    Trained in a fresh Python process: fastText 0.9.2 trains on memory it never initialised (under
+    MALLOC_PERTURB_ its input matrix comes out near -1e16). Fresh pages are zeros, so a new process
+    trains as intended; in one whose heap numpy work has churned, models came out NaN or at chance."""
     import fasttext
 
     chunk = max(200, config.max_chars // 4)
