@@ -2,8 +2,9 @@
 
 A paraphrase that changes one word in ten breaks every 13-gram, so the n-gram pass misses it.
 Here benchmark items are indexed by MinHash of their word 2-grams (character 3-grams for
-Japanese/Chinese) and each corpus line (long lines in overlapping windows) is queried; a
-candidate counts when its true Jaccard similarity reaches the threshold.
+Japanese/Chinese) and each corpus line, and each run of up to `max_lines` lines, is queried (long
+lines in overlapping windows); a candidate counts when its true Jaccard similarity reaches the
+threshold.
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def _unique_per_set(values: np.ndarray, set_ids: np.ndarray, count: int) -> tupl
 class NearDuplicateIndex:
     """Benchmark items in a MinHashLSH; `find(doc)` returns the lines that resemble an item.
 
-    Work per `UnitText` (a batch of documents) is numpy over all its lines at once: lines with too
-    few shingles in any item are skipped, the rest get MinHash signatures in one pass, and only lines
-    that share an LSH band key with some item (a table of every item's band keys) are queried in the
-    LSH.
+    Work per `UnitText` (a batch of documents) is numpy over all its passages (lines and runs of
+    lines) at once: passages with too few shingles in any item are skipped, the rest get MinHash
+    signatures in one pass, and only passages that share an LSH band key with some item (a table of
+    every item's band keys) are queried in the LSH.
     """
 
     _BLOCK = 4096  # shingles per signature block: the (num_perm, block) scratch stays in cache
