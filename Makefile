@@ -54,6 +54,9 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 bench: $(STAMP)
+	$(PY) bench/filters.py
+	$(PY) bench/language.py
+	$(PY) bench/pdf_tables.py
 	$(PY) bench/corpus.py
 	$(PY) bench/train.py
 	$(PY) bench/audit.py

@@ -46,6 +46,14 @@ def summary(console: Console, recipe, seconds: float) -> None:
         )
         table.add_row(s["step"], str(s["in"]), str(s["kept"]), top)
     console.print(table)
+    inputs = Table(title="keep-rate per input", show_lines=False)
+    for col in ("input", "kind", "kept", "characters kept", "top drop reasons"):
+        inputs.add_column(col, justify="right" if col in ("kept", "characters kept") else "left")
+    for name, row in stats.get("inputs", {}).items():
+        share = row["chars_kept"] / row["chars_extracted"] if row["chars_extracted"] else 0
+        top = ", ".join(f"{k} {v}" for k, v in list(row["dropped"].items())[:3])
+        inputs.add_row(name, row["kind"], f"{row['kept']}/{row['documents']}", f"{share:.0%}", top)
+    console.print(inputs)
     read = sum(s["kept"] for s in stats["steps"] if s["kind"] == "reader" and s["stage"] == "extract")
     dropped = sum(sum(s["dropped"].values()) for s in stats["steps"])
     console.print(

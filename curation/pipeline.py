@@ -40,7 +40,7 @@ from curation.classifiers import ClassifierScorer, ClassifierTrainer
 from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
 from curation.extractors import HtmlExtractor, PdfExtractor
-from curation.filters import OfflineLanguageFilter, heuristic_filters
+from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.formatters import NfkcFormatter
 from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
 from curation.output.tokens import shard_writer
@@ -51,7 +51,7 @@ from curation.readers import (
     StageReader,
     WarcRecordReader,
 )
-from curation.recipe import HEURISTIC_FILTERS, Recipe
+from curation.recipe import SOURCE_KINDS, Recipe
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
 
@@ -105,7 +105,7 @@ class CorpusPipeline:
         for src in self.recipe.inputs:
             path = Path(src.path)
             folder, pattern = (str(path), src.glob) if path.is_dir() else (str(path.parent), path.name)
-            meta = {"input": src.label}
+            meta = {"input": src.label, "kind": src.kind}
             if src.format in ("pdf", "html"):
                 readers.append(
                     DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta)
@@ -140,14 +140,14 @@ class CorpusPipeline:
     def _stages(self) -> list[Stage]:
         r, w, T = self.recipe, self.work, self.tasks
         rej = self.root / "rejected"
-        extract_rejects = ["pdf", "html", "language", *HEURISTIC_FILTERS]
+        extract_rejects = ["pdf", "html", "language", "passages", "passages_cut", "heuristics"]
         stages = [
             Stage(
                 "extract",
                 self._extract_steps,
                 T,
                 [w / "filtered", *(rej / name for name in extract_rejects)],
-                ("inputs", "extract", "normalise", "languages", "filters"),
+                ("inputs", "extract", "normalise", "languages", "passages", "filters"),
             ),
         ]
         current = w / "filtered"
@@ -266,11 +266,24 @@ class CorpusPipeline:
             steps.append(FTFYFormatter())
         if r.normalise.nfkc:
             steps.append(NfkcFormatter())
-        steps.append(
-            OfflineLanguageFilter(r.languages.keep, r.languages.threshold, self.rejected("language"))
-        )
-        steps += heuristic_filters(r.languages.keep, r.filters, self.rejected)
-        steps.append(self.writer(self.work / "filtered"))
+        lang, keep = r.languages, r.languages.keep
+        steps += [
+            OfflineLanguageFilter(keep, lang.threshold, lang.passage_threshold, self.rejected("language")),
+            PassageFilter(
+                heuristic_judges("document", keep, r.filters, passages=True),
+                r.passages.min_chars,
+                r.passages.target_chars,
+                r.passages.min_repeats,
+                r.passages.split,
+                exclusion_writer=self.rejected("passages"),
+                cut_writer=self.rejected("passages_cut"),
+            ),
+            HeuristicFilter(
+                {kind: heuristic_judges(kind, keep, r.filters) for kind in SOURCE_KINDS},
+                self.rejected("heuristics"),
+            ),
+            self.writer(self.work / "filtered"),
+        ]
         return steps
 
     def _dedup_filter_steps(self, source: Path) -> list:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+SOURCE_KINDS = ("web", "document")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -28,20 +29,27 @@ class Strict(BaseModel):
 
 
 class InputSource(Strict):
-    """One place documents come from; `format` is inferred from `glob` or the path when omitted."""
+    """One place documents come from; `format` is inferred from `glob` or the path when omitted.
+
+    `kind` picks the filter settings: `web` (crawls, web pages: datatrove's web heuristics, judged
+    whole) or `document` (PDFs, manuals, filings, transcripts: documentation settings, long texts
+    judged by passages). PDFs default to `document`, everything else to `web`.
+    """
 
     name: str | None = None
     path: str
     format: Literal["pdf", "html", "warc", "jsonl", "parquet", "hf"] | None = None
+    kind: Literal["web", "document"] | None = None
     glob: str | None = None
     text_key: str = "text"
     id_key: str = "id"
 
     @model_validator(mode="after")
-    def _infer_format(self) -> InputSource:
-        if self.format is None:
+    def _infer_format_and_kind(self) -> InputSource:
+        fmt = self.format
+        if fmt is None:
             hint = (self.glob or self.path).lower()
-            for fmt, suffixes in {
+            for candidate, suffixes in {
                 "pdf": (".pdf",),
                 "html": (".html", ".htm"),
                 "warc": (".warc", ".warc.gz"),
@@ -49,9 +57,14 @@ class InputSource(Strict):
                 "parquet": (".parquet",),
             }.items():
                 if hint.endswith(suffixes):
-                    return self.model_copy(update={"format": fmt})
-            raise ValueError("cannot infer `format` from path/glob; set format: one of " + ", ".join(FORMATS))
-        return self
+                    fmt = candidate
+                    break
+            else:
+                raise ValueError(
+                    "cannot infer `format` from path/glob; set format: one of " + ", ".join(FORMATS)
+                )
+        kind = self.kind or ("document" if fmt == "pdf" else "web")
+        return self.model_copy(update={"format": fmt, "kind": kind})
 
     @property
     def label(self) -> str:
@@ -71,8 +84,22 @@ class NormaliseConfig(Strict):
 
 
 class LanguageConfig(Strict):
+    """`web` documents are identified whole and need `threshold`; `document` ones are identified
+    passage by passage (passages under `passage_threshold`, such as code or tables, do not vote)
+    and are kept when their main language, by share of letters, is kept."""
+
     keep: list[str] = ["en"]
     threshold: float = Field(0.65, ge=0, le=1)
+    passage_threshold: float = Field(0.5, ge=0, le=1)
+
+
+class PassageConfig(Strict):
+    """Long `document` texts are judged passage by passage: PDF pages, else runs of paragraphs."""
+
+    min_chars: int = Field(10_000, ge=0)  # longer documents are judged by passages
+    target_chars: int = Field(3_000, ge=200)  # paragraphs are packed into passages of about this size
+    min_repeats: int = Field(3, ge=2)  # a paragraph on this many passages is boilerplate after its first
+    split: bool = False  # emit kept passages as documents of their own (metadata `parent_id`)
 
 
 class MinhashSettings(Strict):
@@ -328,7 +355,9 @@ class Recipe(Strict):
     extract: ExtractConfig = ExtractConfig()
     normalise: NormaliseConfig = NormaliseConfig()
     languages: LanguageConfig = LanguageConfig()
-    filters: dict[str, dict[str, dict[str, Any] | bool]] = {}
+    passages: PassageConfig = PassageConfig()
+    # source kind -> language -> filter -> datatrove keyword arguments (or false: switched off)
+    filters: dict[str, dict[str, dict[str, dict[str, Any] | bool]]] = {}
     dedup: DedupConfig = DedupConfig()
     pii: PiiConfig = PiiConfig()
     decontaminate: DecontaminateConfig | None = None
@@ -342,15 +371,22 @@ class Recipe(Strict):
     eval: dict[str, Any] | None = None
     audit: dict[str, Any] | None = None
 
-    @field_validator("filters")
+    @field_validator("filters", mode="before")
     @classmethod
     def _known_filters(cls, value: dict) -> dict:
-        for lang, per_filter in value.items():
-            for fname in per_filter:
-                if fname not in HEURISTIC_FILTERS:
-                    raise ValueError(
-                        f"unknown filter `{fname}` under `{lang}`; known: {', '.join(HEURISTIC_FILTERS)}"
-                    )
+        for kind, per_language in (value or {}).items():
+            if kind not in SOURCE_KINDS:
+                raise ValueError(
+                    f"unknown source kind `{kind}`: filters are keyed by kind ({', '.join(SOURCE_KINDS)}),"
+                    " then language, then filter, e.g. filters: {document: {en: {c4: false}}}"
+                )
+            for lang, per_filter in (per_language or {}).items():
+                for fname in per_filter or {}:
+                    if fname not in HEURISTIC_FILTERS:
+                        raise ValueError(
+                            f"unknown filter `{fname}` under `{kind}.{lang}`; "
+                            f"known: {', '.join(HEURISTIC_FILTERS)}"
+                        )
         return value
 
     @property
@@ -472,9 +508,10 @@ def _check_filter_arguments(path: Path, recipe: Recipe) -> None:
     """Filter overrides are datatrove keyword arguments: check them against the real signatures."""
     from curation.filters.heuristics import filter_settings
 
-    for lang, per_filter in recipe.filters.items():
-        for name in per_filter:
-            try:
-                filter_settings(lang, name, recipe.filters)
-            except ValueError as e:
-                raise RecipeError(f"{path}: invalid recipe\n  {path}: {e}") from None
+    for kind, per_language in recipe.filters.items():
+        for lang, per_filter in per_language.items():
+            for name in per_filter:
+                try:
+                    filter_settings(kind, lang, name, recipe.filters)
+                except ValueError as e:
+                    raise RecipeError(f"{path}: invalid recipe\n  {path}: {e}") from None

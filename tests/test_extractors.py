@@ -1,5 +1,6 @@
 """PDF and HTML extraction on real sample documents, and the reasons bad inputs are rejected."""
 
+import bisect
 import re
 from collections import Counter
 
@@ -7,7 +8,7 @@ import pytest
 from conftest import SAMPLES
 
 from curation.extractors import HtmlExtractor, PdfExtractor, Rejected
-from curation.extractors.pdf import remove_running_lines
+from curation.extractors.pdf import join_pages, remove_running_lines
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,97 @@ def test_pdf_dehyphenation(pdf):
     # words split by a hyphen at a line or block end come back whole
     assert not re.search(r"[a-z]-\n+[a-z]", text)
     assert "Econometrica" in text
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[^\W\d_]{4,}", text))
+
+
+def _source_pages(path, text: str, starts: list[int]) -> list[int]:
+    """The PDF page each page segment of the text came from: the next page holding 90% of its words.
+    Pages passed over must have no text but running lines (words found on 3+ pages)."""
+    import pymupdf
+
+    with pymupdf.open(path) as doc:
+        page_words = [_words(page.get_text(flags=pymupdf.TEXTFLAGS_BLOCKS)) for page in doc]
+    running = {w for w, n in Counter(w for words in page_words for w in words).items() if n >= 3}
+    bounds = [*starts, len(text)]
+    found, k = [], 0
+    for a, b in zip(bounds, bounds[1:]):
+        words = _words(text[a:b])
+        while len(words & page_words[k]) < 0.9 * len(words):
+            assert len(page_words[k] - running) <= 3, f"page {k} has text but no segment"
+            k += 1
+        found.append(k)
+        k += 1
+    assert all(len(words - running) <= 3 for words in page_words[k:])
+    return found
+
+
+ECONOMICS_PDFS = sorted((SAMPLES / "finance" / "economics").glob("*.pdf"))
+
+
+@pytest.mark.parametrize("path", ECONOMICS_PDFS, ids=lambda p: p.name)
+def test_pdf_page_offsets_start_each_page(path):
+    import pymupdf
+
+    sources, plain = {}, None
+    for tables in (False, True):
+        text, meta = PdfExtractor(tables=tables).extract(path.read_bytes())
+        starts = meta["pages"]
+        assert starts[0] == 0 and starts == sorted(set(starts)) and len(starts) <= meta["page_count"]
+        assert all(text[s - 2 : s] == "\n\n" and not text[s].isspace() for s in starts[1:])
+        for s, e in meta["tables"]:  # whole blocks, one paragraph each
+            assert text[s - 2 : s] in ("", "\n\n") and text[e : e + 2] in ("", "\n\n")
+            assert "\n\n" not in text[s:e] and " | " in text[s:e]
+        sources[tables] = _source_pages(path, text, starts)
+        plain = plain or (text, starts)
+    assert sources[True] == sources[False], "tables move no text across pages"
+    # exact: without tables, each segment opens where a block of its page does (or after the first
+    # word of one, when that word was hyphenated across the page break and went to the previous page)
+    text, starts = plain
+    flags = pymupdf.TEXTFLAGS_BLOCKS | pymupdf.TEXT_DEHYPHENATE
+    with pymupdf.open(path) as doc:
+        for s, k in zip(starts, sources[False]):
+            head = " ".join(text[s:].split("\n\n", 1)[0].split())[:12]
+            blocks = [" ".join(b[4].split()) for b in doc[k].get_text("blocks", flags=flags)]
+            at = [(block.find(head), block) for block in blocks]
+            assert any(i == 0 or (i > 0 and " " not in b[:i].strip()) for i, b in at), (k, head)
+
+
+def test_join_pages_offsets_after_dehyphenation():
+    pages = [["Growth in eco-"], ["nomics returns.", "Rates rose in-"], ["flation."], ["Last page"]]
+    text, starts, tables = join_pages(pages)
+    assert text == "Growth in economics\n\nreturns.\n\nRates rose inflation.\n\nLast page"
+    assert [text[s:].split("\n\n")[0] for s in starts] == ["Growth in economics", "returns.", "Last page"]
+    assert tables == []
+
+
+def test_sec_balance_sheet_rows_in_reading_order(kit):
+    """Apple's 2015 balance sheet: label and both years' figures on one line, rows in order."""
+    path = kit / "corpus" / "sec-filings" / "APPLE_2015_10K.pdf"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not in the kit")
+    text, meta = PdfExtractor().extract(path.read_bytes())
+    rows = [
+        "Cash and cash equivalents | $21,120 | $13,844",
+        "Inventories | 2,349 | 2,111",
+        "Total current assets | 89,378 | 68,531",
+        "Total assets | $290,479 | $231,839",
+        "Total liabilities and shareholders’ equity | $290,479 | $231,839",
+    ]
+    first = text.index(f"\n{rows[0]}\n") + 1
+    start, end = next((s, e) for s, e in meta["tables"] if s <= first < e)
+    table = text[start:end]
+    assert text[start - 2 : start] == text[end : end + 2] == "\n\n", "spans hold whole blocks"
+    assert "\n\n" not in table, "a table is one paragraph, one row per line"
+    lines = table.split("\n")
+    at = [lines.index(row) for row in rows]  # each row whole on its line, inside the span
+    assert at == sorted(at)
+    assert len(meta["pages"]) == meta["page_count"] == 84
+    assert bisect.bisect(meta["pages"], first) - 1 == 42  # its page (0-based)
+    plain, _ = PdfExtractor(tables=False).extract(path.read_bytes())
+    assert rows[0] not in plain  # without tables, the cells are scattered over blocks
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,11 @@
 import pytest
 from conftest import SAMPLES
 from datatrove.data import Document
-from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter
+from datatrove.pipeline.filters import GopherQualityFilter
 
 from curation.extractors import HtmlExtractor
-from curation.filters import OfflineLanguageFilter
-from curation.filters.heuristics import PerLanguageFilter, filter_settings, heuristic_filters
+from curation.filters import HeuristicFilter, OfflineLanguageFilter, heuristic_judges
+from curation.filters.heuristics import filter_settings
 
 
 def japanese_pages(n: int = 6) -> list[Document]:
@@ -34,33 +34,56 @@ def test_language_id_offline_labels_en_and_ja():
     assert lid.filter(Document("   ", "blank")) == (False, "no_text")
 
 
+def test_documentation_read_line_by_line_keeps_code_heavy_pages():
+    """Python reference pages the whole-page score dropped (code and tables read as another language,
+    or English below 0.65) are English when their lines vote; a web page is still judged whole."""
+    names = ["python-library-colorsys.html", "python-library-debug.html", "python-library-text.html"]
+    lid = OfflineLanguageFilter(["en", "ja"])
+    for name in names:
+        text, _ = HtmlExtractor().extract((SAMPLES / "general" / "python" / name).read_bytes())
+        assert lid.filter(Document(text, name, metadata={"kind": "web"})) == (False, "language"), name
+        doc = Document(text, name, metadata={"kind": "document"})
+        assert lid.filter(doc) is True and doc.metadata["language"] == "en", (name, doc.metadata)
+        assert doc.metadata["language_mix"]["en"] > 0.5
+
+
+def test_mixed_japanese_page_keeps_its_main_language():
+    ja = japanese_pages(1)[0]
+    english = "To start GnuCash from a terminal, type the command below and press Enter."
+    text = (
+        ja.text + "\n" + "\n".join(["$ gnucash --help", "Usage: gnucash [options] [datafile]", english] * 3)
+    )
+    doc = Document(text, "mixed", metadata={"kind": "document"})
+    assert OfflineLanguageFilter(["en", "ja"]).filter(doc) is True
+    assert doc.metadata["language"] == "ja" and 0 < doc.metadata["language_mix"].get("en", 0) < 0.5
+
+
 def test_stock_english_settings_destroy_japanese_ours_keep_it():
+    """Japanese manual pages: the stock (English) Gopher rules reject most; the document settings
+    keep all; the web settings fix the Japanese-specific rules (words, stop words, 。) and leave
+    FineWeb's web-page line rules as they are."""
     docs = japanese_pages()
-    stock = [GopherQualityFilter(language="ja"), FineWebQualityFilter(language="ja")]
-    stock_kept = sum(all(f.filter(Document(d.text, d.id)) is True for f in stock) for d in docs)
-    ours = heuristic_filters(["ja"], {}, lambda name: None)
-    ours_kept = sum(all(step.filter(d) is True for step in ours) for d in docs)
-    assert stock_kept <= len(docs) // 2, "stock settings were expected to reject most Japanese pages"
-    assert ours_kept == len(docs)
+    stock = GopherQualityFilter(language="ja")
+    assert sum(stock.filter(Document(d.text, d.id)) is True for d in docs) <= len(docs) // 2
+    judges = {kind: heuristic_judges(kind, ["ja"], {})["ja"] for kind in ("web", "document")}
+    assert all(judges["document"].judge(d.text).reason is None for d in docs)
+    assert all(judges["web"].judge(d.text).filter in (None, "fineweb") for d in docs)
 
 
-def test_per_language_routing_and_reason():
-    step = PerLanguageFilter(
-        "gopher_quality", {"en": GopherQualityFilter(**filter_settings("en", "gopher_quality", {}))}
-    )
-    short = Document("Too short.", "s", metadata={"language": "en"})
-    other = Document("Too short.", "o", metadata={"language": "fr"})
+def test_routing_by_kind_and_language_and_reason():
+    step = HeuristicFilter({kind: heuristic_judges(kind, ["en"], {}) for kind in ("web", "document")})
+    short = Document("Too short.", "s", metadata={"language": "en", "kind": "web"})
+    other = Document("Too short.", "o", metadata={"language": "fr", "kind": "web"})
     assert step.filter(short) == (False, "gopher_short_doc")
-    assert step.filter(other) is True  # no filter configured for that language
+    assert step.filter(other) is True  # no judge for that language
 
 
-def test_recipe_override_and_switch_off():
-    assert (
-        filter_settings("en", "gopher_quality", {"en": {"gopher_quality": {"min_doc_words": 7}}})[
-            "min_doc_words"
-        ]
-        == 7
-    )
-    assert filter_settings("en", "c4", {"en": {"c4": False}}) is None
-    with pytest.raises(ValueError, match="filters.en.c4"):
-        filter_settings("en", "c4", {"en": {"c4": {"bogus": 1}}})
+def test_settings_per_kind_override_and_switch_off():
+    assert filter_settings("web", "en", "gopher_quality", {}) == {"language": "en"}  # datatrove's stock
+    assert filter_settings("document", "en", "gopher_quality", {})["max_doc_words"] is None  # a 10-K is long
+    overrides = {"document": {"en": {"gopher_quality": {"min_doc_words": 7}, "c4": False}}}
+    assert filter_settings("document", "en", "gopher_quality", overrides)["min_doc_words"] == 7
+    assert filter_settings("web", "en", "gopher_quality", overrides) == {"language": "en"}
+    assert filter_settings("document", "en", "c4", overrides) is None
+    with pytest.raises(ValueError, match="filters.web.en.c4"):
+        filter_settings("web", "en", "c4", {"web": {"en": {"c4": {"bogus": 1}}}})

@@ -33,7 +33,9 @@ def out(corpus_run):
         "root": root,
         "stats": json.loads((root / "stats.json").read_text()),
         "kept": read_docs(root / "docs"),
-        "rejected": read_docs(root / "rejected"),
+        "rejected": [
+            d for d in read_docs(root / "rejected") if d["metadata"]["rejected_step"] != "passages_cut"
+        ],
     }
 
 

@@ -36,7 +36,13 @@ def test_default_recipe_is_valid(monkeypatch):
             "classifiers.domain.positive.0",
             "matches no file",
         ),
-        (lambda r: r["filters"].update(en={"gopherr": {}}), "filters", "unknown filter `gopherr`"),
+        (
+            lambda r: r["filters"].update(document={"en": {"gopherr": {}}}),
+            "filters",
+            "unknown filter `gopherr` under `document.en`",
+        ),
+        (lambda r: r["filters"].update(en={"c4": False}), "filters", "unknown source kind `en`"),
+        (lambda r: r["inputs"][0].update(kind="manual"), "inputs.0.kind", "'web' or 'document'"),
         (lambda r: r["tokenizer"].update(path="x"), "tokenizer", "exactly one of `path` or `train`"),
         (lambda r: r.pop("classifiers"), "classifiers", "Field required"),
     ],
@@ -62,12 +68,12 @@ def test_not_yaml_and_not_mapping(tmp_path):
 def test_unknown_filter_argument_fails_before_work(tmp_path):
     """A typo in a datatrove filter argument is caught when the pipeline is built, naming it."""
     recipe = base()
-    recipe["filters"] = {"en": {"gopher_quality": {"min_doc_wordz": 3}}}
+    recipe["filters"] = {"document": {"en": {"gopher_quality": {"min_doc_wordz": 3}}}}
     recipe["output_dir"] = str(tmp_path / "out")
     path = write(tmp_path, recipe)
     result = run_corpus(path)
     assert result.returncode == 2
-    assert "filters.en.gopher_quality" in result.stderr and "min_doc_wordz" in result.stderr
+    assert "filters.document.en.gopher_quality" in result.stderr and "min_doc_wordz" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

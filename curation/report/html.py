@@ -94,6 +94,70 @@ def _funnel(stats: dict) -> str:
     )
 
 
+def _inputs(stats: dict) -> str:
+    """Keep-rate per input, so a source that the filters empty is seen at once."""
+    rows = []
+    for name, row in stats.get("inputs", {}).items():
+        top = ", ".join(f"{html.escape(k)}: {v}" for k, v in list(row["dropped"].items())[:4])
+        share = row["chars_kept"] / row["chars_extracted"] if row["chars_extracted"] else 0
+        rows.append(
+            [
+                html.escape(name),
+                row["kind"],
+                row["documents"],
+                row["kept"],
+                f"{row['kept'] / max(1, row['documents']):.0%}",
+                f"{share:.0%}",
+                row["kept_80pct"],
+                top,
+            ]
+        )
+    cuts = [
+        [html.escape(s["step"]), html.escape(reason), v["passages"], f"{v['chars']:,}"]
+        for s in stats["steps"]
+        for reason, v in sorted(s.get("passage_cuts", {}).items(), key=lambda kv: -kv[1]["chars"])
+    ]
+    return (
+        "<h2>Keep-rate per input</h2><p>Documents kept to the end of the run; characters kept out of"
+        " those extracted (long documents lose only the passages cut).</p>"
+        + table_html(
+            [
+                "input",
+                "kind",
+                "documents",
+                "kept",
+                "kept %",
+                "characters kept",
+                "documents keeping ≥ 80% of characters",
+                "top drop reasons",
+            ],
+            rows,
+        )
+        + (
+            "<h3>Passages cut from long documents</h3>"
+            + table_html(["step", "reason", "passages", "characters"], cuts)
+            if cuts
+            else ""
+        )
+    )
+
+
+def _table_example(kept: list[dict]) -> str:
+    """One table as the PDF extractor wrote it (rows in reading order), so its shape can be checked."""
+    for doc in kept:
+        for start, end in doc["metadata"].get("tables") or []:
+            if end - start > 200:
+                source = html.escape(str(doc["metadata"].get("source", doc["id"])))
+                return (
+                    f"<h2>A table as extracted</h2><p>From <b>{source}</b>: rows in reading order,"
+                    " cells separated by ` | `; table regions are recorded in metadata `tables` and"
+                    " are not judged as prose.</p><pre>"
+                    + html.escape(doc["text"][start : min(end, start + 1500)])
+                    + "</pre>"
+                )
+    return ""
+
+
 def _distributions(docs: list[dict]) -> str:
     if not docs:
         return "<h2>Distributions</h2><p>No documents were kept.</p>"
@@ -263,7 +327,9 @@ def render_report(root: Path, stats: dict) -> str:
     body = (
         _summary(stats)
         + _funnel(stats)
+        + _inputs(stats)
         + _distributions(kept)
+        + _table_example(kept)
         + _extractor_comparison(kept)
         + _examples(root, kept)
     )

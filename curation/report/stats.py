@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import struct
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from datatrove.utils.stats import PipelineStats
@@ -14,6 +16,8 @@ EDIT_STATS = {
     "contaminated": "documents matched",
     "spans_removed": "spans cut",
     "chars_removed": "characters cut",
+    "passages_cut": "passages cut",
+    "passage_chars_cut": "passage characters cut",
 }
 # steps whose datatrove stats count drops without a reason
 DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
@@ -59,6 +63,9 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
             )
             continue
         dropped = {k.removeprefix("dropped_"): int(v) for k, v in counts.items() if k.startswith("dropped_")}
+        # the passage filter's cuts: passages_cut_<reason> and chars_cut_<reason>
+        counts["passages_cut"] = sum(v for k, v in counts.items() if k.startswith("passages_cut_"))
+        counts["passage_chars_cut"] = sum(v for k, v in counts.items() if k.startswith("chars_cut_"))
         unexplained = int(counts.get("dropped", 0)) - sum(dropped.values())
         if unexplained > 0:
             reason = next((r for key, r in DEFAULT_REASONS.items() if key in name), "unspecified")
@@ -74,10 +81,24 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 "time_s": _time(data),
                 "chars_kept": int(counts.get("doc_len", 0)),
                 "edits": {k: int(counts[k]) for k in EDIT_STATS if counts.get(k)},
+                **_passage_cuts(counts),
                 **({"input_bytes": int(counts["input_bytes"])} if "input_bytes" in counts else {}),
             }
         )
     return rows
+
+
+def _passage_cuts(counts: dict) -> dict:
+    """The passage filter's `passages_cut_<reason>` and `chars_cut_<reason>`, per reason."""
+    cuts = {
+        k.removeprefix("chars_cut_"): {
+            "passages": int(counts.get("passages_cut_" + k.removeprefix("chars_cut_"), 0)),
+            "chars": int(v),
+        }
+        for k, v in counts.items()
+        if k.startswith("chars_cut_")
+    }
+    return {"passage_cuts": cuts} if cuts else {}
 
 
 def _time(data: dict) -> float:
@@ -108,6 +129,54 @@ def token_counts(tokens: Path) -> dict:
     return out
 
 
+def _records(folder: Path):
+    for path in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def input_keep_rates(root: Path) -> dict:
+    """Per input: documents kept and dropped (by reason) over the whole run, and characters kept.
+
+    A document's extracted characters are its length before passages were cut (`passages.chars_in`);
+    `kept_80pct` counts documents that kept at least 80% of theirs (a dropped one kept none).
+    """
+    rows: dict = defaultdict(lambda: {"kind": None, "documents": 0, "kept": 0, "dropped": Counter()})
+    chars: dict = defaultdict(lambda: [0, 0])  # (input, document id) -> [extracted, kept]
+    for doc in _records(root / "docs"):
+        meta = doc["metadata"]
+        key = (meta.get("input", "?"), meta.get("parent_id", doc["id"]))
+        extracted = meta.get("passages", {}).get("chars_in", len(doc["text"]))
+        chars[key][0] = max(chars[key][0], extracted)
+        chars[key][1] += len(doc["text"])
+        rows[key[0]]["kind"] = meta.get("kind")
+    for key in chars:
+        rows[key[0]]["kept"] += 1
+    for step in sorted(p for p in (root / "rejected").glob("*") if p.is_dir() and p.name != "passages_cut"):
+        for doc in _records(step):
+            meta = doc["metadata"]
+            row = rows[meta.get("input", "?")]
+            row["kind"] = row["kind"] or meta.get("kind")
+            row["dropped"][meta.get("rejected_reason", "?")] += 1
+            extracted = meta.get("passages", {}).get("chars_in", len(doc.get("text", "")))
+            chars[(meta.get("input", "?"), doc["id"])][0] += extracted
+    out = {}
+    for name, row in sorted(rows.items()):
+        mine = [v for (inp, _), v in chars.items() if inp == name]
+        extracted, kept = sum(v[0] for v in mine), sum(v[1] for v in mine)
+        out[name] = {
+            "kind": row["kind"],
+            "documents": row["kept"] + sum(row["dropped"].values()),
+            "kept": row["kept"],
+            "dropped": dict(row["dropped"].most_common()),
+            "chars_extracted": extracted,
+            "chars_kept": kept,
+            "kept_80pct": sum(1 for v in mine if v[0] and v[1] >= 0.8 * v[0]),
+        }
+    return out
+
+
 def collect(root: Path, stage_names: list[str]) -> dict:
     steps = []
     for stage in stage_names:
@@ -122,4 +191,5 @@ def collect(root: Path, stage_names: list[str]) -> dict:
         "steps": steps,
         "tokens": token_counts(root / "tokens"),
         "classifiers": classifiers,
+        "inputs": input_keep_rates(root),
     }

@@ -1,0 +1,424 @@
+"""datatrove's four heuristic filters, decided from one word split per document.
+
+datatrove's chain (Gopher quality, C4, FineWeb, Gopher repetition) splits a document into words
+with spaCy twice (before and after C4's line edits) inside memory zones that rebuild every
+lexeme on each call, runs one spaCy call per kept line to count C4's sentences, and builds every
+word n-gram as a string. HeuristicJudge reaches the same decisions, reasons and C4 rewrite with:
+
+- one split, on a private copy of datatrove's tokenizer for the language whose spaCy vocabulary
+  persists (up to _MAX_LEXEMES entries; past that, memory zones as datatrove) and which skips the
+  sentencizer (it does not change the words);
+- the rewritten text's words sliced from that split by line: spaCy's rule-based tokenizer splits
+  each run of non-space characters on its own and a line break is always a whitespace token, so
+  a kept line has the same words alone as inside the document. Only a line that lost a citation
+  is split again, or the whole rewritten text for tokenizers that see across lines (Sudachi);
+- sentences counted only when fewer lines are kept than sentences are needed (every kept line
+  has at least one sentence);
+- Gopher quality per distinct word, and n-grams as two 31-bit polynomial hashes of the characters
+  datatrove's n-gram strings hold, the greedy duplicate scan run only when the n-grams seen before
+  could add up to more than the threshold.
+"""
+
+import sys
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+
+import numpy as np
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
+from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
+from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_tokenizer_assignments, strip_strings
+from spacy.tokenizer import Tokenizer
+
+FILTER_ORDER = ("gopher_quality", "c4", "fineweb", "gopher_repetition")
+_FILTER_CLASSES = {
+    "gopher_quality": GopherQualityFilter,
+    "c4": C4QualityFilter,
+    "fineweb": FineWebQualityFilter,
+    "gopher_repetition": GopherRepetitionFilter,
+}
+# ~100 bytes each: the words common enough to be worth keeping are in long before this
+_MAX_LEXEMES = 500_000
+# two primes below 2**31: products of residues fit in int64, and unlike hashes modulo 2**64,
+# Thue-Morse-like strings do not collide
+_MODULI = (2_147_483_647, 2_147_483_629)
+_BASES = (1_000_003, 911_382_323)
+
+
+@dataclass
+class Verdict:
+    """A document's outcome under the chain: why and by which filter it was dropped, or kept."""
+
+    reason: str | None  # None: kept; else the reason datatrove's filter returns
+    filter: str | None  # the FILTER_ORDER name that dropped it
+    text: str  # after C4's line edits when C4 kept the document, else the input
+    line_stats: dict[str, int] = field(default_factory=dict)  # C4's per-line counters, summed
+
+
+class _WordSplitter:
+    """datatrove's split_into_words for one language, on a private tokenizer of the same kind.
+
+    Tokens do not depend on the spaCy vocabulary, so it may persist between calls (datatrove's
+    memory zones rebuild each word's lexeme on every call); nor on the sentencizer, switched off.
+    """
+
+    def __init__(self, language: str):
+        factories = load_tokenizer_assignments()  # what datatrove's load_word_tokenizer builds from
+        if language not in factories:
+            raise ValueError(f"datatrove has no word tokenizer for {language!r}")
+        self.tokenizer = factories[language]()
+        self.nlp = None
+        if isinstance(self.tokenizer, SpaCyTokenizer):
+            self.nlp = self.tokenizer.tokenizer
+            self.nlp.disable_pipe("sentencizer")
+        # words of a line are its words inside the document: see the module docstring
+        self.by_line = self.nlp is not None and isinstance(self.nlp.tokenizer, Tokenizer)
+
+    def __call__(self, text: str) -> list[str]:
+        if self.nlp is None:
+            return self.tokenizer.word_tokenize(text)
+        zone = self.nlp.memory_zone() if len(self.nlp.vocab) > _MAX_LEXEMES else nullcontext()
+        with zone:
+            # SpaCyTokenizer.word_tokenize without its memory zone (_do_tokenize chunks Japanese)
+            return strip_strings([token.text for doc in self.tokenizer._do_tokenize(text) for token in doc])
+
+
+@cache
+def _splitter(language: str) -> _WordSplitter:
+    """One per language and process, shared by judges (the vocabulary is the memory)."""
+    return _WordSplitter(language)
+
+
+class _Split:
+    """A text and its words, split on first use unless given."""
+
+    def __init__(self, text: str, splitter: _WordSplitter, words: list[str] | None = None):
+        self.text = text
+        self.splitter = splitter
+        self.known = words
+
+    @property
+    def words(self) -> list[str]:
+        if self.known is None:
+            self.known = self.splitter(self.text)
+        return self.known
+
+
+@cache
+def _whitespace() -> np.ndarray:
+    """str.isspace of every code point: where str.split and spaCy end words."""
+    table = np.zeros(sys.maxunicode + 1, dtype=bool)
+    table[[c for c in range(sys.maxunicode + 1) if chr(c).isspace()]] = True
+    return table
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _line_word_bounds(text: str, lines: list[str], words: list[str]) -> list[int]:
+    """Index of the first word of each line in the document's words (and the word count last).
+
+    Words tile the non-space characters in order, so a line's words are those ending within its
+    share of them.
+    """
+    solid = np.cumsum(~_whitespace()[_codes(text)])
+    line_solid = solid[np.cumsum([len(line) for line in lines]) - 1]
+    word_ends = np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+    return [0, *np.searchsorted(word_ends, line_solid, side="right").tolist()]
+
+
+def _duplicates(items: list[str]) -> tuple[int, int]:
+    """datatrove's find_duplicates: repeated items and their characters, first occurrences aside."""
+    unique = set(items)
+    return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
+
+
+def _powers(modulus: int, base: int, count: int) -> np.ndarray:
+    """base**0 .. base**(count-1) modulo modulus, by doubling."""
+    powers = np.ones(1, dtype=np.int64)
+    while len(powers) < count:
+        powers = np.concatenate((powers, powers * pow(base, len(powers), modulus) % modulus))
+    return powers[:count]
+
+
+class _Grams:
+    """A text's word n-grams as 62-bit hashes of the strings datatrove builds for them.
+
+    get_n_grams joins words with " ", find_all_duplicate with "" (so "ab"+"c" equals "a"+"bc"):
+    each is a span of one joined string, hashed from that string's prefix sums.
+    """
+
+    def __init__(self, words: list[str]):
+        self.words = words
+        self.ends = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)), out=self.ends[1:])
+        self.prefixes: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+
+    def _spans(self, n: int, sep: str) -> tuple[np.ndarray, np.ndarray]:
+        """Hash and length of each n-gram string (sep-joined), in order."""
+        if sep not in self.prefixes:
+            codes = _codes(sep.join(self.words)).astype(np.int64)
+            tables = []
+            for modulus, base in zip(_MODULI, _BASES):
+                powers = _powers(modulus, base, len(codes) + 1)
+                prefix = np.zeros(len(codes) + 1, dtype=np.int64)
+                np.cumsum(codes * powers[:-1] % modulus, out=prefix[1:])
+                tables.append((modulus, prefix % modulus, powers))
+            self.prefixes[sep] = tables
+        count = max(len(self.words) - n + 1, 0)
+        first = np.arange(count)
+        starts = self.ends[:count] + len(sep) * first
+        stops = self.ends[n : n + count] + len(sep) * (first + n - 1)
+        keys = np.zeros(count, dtype=np.int64)
+        for modulus, prefix, powers in self.prefixes[sep]:
+            # sum of c[t] * base**(t - start + len): the same for the same characters anywhere
+            shifted = (prefix[stops] - prefix[starts]) % modulus * powers[len(prefix) - 1 - starts] % modulus
+            keys = keys << 32 | shifted
+        return keys, stops - starts
+
+    def top_duplicate(self, n: int) -> int | None:
+        """datatrove's find_top_duplicate(get_n_grams(words, n)), None without n-grams.
+
+        Counter.most_common(1) returns the first inserted of the most frequent.
+        """
+        keys, lengths = self._spans(n, " ")
+        if not len(keys):
+            return None
+        _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+        most = counts.max()
+        return int(lengths[first[counts == most].min()]) * int(most)
+
+    def repeats_over(self, n: int, frac: float, length: int) -> bool:
+        """find_all_duplicate(words, n) / length > frac.
+
+        The greedy scan counts only n-grams seen before, so their total bounds it: scan only
+        when that bound is over.
+        """
+        keys, lengths = self._spans(n, "")
+        _, first, ids = np.unique(keys, return_index=True, return_inverse=True)
+        if int(lengths[first[ids] != np.arange(len(ids))].sum()) / length <= frac:
+            return False
+        ids, lengths = ids.tolist(), lengths.tolist()
+        seen, repeated, i = set(), 0, 0
+        while i < len(ids):
+            if ids[i] in seen:
+                repeated += lengths[i]
+                i += n
+            else:
+                seen.add(ids[i])
+                i += 1
+        return repeated / length > frac
+
+
+class HeuristicJudge:
+    """One language's settings for the four filters; judges a text from one shared split."""
+
+    def __init__(self, language: str, settings: dict[str, dict | None]):
+        """settings: filter name -> datatrove keyword arguments (their `language`, if given, must be
+        this one); a missing name or None switches that filter off."""
+        self.language = language
+        filters = {}
+        for name in FILTER_ORDER:
+            if settings.get(name) is None:
+                continue
+            kwargs = {"language": language} | settings[name]
+            if kwargs["language"] != language:
+                raise ValueError(f"{name}: language {kwargs['language']!r} in the settings of {language!r}")
+            filters[name] = _FILTER_CLASSES[name](**kwargs)
+        self.quality: GopherQualityFilter | None = filters.get("gopher_quality")
+        self.c4: C4QualityFilter | None = filters.get("c4")
+        self.fineweb: FineWebQualityFilter | None = filters.get("fineweb")
+        self.repetition: GopherRepetitionFilter | None = filters.get("gopher_repetition")
+        stop_chars = self.fineweb.stop_chars if self.fineweb is not None else ()
+        # a set lookup of the last character instead of ~170 endswith tests per line
+        self.stop_set = frozenset(stop_chars) if all(len(c) == 1 for c in stop_chars) else None
+
+    @cached_property
+    def splitter(self) -> _WordSplitter:
+        return _splitter(self.language)
+
+    def judge(self, text: str) -> Verdict:
+        split = _Split(text, self.splitter)
+        if self.quality is not None and (reason := self._quality(split)):
+            return Verdict(reason, "gopher_quality", text)
+        line_stats = {}
+        if self.c4 is not None:
+            reason, line_stats, kept = self._c4(split)
+            if reason:
+                return Verdict(reason, "c4", text, line_stats)
+            split = kept
+        if self.fineweb is not None and (reason := self._fineweb(split)):
+            return Verdict(reason, "fineweb", split.text, line_stats)
+        if self.repetition is not None and (reason := self._repetition(split)):
+            return Verdict(reason, "gopher_repetition", split.text, line_stats)
+        return Verdict(None, None, split.text, line_stats)
+
+    def _quality(self, split: _Split) -> str | None:
+        """GopherQualityFilter.filter, counting per distinct word."""
+        q, text, words = self.quality, split.text, split.words
+        n_words = len(words)
+        counts = Counter(words)
+        non_symbol = {word: count for word, count in counts.items() if not PUNCTUATION_SET.issuperset(word)}
+        n_non_symbol = sum(non_symbol.values())
+        if q.min_doc_words and n_non_symbol < q.min_doc_words:
+            return "gopher_short_doc"
+        if q.max_doc_words and n_non_symbol > q.max_doc_words:
+            return "gopher_long_doc"
+        # np.mean of the lengths: an exact float sum divided once (nan when there are none)
+        chars = sum(len(word) * count for word, count in non_symbol.items())
+        avg_word_length = chars / n_non_symbol if n_non_symbol else float("nan")
+        if q.min_avg_word_length and avg_word_length < q.min_avg_word_length:
+            return "gopher_below_avg_threshold"
+        if q.max_avg_word_length and avg_word_length > q.max_avg_word_length:
+            return "gopher_above_avg_threshold"
+        if q.max_symbol_word_ratio and text.count("#") / n_words > q.max_symbol_word_ratio:
+            return "gopher_too_many_hashes"
+        if q.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > q.max_symbol_word_ratio:
+            return "gopher_too_many_ellipsis"
+        lines = text.splitlines()
+        if (
+            q.max_bullet_lines_ratio
+            and sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines) > q.max_bullet_lines_ratio
+        ):
+            return "gopher_too_many_bullets"
+        if (
+            q.max_ellipsis_lines_ratio
+            and sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
+            > q.max_ellipsis_lines_ratio
+        ):
+            return "gopher_too_many_end_ellipsis"
+        if q.max_non_alpha_words_ratio:
+            alpha = sum(count for word, count in counts.items() if any(map(str.isalpha, word)))
+            if alpha / n_words < q.max_non_alpha_words_ratio:
+                return "gopher_below_alpha_threshold"
+        if q.min_stop_words and len(q.stop_words.intersection(counts)) < q.min_stop_words:
+            return "gopher_enough_stop_words"
+        return None
+
+    def _c4(self, split: _Split) -> tuple[str | None, dict[str, int], _Split]:
+        """C4QualityFilter.filter: (reason, line counters, the kept text and its words).
+
+        A rule that cannot fire anywhere in the text (no "{", no long word...) is not tried per
+        line; citation removal can join words, so with citations the word rules are all tried.
+        """
+        c4, text = self.c4, split.text
+        by_line = c4.split_paragraph
+        # with line ends kept (stripped below) the lines carry their offsets for slicing words
+        lines = text.splitlines(keepends=True) if by_line else split_into_sentences(text, c4.language)
+        lower = text.lower()
+        cited = c4.remove_citations and CITATION_REGEX.search(text) is not None
+        long_words = c4.max_word_length != -1 and max(map(len, text.split()), default=0) > c4.max_word_length
+        lorem = c4.filter_lorem_ipsum and (cited or "lorem ipsum" in lower)
+        javascript = c4.filter_javascript and (cited or "javascript" in lower)
+        curly = c4.filter_curly_bracket and "{" in text
+        policy = c4.filter_policy and (cited or any(p in lower for p in POLICY_SUBSTRINGS))
+        need_words = long_words or c4.min_words_per_line > 0
+        dropped = Counter()
+        kept: list[tuple[int, str, bool]] = []  # line index, kept line, whether a citation was cut
+        reason = None
+        for index, line in enumerate(lines):
+            line = line.strip()
+            words = line.split() if need_words else ()
+            if long_words and any(len(word) > c4.max_word_length for word in words):
+                dropped["line-filter-too_long_word"] += 1
+                continue
+            cut = False
+            if cited:
+                uncited = CITATION_REGEX.sub("", line)
+                line, cut = uncited, len(uncited) != len(line)
+            if c4.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
+                dropped["line-filter-no_terminal_punc"] += 1
+                continue
+            if len(words) < c4.min_words_per_line:
+                dropped["line-filter-too_few_words"] += 1
+                continue
+            line_l = line.lower() if lorem or javascript or policy else ""
+            if lorem and "lorem ipsum" in line_l:
+                reason = "lorem_ipsum"
+                break
+            if javascript and "javascript" in line_l:
+                dropped["line-filter-javascript"] += 1
+                continue
+            if curly and "{" in line:
+                reason = "curly_bracket"
+                break
+            if policy and any(p in line_l for p in POLICY_SUBSTRINGS):
+                dropped["line-filter-policy"] += 1
+                continue
+            kept.append((index, line, cut))
+        n_total = index + 1 if reason else len(lines)
+        stats = {"line-total": n_total} if n_total else {}
+        if kept:
+            stats["line-kept"] = len(kept)
+        stats |= dropped
+        if reason:
+            return reason, stats, split
+        if len(kept) < c4.min_num_sentences and (
+            not by_line or sum(len(split_into_sentences(line, c4.language)) for _, line, _ in kept) < c4.min_num_sentences
+        ):
+            return "too_few_sentences", stats, split
+        new_text = ("\n" if by_line else " ").join(line for _, line, _ in kept).strip()
+        if new_text == text:
+            return None, stats, split
+        if not (by_line and self.splitter.by_line and split.known is not None):
+            return None, stats, _Split(new_text, self.splitter)
+        words, bounds = split.known, _line_word_bounds(text, lines, split.known)
+        new_words = []
+        for index, line, cut in kept:
+            new_words += self.splitter(line) if cut else words[bounds[index] : bounds[index + 1]]
+        return None, stats, _Split(new_text, self.splitter, new_words)
+
+    def _fineweb(self, split: _Split) -> str | None:
+        """FineWebQualityFilter.filter."""
+        fw, text = self.fineweb, split.text
+        lines = [line for line in text.split("\n") if line.strip() != ""]
+        if not lines:
+            return "empty"
+        if self.stop_set is not None:
+            ratio = sum(line[-1] in self.stop_set for line in lines) / len(lines)
+        else:
+            ratio = sum(line.endswith(fw.stop_chars) for line in lines) / len(lines)
+        if ratio < fw.line_punct_thr and not (ratio == 0 and fw.line_punct_exclude_zero):
+            return "line_punct_ratio"
+        if sum(len(line) <= fw.short_line_length for line in lines) / len(lines) > fw.short_line_threshold:
+            return "short_line_ratio"
+        if _duplicates(lines)[1] / (len(text) - text.count("\n")) > fw.char_duplicates_ratio:
+            return "char_dup_ratio"
+        if text.count("\n") / len(split.words) > fw.new_line_ratio:
+            return "list_ratio"
+        return None
+
+    def _repetition(self, split: _Split) -> str | None:
+        """GopherRepetitionFilter.filter, with n-grams hashed."""
+        rep, text = self.repetition, split.text
+        if not text:
+            return "empty"
+        paragraphs = rep.paragraph_exp.split(text.strip())
+        repeats, chars = _duplicates(paragraphs)
+        if rep.dup_para_frac and repeats / len(paragraphs) > rep.dup_para_frac:
+            return "dup_para_frac"
+        if rep.dup_para_char_frac and chars / len(text) > rep.dup_para_char_frac:
+            return "dup_para_char_frac"
+        lines = rep._line_splitter.split(text)
+        repeats, chars = _duplicates(lines)
+        if rep.dup_line_frac and repeats / len(lines) > rep.dup_line_frac:
+            return "dup_line_frac"
+        if rep.dup_line_char_frac and chars / len(text) > rep.dup_line_char_frac:
+            return "dup_line_char_frac"
+        grams = _Grams(split.words)
+        for n, frac in rep.top_n_grams:
+            top = grams.top_duplicate(n)
+            if top is not None and top / len(text) > frac:
+                return f"top_{n}_gram"
+        for n, frac in rep.dup_n_grams:
+            if grams.repeats_over(n, frac, len(text)):
+                return f"duplicated_{n}_n_grams"
+        return None

@@ -1,0 +1,122 @@
+"""Long documents judged by passages: real SEC filings that web heuristics threw away are kept."""
+
+import gzip
+import json
+
+import pytest
+from conftest import SAMPLES
+from datatrove.data import Document
+
+from curation.extractors import PdfExtractor
+from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
+from curation.filters.passages import passage_spans
+from curation.recipe import SOURCE_KINDS
+
+# filings the stock judgment (datatrove's filters on whole documents) dropped, with its reason
+DROPPED_BEFORE = {
+    "EBAY_2023Q1_EARNINGS.pdf": "duplicated_5_n_grams",
+    "JOHNSON_JOHNSON_2023Q1_EARNINGS.pdf": "gopher_below_alpha_threshold",
+    "BESTBUY_2017_10K.pdf": "language",  # a check-box cover page: the whole 10-K scored as Catalan
+}
+
+
+def steps(**passage_options):
+    langs = ["en", "ja"]
+    return [
+        OfflineLanguageFilter(langs),
+        PassageFilter(heuristic_judges("document", langs, {}, passages=True), **passage_options),
+        HeuristicFilter({kind: heuristic_judges(kind, langs, {}) for kind in SOURCE_KINDS}),
+    ]
+
+
+def judged(docs: list[Document], chain: list) -> list[Document]:
+    """The documents through `chain`, as copies (the steps edit text and metadata in place)."""
+    data = iter([Document(d.text, d.id, metadata=dict(d.metadata)) for d in docs])
+    for step in chain:
+        data = step.run(data)
+    return list(data)
+
+
+def filing(kit, name: str) -> Document:
+    text, meta = PdfExtractor().extract((kit / "corpus" / "sec-filings" / name).read_bytes())
+    return Document(text, name, metadata=meta | {"kind": "document", "input": "sec"})
+
+
+@pytest.fixture(scope="module")
+def filings(kit):
+    return {name: filing(kit, name) for name in DROPPED_BEFORE}
+
+
+def test_filings_dropped_by_web_heuristics_are_kept_by_passages(filings):
+    extracted = {name: len(doc.text) for name, doc in filings.items()}
+    kept = {doc.id: doc for doc in judged(list(filings.values()), steps())}
+    assert set(kept) == set(DROPPED_BEFORE)
+    for name, doc in kept.items():
+        info = doc.metadata["passages"]
+        assert info["chars_in"] == extracted[name]
+        assert len(doc.text) >= 0.8 * extracted[name], (name, info)
+        assert doc.metadata["language"] == "en" and doc.metadata["language_mix"]["en"] > 0.9
+        assert len(doc.metadata["passage_offsets"]) == info["kept"] <= info["total"]
+
+
+def test_passage_cuts_are_counted_and_explained(filings):
+    chain = steps()
+    docs = judged(list(filings.values()), chain)
+    stats = chain[1].stats.stats
+    cut_passages = sum(doc.metadata["passages"]["total"] - doc.metadata["passages"]["kept"] for doc in docs)
+    by_reason = {k: v.total for k, v in stats.items() if k.startswith("passages_cut_")}
+    assert sum(by_reason.values()) == cut_passages
+    chars = {k: v.total for k, v in stats.items() if k.startswith("chars_cut_")}
+    assert sum(chars.values()) == sum(sum(d.metadata["passages"]["chars_cut"].values()) for d in docs)
+    assert stats["total"].total == stats["forwarded"].total == len(DROPPED_BEFORE)
+
+
+def test_split_emits_passage_documents_with_their_parent(filings):
+    doc = filings["EBAY_2023Q1_EARNINGS.pdf"]
+    whole = judged([doc], steps())[0]
+    pieces = judged([doc], steps(split=True))
+    assert len(pieces) == whole.metadata["passages"]["kept"] > 1
+    assert {p.metadata["parent_id"] for p in pieces} == {doc.id}
+    assert "\n\n".join(p.text for p in pieces) == whole.text
+
+
+def test_cover_and_signature_pages_are_cut_from_a_kept_filing(filings):
+    """The 10-K's check-box cover page and its signature page are passages to cut, not the filing."""
+    doc = filings["BESTBUY_2017_10K.pdf"]
+    kept = judged([doc], steps())[0]
+    before, after = " ".join(doc.text.split()), " ".join(kept.text.split())  # PDFs use no-break spaces
+    for cut in ("/s/ Hubert Joly Chairman and Chief Executive Officer", "Exact name of registrant"):
+        assert cut in before and cut not in after, cut
+    assert "Comparable sales" in after and len(kept.text) >= 0.8 * len(doc.text)
+
+
+def test_paragraph_passages_for_text_without_pages():
+    """Transcripts and manuals have no pages: runs of paragraphs up to the target size."""
+    text = "\n\n".join(f"Paragraph {i} " + "word " * 100 for i in range(40))
+    spans = passage_spans(text, None, 3000)
+    assert len(spans) > 1 and all(b - a <= 3000 for a, b in spans)
+    assert "\n\n".join(text[a:b] for a, b in spans) == text
+
+
+def test_web_pages_are_judged_whole_with_web_settings(kit):
+    """Junk from a crawl is still dropped: the web kind keeps datatrove's stock judgment."""
+    with gzip.open(kit / "corpus" / "cc-sample.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in f]
+    docs = [Document(r["text"], r["id"], metadata={"kind": "web"}) for r in rows]
+    kept = judged(docs, steps())
+    assert len(kept) < len(rows)
+    assert not any("passages" in d.metadata for d in kept)
+
+
+def test_japanese_manual_pages_are_not_harmed():
+    """Japanese GnuCash pages (with English menu names and commands) stay Japanese and stay in."""
+    from curation.extractors import HtmlExtractor
+
+    pages = sorted((SAMPLES / "finance" / "gnucash" / "ja").glob("*.html"))[:12]
+    docs = []
+    for page in pages:
+        text, _ = HtmlExtractor().extract(page.read_bytes())
+        docs.append(Document(text, page.name, metadata={"kind": "document"}))
+    kept = judged(docs, steps())
+    assert len(kept) >= 11
+    assert all(d.metadata["language"] == "ja" for d in kept)
