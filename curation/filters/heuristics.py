@@ -52,7 +52,9 @@ DOCUMENTATION_C4 = {
     "min_num_sentences": 3,
     "filter_curly_bracket": False,
 }
-DOCUMENTATION_FINEWEB = {"line_punct_thr": 0.05, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1}
+# A document's lines are the extractor's layout (PDF blocks, a page's inline code pulled onto lines
+# of its own), not sentences: the share of lines ending in punctuation says nothing there.
+DOCUMENTATION_FINEWEB = {"line_punct_thr": 0, "short_line_thr": 0.8, "char_duplicates_ratio": 0.1}
 # Legal and reference prose repeats its phrases ("the Participant's PEP Guarantee under this
 # section shall be reduced so that the total value of the benefit payable..."): at Gopher's web
 # thresholds (duplicate 5-grams over 15% of the text) a quarter of the filings' plan and note
@@ -87,13 +89,8 @@ DEFAULT_SETTINGS: dict[str, dict[str, dict[str, dict]]] = {
     },
 }
 # A passage is a page or a few paragraphs of a long document: the whole-document size rules
-# (at least 50 words, 3 sentences) would cut its short closing page, and the share of lines
-# ending in punctuation says nothing on a page of a few layout blocks (a lead-in ending in ":").
-PASSAGE_LIMITS = {
-    "gopher_quality": {"min_doc_words": 20},
-    "c4": {"min_num_sentences": 1},
-    "fineweb": {"line_punct_thr": 0},
-}
+# (at least 50 words, 3 sentences) would cut its short closing page.
+PASSAGE_LIMITS = {"gopher_quality": {"min_doc_words": 20}, "c4": {"min_num_sentences": 1}}
 
 
 def filter_settings(kind: str, language: str, name: str, overrides: dict) -> dict | None:

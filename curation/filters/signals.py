@@ -1,29 +1,33 @@
 """datatrove's four heuristic filters, decided from one word split per document.
 
 datatrove's chain (Gopher quality, C4, FineWeb, Gopher repetition) splits a document into words
-with spaCy twice (before and after C4's line edits) inside memory zones that rebuild every
-lexeme on each call, runs one spaCy call per kept line to count C4's sentences, and builds every
-word n-gram as a string. HeuristicJudge reaches the same decisions, reasons and C4 rewrite with:
+with spaCy twice (before and after C4's line edits) inside memory zones, which rebuild every
+lexeme and keep no tokenization cache; it runs one spaCy call per kept line to count C4's
+sentences, and builds every word n-gram as a string. HeuristicJudge reaches the same decisions,
+reasons and C4 rewrite with:
 
-- one split, on a private copy of datatrove's tokenizer for the language whose spaCy vocabulary
-  persists (up to _MAX_LEXEMES entries; past that, memory zones as datatrove) and which skips the
-  sentencizer (it does not change the words);
-- the rewritten text's words sliced from that split by line: spaCy's rule-based tokenizer splits
-  each run of non-space characters on its own and a line break is always a whitespace token, so
-  a kept line has the same words alone as inside the document. Only a line that lost a citation
-  is split again, or the whole rewritten text for tokenizers that see across lines (Sudachi);
-- sentences counted only when fewer lines are kept than sentences are needed (every kept line
-  has at least one sentence);
+- one split, on a private copy of datatrove's tokenizer for the language whose vocabulary and
+  chunk cache persist (up to _MAX_LEXEMES words; past that, memory zones as datatrove);
+- for spaCy's rule-based tokenizer (English), the split made line by line: it tokenizes each
+  run of non-space characters on its own, and a line break is always a whitespace token that no
+  special case spans, so a line has the same words alone as in the document. Short calls also
+  fill the chunk cache, which spaCy stops filling within a call after its first special case.
+  C4's rewritten text then takes the words of its kept lines; only a line that lost a citation
+  is split again;
+- for Japanese, Sudachi's surfaces directly (what spaCy's Japanese tokenizer makes its tokens
+  of, minus the part-of-speech work), the rewritten text split again (Sudachi sees across lines);
+- C4's sentences counted only when fewer lines are kept than sentences are needed (every kept
+  line has at least one sentence);
 - Gopher quality per distinct word, and n-grams as two 31-bit polynomial hashes of the characters
   datatrove's n-gram strings hold, the greedy duplicate scan run only when the n-grams seen before
   could add up to more than the threshold.
 """
 
-import sys
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from itertools import chain
 
 import numpy as np
 from datatrove.pipeline.filters import (
@@ -33,8 +37,14 @@ from datatrove.pipeline.filters import (
     GopherRepetitionFilter,
 )
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
+from datatrove.utils.japanese_tokenizer import JapaneseTokenizer
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
-from datatrove.utils.word_tokenizers import SpaCyTokenizer, load_tokenizer_assignments, strip_strings
+from datatrove.utils.word_tokenizers import (
+    SpaCyTokenizer,
+    chunk_text_on_bytes,
+    load_tokenizer_assignments,
+    strip_strings,
+)
 from spacy.tokenizer import Tokenizer
 
 FILTER_ORDER = ("gopher_quality", "c4", "fineweb", "gopher_repetition")
@@ -44,8 +54,10 @@ _FILTER_CLASSES = {
     "fineweb": FineWebQualityFilter,
     "gopher_repetition": GopherRepetitionFilter,
 }
-# ~100 bytes each: the words common enough to be worth keeping are in long before this
+# ~100 bytes a word, ~60 a cached chunk: the frequent ones are in long before these
 _MAX_LEXEMES = 500_000
+_MAX_CACHED_CHUNKS = 1_000_000
+_JA_CHUNK_BYTES = 40_000  # SpaCyTokenizer._do_tokenize's pieces of Japanese text
 # two primes below 2**31: products of residues fit in int64, and unlike hashes modulo 2**64,
 # Thue-Morse-like strings do not collide
 _MODULI = (2_147_483_647, 2_147_483_629)
@@ -63,76 +75,77 @@ class Verdict:
 
 
 class _WordSplitter:
-    """datatrove's split_into_words for one language, on a private tokenizer of the same kind.
-
-    Tokens do not depend on the spaCy vocabulary, so it may persist between calls (datatrove's
-    memory zones rebuild each word's lexeme on every call); nor on the sentencizer, switched off.
-    """
+    """datatrove's split_into_words for one language, on a private tokenizer of the same kind."""
 
     def __init__(self, language: str):
         factories = load_tokenizer_assignments()  # what datatrove's load_word_tokenizer builds from
         if language not in factories:
             raise ValueError(f"datatrove has no word tokenizer for {language!r}")
         self.tokenizer = factories[language]()
-        self.nlp = None
-        if isinstance(self.tokenizer, SpaCyTokenizer):
-            self.nlp = self.tokenizer.tokenizer
-            self.nlp.disable_pipe("sentencizer")
-        # words of a line are its words inside the document: see the module docstring
-        self.by_line = self.nlp is not None and isinstance(self.nlp.tokenizer, Tokenizer)
+        self.nlp = self.tokenizer.tokenizer if isinstance(self.tokenizer, SpaCyTokenizer) else None
+        inner = self.nlp.tokenizer if self.nlp is not None else None
+        self.rules = inner if isinstance(inner, Tokenizer) else None
+        self.sudachi = inner.tokenizer if isinstance(inner, JapaneseTokenizer) else None
+        if self.rules is not None:
+            self.rules.max_cache_size = _MAX_CACHED_CHUNKS
 
-    def __call__(self, text: str) -> list[str]:
-        if self.nlp is None:
-            return self.tokenizer.word_tokenize(text)
+    @property
+    def by_line(self) -> bool:
+        """Whether words are split line by line (see the module docstring)."""
+        return self.rules is not None
+
+    def lines(self, lines: list[str]) -> list[list[str]]:
+        """Each line's words (by_line tokenizers): SpaCyTokenizer.word_tokenize, line by line."""
         zone = self.nlp.memory_zone() if len(self.nlp.vocab) > _MAX_LEXEMES else nullcontext()
         with zone:
-            # SpaCyTokenizer.word_tokenize without its memory zone (_do_tokenize chunks Japanese)
-            return strip_strings([token.text for doc in self.tokenizer._do_tokenize(text) for token in doc])
+            return [
+                strip_strings([token.text for token in self.rules(line)]) if line.strip() else []
+                for line in lines
+            ]
+
+    def text(self, text: str) -> list[str]:
+        """A whole text's words (tokenizers that are not by_line)."""
+        if self.sudachi is None:
+            return self.tokenizer.word_tokenize(text)
+        surfaces = []
+        for piece in chunk_text_on_bytes(text, _JA_CHUNK_BYTES):
+            morphemes = [morpheme.surface() for morpheme in self.sudachi.tokenize(piece)]
+            # spaCy's tokens are these surfaces when they tile the text (else it aligns or fails)
+            if "".join(morphemes) != piece:
+                return self.tokenizer.word_tokenize(text)
+            surfaces += morphemes
+        return strip_strings(surfaces)
 
 
 @cache
 def _splitter(language: str) -> _WordSplitter:
-    """One per language and process, shared by judges (the vocabulary is the memory)."""
+    """One per language and process, shared by judges (its vocabulary and cache are the memory)."""
     return _WordSplitter(language)
 
 
 class _Split:
-    """A text and its words, split on first use unless given."""
+    """A text and its words, split on first use (line by line for by_line tokenizers)."""
 
-    def __init__(self, text: str, splitter: _WordSplitter, words: list[str] | None = None):
+    def __init__(self, text: str, splitter: _WordSplitter, line_words: list[list[str]] | None = None):
         self.text = text
         self.splitter = splitter
-        self.known = words
+        self.line_words = line_words  # by_line: the words of each line (given, or of `lines`)
 
-    @property
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    @cached_property
     def words(self) -> list[str]:
-        if self.known is None:
-            self.known = self.splitter(self.text)
-        return self.known
-
-
-@cache
-def _whitespace() -> np.ndarray:
-    """str.isspace of every code point: where str.split and spaCy end words."""
-    table = np.zeros(sys.maxunicode + 1, dtype=bool)
-    table[[c for c in range(sys.maxunicode + 1) if chr(c).isspace()]] = True
-    return table
+        if not self.splitter.by_line:
+            return self.splitter.text(self.text)
+        if self.line_words is None:
+            self.line_words = self.splitter.lines(self.lines)
+        return list(chain.from_iterable(self.line_words))
 
 
 def _codes(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-
-def _line_word_bounds(text: str, lines: list[str], words: list[str]) -> list[int]:
-    """Index of the first word of each line in the document's words (and the word count last).
-
-    Words tile the non-space characters in order, so a line's words are those ending within its
-    share of them.
-    """
-    solid = np.cumsum(~_whitespace()[_codes(text)])
-    line_solid = solid[np.cumsum([len(line) for line in lines]) - 1]
-    word_ends = np.cumsum(np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
-    return [0, *np.searchsorted(word_ends, line_solid, side="right").tolist()]
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:
@@ -281,12 +294,16 @@ class HeuristicJudge:
             return "gopher_above_avg_threshold"
         if q.max_symbol_word_ratio and text.count("#") / n_words > q.max_symbol_word_ratio:
             return "gopher_too_many_hashes"
-        if q.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > q.max_symbol_word_ratio:
+        if (
+            q.max_symbol_word_ratio
+            and (text.count("...") + text.count("…")) / n_words > q.max_symbol_word_ratio
+        ):
             return "gopher_too_many_ellipsis"
-        lines = text.splitlines()
+        lines = split.lines
         if (
             q.max_bullet_lines_ratio
-            and sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines) > q.max_bullet_lines_ratio
+            and sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines)
+            > q.max_bullet_lines_ratio
         ):
             return "gopher_too_many_bullets"
         if (
@@ -311,8 +328,7 @@ class HeuristicJudge:
         """
         c4, text = self.c4, split.text
         by_line = c4.split_paragraph
-        # with line ends kept (stripped below) the lines carry their offsets for slicing words
-        lines = text.splitlines(keepends=True) if by_line else split_into_sentences(text, c4.language)
+        lines = split.lines if by_line else split_into_sentences(text, c4.language)
         lower = text.lower()
         cited = c4.remove_citations and CITATION_REGEX.search(text) is not None
         long_words = c4.max_word_length != -1 and max(map(len, text.split()), default=0) > c4.max_word_length
@@ -334,7 +350,9 @@ class HeuristicJudge:
             if cited:
                 uncited = CITATION_REGEX.sub("", line)
                 line, cut = uncited, len(uncited) != len(line)
-            if c4.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
+            if c4.filter_no_terminal_punct and (
+                not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)
+            ):
                 dropped["line-filter-no_terminal_punc"] += 1
                 continue
             if len(words) < c4.min_words_per_line:
@@ -362,19 +380,19 @@ class HeuristicJudge:
         if reason:
             return reason, stats, split
         if len(kept) < c4.min_num_sentences and (
-            not by_line or sum(len(split_into_sentences(line, c4.language)) for _, line, _ in kept) < c4.min_num_sentences
+            not by_line
+            or sum(len(split_into_sentences(line, c4.language)) for _, line, _ in kept) < c4.min_num_sentences
         ):
             return "too_few_sentences", stats, split
         new_text = ("\n" if by_line else " ").join(line for _, line, _ in kept).strip()
         if new_text == text:
             return None, stats, split
-        if not (by_line and self.splitter.by_line and split.known is not None):
+        if not by_line or split.line_words is None:
             return None, stats, _Split(new_text, self.splitter)
-        words, bounds = split.known, _line_word_bounds(text, lines, split.known)
-        new_words = []
-        for index, line, cut in kept:
-            new_words += self.splitter(line) if cut else words[bounds[index] : bounds[index + 1]]
-        return None, stats, _Split(new_text, self.splitter, new_words)
+        line_words = [
+            self.splitter.lines([line])[0] if cut else split.line_words[index] for index, line, cut in kept
+        ]
+        return None, stats, _Split(new_text, self.splitter, line_words)
 
     def _fineweb(self, split: _Split) -> str | None:
         """FineWebQualityFilter.filter."""
