@@ -80,12 +80,18 @@ def test_split_emits_passage_documents_with_their_parent(filings):
     assert "\n\n".join(p.text for p in pieces) == whole.text
 
 
-def test_cover_and_signature_pages_are_cut_from_a_kept_filing(filings):
-    """The 10-K's check-box cover page and its signature page are passages to cut, not the filing."""
+def test_cover_contents_and_signature_pages_are_cut_from_a_kept_filing(filings):
+    """The 10-K's check-box cover page, its table of contents and its signature page are passages
+    to cut, not reasons to drop the filing."""
     doc = filings["BESTBUY_2017_10K.pdf"]
     kept = judged([doc], steps())[0]
     before, after = " ".join(doc.text.split()), " ".join(kept.text.split())  # PDFs use no-break spaces
-    for cut in ("/s/ Hubert Joly Chairman and Chief Executive Officer", "Exact name of registrant"):
+    cuts = (
+        "/s/ Hubert Joly Chairman and Chief Executive Officer",
+        "Exact name of registrant",
+        "Risk Factors. | 7",
+    )
+    for cut in cuts:
         assert cut in before and cut not in after, cut
     assert "Comparable sales" in after and len(kept.text) >= 0.8 * len(doc.text)
 

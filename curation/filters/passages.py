@@ -19,8 +19,11 @@ from curation.filters.signals import HeuristicJudge
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _LINE_BREAK = re.compile(r"\n")
 _DIGITS = re.compile(r"\d+")
+# a contents line: a title, then a page number (after a cell separator or dot leaders)
+_CONTENTS_LINE = re.compile(r"^(?=.*[^\W\d_]{3})[^|]*(?:\|[^|]*)*?(?:\||\.{3,}|\s{2,})\s*\d{1,3}\s*$")
 MIN_BOILERPLATE_CHARS = 20  # shorter repeated paragraphs ("Yes", "None") are not worth a rule
 TABLE_SHARE = 0.5  # a passage that is mostly table is data: kept (unless repeated)
+MIN_CONTENTS_LINES = 5
 
 
 def _signature(text: str) -> str:
@@ -63,6 +66,13 @@ def passage_spans(text: str, pages: list[int] | None, target_chars: int) -> list
         else:
             spans.append((a, b))
     return spans
+
+
+def _is_contents(text: str) -> bool:
+    """A table of contents (titles with page numbers), as a table or as dot leaders."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    hits = sum(bool(_CONTENTS_LINE.match(line)) for line in lines)
+    return hits >= MIN_CONTENTS_LINES and hits >= 0.5 * len(lines)
 
 
 def _prose(text: str, pieces: list[tuple[int, int]], tables: list[tuple[int, int]]) -> str:
@@ -149,7 +159,9 @@ class PassageFilter(BaseFilter):
                     first_seen.add(sig)
             prose = _prose(text, [(a, b) for a, b in p.paragraphs if (a, b) not in p.dropped], p.tables)
             in_tables = sum(min(e, p.end) - max(s, p.start) for s, e in p.tables)
-            if in_tables < TABLE_SHARE * (p.end - p.start):
+            if _is_contents(text[p.start : p.end]):
+                p.reason = "table_of_contents"
+            elif in_tables < TABLE_SHARE * (p.end - p.start):
                 p.reason = judge.judge(prose).reason if prose else "empty"
             if p.reason is None:
                 kept_passages.add(whole)

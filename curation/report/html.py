@@ -7,6 +7,7 @@ import gzip
 import html
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def _table_example(kept: list[dict]) -> str:
     """One table as the PDF extractor wrote it (rows in reading order), so its shape can be checked."""
     for doc in kept:
         for start, end in doc["metadata"].get("tables") or []:
-            if end - start > 200:
+            rows = doc["text"][start:end].splitlines()
+            figures = sum(len(re.findall(r"\| \$?\(?[\d,.]+\)?%?(?= \||$)", row)) >= 2 for row in rows)
+            if len(rows) >= 5 and figures >= 0.6 * len(rows):
                 source = html.escape(str(doc["metadata"].get("source", doc["id"])))
                 return (
                     f"<h2>A table as extracted</h2><p>From <b>{source}</b>: rows in reading order,"
