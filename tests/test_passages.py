@@ -109,9 +109,12 @@ def test_web_pages_are_judged_whole_with_web_settings(kit):
     with gzip.open(kit / "corpus" / "cc-sample.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]
     docs = [Document(r["text"], r["id"], metadata={"kind": "web"}) for r in rows]
-    kept = judged(docs, steps())
-    assert len(kept) < len(rows)
-    assert not any("passages" in d.metadata for d in kept)
+    kept = {d.id for d in judged(docs, steps())}
+    # a booking calendar, a keyword landing page, a list of truncated headlines
+    junk = ["eeme.ucd.ie/mrbs", "convertvideotomp4.com", "cempaka-tourist.blogspot.com/2017/07/aborigines"]
+    for page in junk:
+        assert not any(page in doc_id for doc_id in kept), page
+    assert 0.4 * len(rows) < len(kept) < len(rows)
 
 
 def test_japanese_manual_pages_are_not_harmed():
