@@ -129,3 +129,11 @@ def test_japanese_manual_pages_are_not_harmed():
     kept = judged(docs, steps())
     assert len(kept) >= 11
     assert all(d.metadata["language"] == "ja" for d in kept)
+
+
+def test_contents_lines_are_titles_with_page_numbers_not_rows_of_figures():
+    from curation.filters.passages import _is_contents_line
+
+    contents = ["Item 1A. | Risk Factors. | 7", "PART II | 22", "Risk Factors ........ 17"]
+    figures = ["California | 118 | 18 | 28", "Total assets | $290,479 | $231,839", "2023 | 2022 | 12"]
+    assert all(map(_is_contents_line, contents)) and not any(map(_is_contents_line, figures))

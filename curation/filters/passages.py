@@ -19,8 +19,10 @@ from curation.filters.signals import HeuristicJudge
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _LINE_BREAK = re.compile(r"\n")
 _DIGITS = re.compile(r"\d+")
-# a contents line: a title, then a page number (after a cell separator or dot leaders)
-_CONTENTS_LINE = re.compile(r"^(?=.*[^\W\d_]{3})[^|]*(?:\|[^|]*)*?(?:\||\.{3,}|\s{2,})\s*\d{1,3}\s*$")
+# a contents line ends in a page number after a cell separator, dot leaders or a wide gap
+_PAGE_NUMBER_END = re.compile(r"(?:\||\.{3,}|\s{2,})\s*\d{1,3}\s*$")
+_WORD = re.compile(r"[^\W\d_]{3}")
+_FIGURE = re.compile(r"^[\s\d,.$()%\u2014-]+$")
 MIN_BOILERPLATE_CHARS = 20  # shorter repeated paragraphs ("Yes", "None") are not worth a rule
 TABLE_SHARE = 0.5  # a passage that is mostly table is data: kept (unless repeated)
 MIN_CONTENTS_LINES = 5
@@ -68,10 +70,18 @@ def passage_spans(text: str, pages: list[int] | None, target_chars: int) -> list
     return spans
 
 
+def _is_contents_line(line: str) -> bool:
+    """A title and a page number; a row of figures ("California | 118 | 18 | 28") is not one."""
+    end = _PAGE_NUMBER_END.search(line)
+    if end is None or not _WORD.search(line[: end.start()]):
+        return False
+    return not any(_FIGURE.match(cell) for cell in line[: end.start()].split("|"))
+
+
 def _is_contents(text: str) -> bool:
     """A table of contents (titles with page numbers), as a table or as dot leaders."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    hits = sum(bool(_CONTENTS_LINE.match(line)) for line in lines)
+    hits = sum(_is_contents_line(line) for line in lines)
     return hits >= MIN_CONTENTS_LINES and hits >= 0.5 * len(lines)
 
 
