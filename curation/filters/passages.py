@@ -171,8 +171,10 @@ class PassageFilter(BaseFilter):
             in_tables = sum(min(e, p.end) - max(s, p.start) for s, e in p.tables)
             if _is_contents(text[p.start : p.end]):
                 p.reason = "table_of_contents"
-            elif in_tables < TABLE_SHARE * (p.end - p.start):
-                p.reason = judge.judge(prose).reason if prose else "empty"
+            elif prose and in_tables < TABLE_SHARE * (p.end - p.start):
+                p.reason = judge.judge(prose).reason
+            elif not prose and not p.tables:  # every paragraph of it is boilerplate seen before
+                p.reason = "repeated_boilerplate"
             if p.reason is None:
                 kept_passages.add(whole)
 
