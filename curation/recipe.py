@@ -373,15 +373,16 @@ class Recipe(Strict):
 
     @field_validator("filters", mode="before")
     @classmethod
-    def _known_filters(cls, value: dict) -> dict:
-        for kind, per_language in (value or {}).items():
+    def _known_filters(cls, value: Any) -> Any:
+        """Kinds and filter names are checked here; wrong types are left to the field's own check."""
+        for kind, per_language in value.items() if isinstance(value, dict) else ():
             if kind not in SOURCE_KINDS:
                 raise ValueError(
                     f"unknown source kind `{kind}`: filters are keyed by kind ({', '.join(SOURCE_KINDS)}),"
                     " then language, then filter, e.g. filters: {document: {en: {c4: false}}}"
                 )
-            for lang, per_filter in (per_language or {}).items():
-                for fname in per_filter or {}:
+            for lang, per_filter in per_language.items() if isinstance(per_language, dict) else ():
+                for fname in per_filter if isinstance(per_filter, dict) else ():
                     if fname not in HEURISTIC_FILTERS:
                         raise ValueError(
                             f"unknown filter `{fname}` under `{kind}.{lang}`; "
