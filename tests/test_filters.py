@@ -1,7 +1,5 @@
 """Language ID offline, and heuristic filters that keep real Japanese text."""
 
-from functools import cache
-
 import pytest
 from conftest import SAMPLES
 from datatrove.data import Document
@@ -12,23 +10,16 @@ from curation.filters import HeuristicFilter, OfflineLanguageFilter, heuristic_j
 from curation.filters.heuristics import filter_settings
 
 
-@cache
-def _japanese_texts() -> tuple[tuple[str, str], ...]:
-    """Extracted once per process: trafilatura's `deduplicate` remembers text it has seen, so the
-    third extraction of the same page comes back empty."""
+def japanese_pages(n: int = 6) -> list[Document]:
     pages = sorted((SAMPLES / "finance" / "gnucash" / "ja").glob("*.html"))
-    texts = []
+    docs = []
     for page in pages:
         text, _ = HtmlExtractor().extract(page.read_bytes())
         if len(text) > 1500:
-            texts.append((page.name, text))
-        if len(texts) == 6:
+            docs.append(Document(text, page.name, metadata={"language": "ja"}))
+        if len(docs) == n:
             break
-    return tuple(texts)
-
-
-def japanese_pages(n: int = 6) -> list[Document]:
-    return [Document(text, name, metadata={"language": "ja"}) for name, text in _japanese_texts()[:n]]
+    return docs
 
 
 def test_language_id_offline_labels_en_and_ja():

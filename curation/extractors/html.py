@@ -7,6 +7,7 @@ from html import unescape
 import trafilatura
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.html import HTMLTree
+from trafilatura.deduplication import LRU_TEST
 from trafilatura.utils import decode_file
 
 from curation.extractors.base import Extractor, Rejected
@@ -49,7 +50,11 @@ class HtmlExtractor(Extractor):
             text = extract_plain_text(tree, main_content=True)
             title = tree.title
         else:
-            # datatrove's settings; trafilatura's metadata extraction would double the time for a title
+            # datatrove's settings; trafilatura's metadata extraction would double the time for a title.
+            # `deduplicate` counts text in a process-wide cache: cleared per page, it drops what
+            # repeats within the page, and the output no longer depends on the pages the worker
+            # saw before (the third extraction of one page used to come back empty)
+            LRU_TEST.clear()
             text = (
                 trafilatura.extract(html, favor_precision=True, include_comments=False, deduplicate=True)
                 or ""
