@@ -137,3 +137,26 @@ def test_contents_lines_are_titles_with_page_numbers_not_rows_of_figures():
     contents = ["Item 1A. | Risk Factors. | 7", "PART II | 22", "Risk Factors ........ 17"]
     figures = ["California | 118 | 18 | 28", "Total assets | $290,479 | $231,839", "2023 | 2022 | 12"]
     assert all(map(_is_contents_line, contents)) and not any(map(_is_contents_line, figures))
+
+
+def test_keep_rate_counts_passage_documents_with_their_parent(tmp_path):
+    """With `passages.split`, a filing leaves as many documents; the report still counts one filing."""
+    from curation.report.stats import input_keep_rates
+
+    def write(folder, docs):
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "0.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps(d) + "\n" for d in docs)
+
+    meta = {"input": "sec", "kind": "document", "parent_id": "f.pdf", "passages": {"chars_in": 1000}}
+    write(
+        tmp_path / "docs" / "domain" / "train",
+        [{"id": f"f.pdf#{k}", "text": "x" * 300, "metadata": meta} for k in range(3)],
+    )
+    near = meta | {"rejected_reason": "near_duplicate"}
+    write(tmp_path / "rejected" / "minhash_dedup", [{"id": "f.pdf#3", "text": "x" * 100, "metadata": near}])
+    cut = {"input": "sec", "parent_id": "f.pdf", "rejected_reason": "table_of_contents"}
+    write(tmp_path / "rejected" / "passages_cut", [{"id": "f.pdf#4", "text": "y" * 50, "metadata": cut}])
+    row = input_keep_rates(tmp_path)["sec"]
+    assert (row["documents"], row["kept"], row["dropped"]) == (1, 1, {})
+    assert (row["chars_extracted"], row["chars_kept"], row["kept_80pct"]) == (1000, 900, 1)

@@ -139,42 +139,56 @@ def _records(folder: Path):
 def input_keep_rates(root: Path) -> dict:
     """Per input: documents kept and dropped (by reason) over the whole run, and characters kept.
 
-    A document's extracted characters are its length before passages were cut (`passages.chars_in`);
-    `kept_80pct` counts documents that kept at least 80% of theirs (a dropped one kept none).
+    Passage-documents (`passages.split`) count with their parent: a document is kept when any of
+    its passages is. A document's extracted characters are its length before passages were cut
+    (`passages.chars_in`); `kept_80pct` counts documents that kept at least 80% of theirs.
     """
-    rows: dict = defaultdict(lambda: {"kind": None, "documents": 0, "kept": 0, "dropped": Counter()})
-    chars: dict = defaultdict(lambda: [0, 0])  # (input, document id) -> [extracted, kept]
-    for doc in _records(root / "docs"):
+    docs: dict = defaultdict(
+        lambda: {"kind": None, "extracted": 0, "kept": 0, "whole": False, "reasons": Counter()}
+    )
+
+    def record(doc: dict, reason: str | None) -> None:
         meta = doc["metadata"]
-        key = (meta.get("input", "?"), meta.get("parent_id", doc["id"]))
-        extracted = meta.get("passages", {}).get("chars_in", len(doc["text"]))
-        chars[key][0] = max(chars[key][0], extracted)
-        chars[key][1] += len(doc["text"])
-        rows[key[0]]["kind"] = meta.get("kind")
-    for key in chars:
-        rows[key[0]]["kept"] += 1
+        row = docs[(meta.get("input", "?"), meta.get("parent_id", doc["id"]))]
+        row["kind"] = row["kind"] or meta.get("kind")
+        extracted = meta.get("passages", {}).get("chars_in", len(doc.get("text", "")))
+        row["extracted"] = max(row["extracted"], extracted)
+        if reason is None:
+            row["kept"] += len(doc["text"])
+            row["whole"] = True
+        else:
+            row["reasons"][reason] += 1
+
+    for doc in _records(root / "docs"):
+        record(doc, None)
     for step in sorted(p for p in (root / "rejected").glob("*") if p.is_dir() and p.name != "passages_cut"):
         for doc in _records(step):
-            meta = doc["metadata"]
-            row = rows[meta.get("input", "?")]
-            row["kind"] = row["kind"] or meta.get("kind")
-            row["dropped"][meta.get("rejected_reason", "?")] += 1
-            extracted = meta.get("passages", {}).get("chars_in", len(doc.get("text", "")))
-            chars[(meta.get("input", "?"), doc["id"])][0] += extracted
-    out = {}
-    for name, row in sorted(rows.items()):
-        mine = [v for (inp, _), v in chars.items() if inp == name]
-        extracted, kept = sum(v[0] for v in mine), sum(v[1] for v in mine)
-        out[name] = {
+            record(doc, doc["metadata"].get("rejected_reason", "?"))
+    rows: dict = defaultdict(lambda: {"kind": None, "documents": 0, "kept": 0, "dropped": Counter()})
+    totals: dict = defaultdict(lambda: [0, 0, 0])  # chars extracted, chars kept, documents keeping 80%
+    for (name, _), doc in docs.items():
+        row, total = rows[name], totals[name]
+        row["kind"] = row["kind"] or doc["kind"]
+        row["documents"] += 1
+        if doc["whole"]:
+            row["kept"] += 1
+        else:
+            row["dropped"][doc["reasons"].most_common(1)[0][0]] += 1
+        total[0] += doc["extracted"]
+        total[1] += doc["kept"]
+        total[2] += bool(doc["extracted"]) and doc["kept"] >= 0.8 * doc["extracted"]
+    return {
+        name: {
             "kind": row["kind"],
-            "documents": row["kept"] + sum(row["dropped"].values()),
+            "documents": row["documents"],
             "kept": row["kept"],
             "dropped": dict(row["dropped"].most_common()),
-            "chars_extracted": extracted,
-            "chars_kept": kept,
-            "kept_80pct": sum(1 for v in mine if v[0] and v[1] >= 0.8 * v[0]),
+            "chars_extracted": totals[name][0],
+            "chars_kept": totals[name][1],
+            "kept_80pct": totals[name][2],
         }
-    return out
+        for name, row in sorted(rows.items())
+    }
 
 
 def collect(root: Path, stage_names: list[str]) -> dict:
