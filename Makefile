@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup corpus select train eval audit test lint bench clean
+.PHONY: setup corpus select model train eval audit test lint bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ corpus: $(STAMP)
 
 select: $(STAMP)
 	$(PY) -m curation select $(RECIPE)
+
+# a `gguf:` model converted once to out/models/<name>/ (make train does it too when needed)
+model: $(STAMP)
+	$(PY) -m training model $(RECIPE)
 
 # one process per GPU; on a CPU-only machine one process using every core (FSDP over gloo on CPU
 # is for correctness, not speed). NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT pass through.

@@ -1,4 +1,7 @@
-"""`torchrun --nproc-per-node N -m training RECIPE`: continual pretraining on the corpus shards."""
+"""`torchrun --nproc-per-node N -m training RECIPE`: continual pretraining on the corpus shards.
+
+`python -m training model RECIPE` only converts the recipe's `gguf:` model (training does it too).
+"""
 
 import json
 import os
@@ -12,6 +15,7 @@ from curation.recipe import RecipeError
 from training.config import load_train_config
 from training.data import DataError
 from training.model import TokenizerMismatch
+from training.model_import import resolve_model
 
 
 def summary(run) -> None:
@@ -45,9 +49,45 @@ def ready_selections(run) -> list[str]:
     return ready
 
 
+def with_model_folder(run):
+    """The run with a `gguf:` model replaced by its converted folder (rank 0 converts, once)."""
+    if run.train.model is None:
+        return run
+    shared: list = [None]
+    if int(os.environ.get("RANK", 0)) == 0:
+        try:
+            shared[0] = resolve_model(run.train.model, run.output_dir)
+        except FileNotFoundError as e:  # every rank must learn of it, or the others wait forever
+            shared[0] = e
+    if dist.is_initialized():
+        dist.broadcast_object_list(shared, src=0)
+    if isinstance(shared[0], FileNotFoundError):
+        raise shared[0]
+    return run.model_copy(update={"train": run.train.model_copy(update={"model": shared[0]})})
+
+
+def convert(path: str) -> int:
+    """`python -m training model RECIPE`: the model folder training will start from."""
+    run = load_train_config(path)
+    if run.train.model is None:
+        print(f"{path}: train.init builds a model from scratch: nothing to convert")
+        return 0
+    print(f"{run.train.model} -> {with_model_folder(run).train.model}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "model":
+        try:
+            return convert(argv[1])
+        except (RecipeError, FileNotFoundError) as e:
+            print(e, file=sys.stderr)
+            return 2
     if len(argv) != 1:
-        print("usage: torchrun --nproc-per-node N -m training RECIPE", file=sys.stderr)
+        print(
+            "usage: torchrun --nproc-per-node N -m training RECIPE | python -m training model RECIPE",
+            file=sys.stderr,
+        )
         return 2
     try:
         run = load_train_config(argv[0])
@@ -64,6 +104,12 @@ def main(argv: list[str]) -> int:
     dist.init_process_group(backend, timeout=timedelta(minutes=30))
     from training.trainer import Trainer, TrainingStopped
 
+    try:
+        run = with_model_folder(run)
+    except FileNotFoundError as e:
+        print(f"{argv[0]}: train.model: {e}", file=sys.stderr)
+        dist.destroy_process_group()
+        return 2
     ready = ready_selections(run)
     try:
         Trainer(run).train()

@@ -43,7 +43,7 @@ class Stage(Strict):
 
 
 class TrainConfig(Strict):
-    model: str | None = None  # hub id or local folder (AutoModelForCausalLM)
+    model: str | None = None  # hub id, local folder, or gguf:<path> / gguf:<package>/<file>
     init: dict[str, Any] | None = None  # LlamaConfig arguments for a model built from scratch
     seq_len: int = Field(256, ge=8)
     micro_batch: int = Field(8, ge=1)  # sequences per process per forward

