@@ -282,3 +282,22 @@ def test_shard_digest_tells_same_sized_corpora_apart(corpus_run, tmp_path):
     first.write_bytes(bytes(data))
     assert len(TokenShards(copy)) == len(TokenShards(shards))
     assert TokenShards(copy).digest() != TokenShards(shards).digest()
+
+
+def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
+    """`train.model: gguf:...` in 2 processes: rank 0 converts the file, every rank trains from it."""
+    from test_model_import import write_gguf
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus_run["root"] / "tokenizer")
+    config = LlamaConfig(vocab_size=len(tokenizer), **TINY["init"], tie_word_embeddings=False)
+    torch.manual_seed(0)
+    path = tmp_path / "corpus-llama.gguf"
+    write_gguf(LlamaForCausalLM(config), tokenizer, path)
+    stage = TINY["stages"][1] | {"steps": 4}
+    recipe = train_recipe(corpus_run, "train-gguf", init=None, model=f"gguf:{path}", stages=[stage])
+    result = torchrun(recipe, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = corpus_run["work"] / "out"
+    assert (out / "models" / "corpus-llama" / "source.json").is_file()
+    assert (out / "train-gguf" / "train" / "hf" / "cpt" / "config.json").is_file()
