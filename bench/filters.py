@@ -1,7 +1,7 @@
 """Heuristic filters benchmark: HeuristicJudge against datatrove's four filters chained.
 
 Writes bench/results/filters.json: per settings (datatrove's stock defaults, the project's
-documentation settings) and language, documents, MB, seconds, docs/s and MB/s of both, the speed
+web and documentation settings) and language, documents, MB, seconds, docs/s and MB/s of both, the speed
 ratio, the agreement rate and every disagreement. Not a test: numbers depend on the machine; read
 the ratios. Extracted texts are cached under out/bench-cache/.
   python bench/filters.py [--transcripts N] [--sec-filings N]
@@ -44,6 +44,7 @@ DATATROVE = {
 }
 SETTINGS = {
     "stock": lambda language: {name: {} for name in FILTER_ORDER},
+    "web": lambda language: {name: DEFAULT_SETTINGS["web"][language].get(name, {}) for name in FILTER_ORDER},
     "documentation": lambda language: {
         name: DEFAULT_SETTINGS["document"][language].get(name, {}) for name in FILTER_ORDER
     },

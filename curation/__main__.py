@@ -50,9 +50,9 @@ def summary(console: Console, recipe, seconds: float) -> None:
     for col in ("input", "kind", "kept", "characters kept", "top drop reasons"):
         inputs.add_column(col, justify="right" if col in ("kept", "characters kept") else "left")
     for name, row in stats.get("inputs", {}).items():
-        share = row["chars_kept"] / row["chars_extracted"] if row["chars_extracted"] else 0
         top = ", ".join(f"{k} {v}" for k, v in list(row["dropped"].items())[:3])
-        inputs.add_row(name, row["kind"], f"{row['kept']}/{row['documents']}", f"{share:.0%}", top)
+        share = f"{row['chars_kept_share']:.0%}"
+        inputs.add_row(name, row["kind"], f"{row['kept']}/{row['documents']}", share, top)
     console.print(inputs)
     read = sum(s["kept"] for s in stats["steps"] if s["kind"] == "reader" and s["stage"] == "extract")
     dropped = sum(sum(s["dropped"].values()) for s in stats["steps"])

@@ -84,9 +84,9 @@ class NormaliseConfig(Strict):
 
 
 class LanguageConfig(Strict):
-    """`web` documents are identified whole and need `threshold`; `document` ones are identified
-    passage by passage (passages under `passage_threshold`, such as code or tables, do not vote)
-    and are kept when their main language, by share of letters, is kept."""
+    """`web` documents are identified whole and need `threshold`; `document` ones line by line
+    (lines under `passage_threshold`, such as code or table rows, do not vote) and are kept when
+    their main language, by share of letters, is kept."""
 
     keep: list[str] = ["en"]
     threshold: float = Field(0.65, ge=0, le=1)

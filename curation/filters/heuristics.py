@@ -9,22 +9,9 @@ DEFAULT_SETTINGS holds datatrove keyword arguments per kind and language; the re
 import inspect
 
 from datatrove.data import Document
-from datatrove.pipeline.filters import (
-    C4QualityFilter,
-    FineWebQualityFilter,
-    GopherQualityFilter,
-    GopherRepetitionFilter,
-)
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.filters.signals import FILTER_ORDER, HeuristicJudge
-
-FILTER_CLASSES: dict[str, type[BaseFilter]] = {
-    "gopher_repetition": GopherRepetitionFilter,
-    "gopher_quality": GopherQualityFilter,
-    "c4": C4QualityFilter,
-    "fineweb": FineWebQualityFilter,
-}
+from curation.filters.signals import FILTER_CLASSES, FILTER_ORDER, HeuristicJudge
 
 JA_STOP_WORDS = ["の", "に", "は", "を", "た", "が", "で", "て", "と", "し", "れ", "さ", "も", "な"]
 JA_GOPHER_QUALITY = {

@@ -71,18 +71,17 @@ class OfflineLanguageFilter(LanguageFilter):
 
     def _by_lines(self, doc: Document) -> bool:
         """Sets the language from voting lines; False when no line could vote."""
-        lines = [
-            line for line in doc.text.splitlines() if len(_NOT_LETTERS.sub("", line)) >= MIN_VOTING_LETTERS
-        ]
-        if not lines:
+        counted = [(line, len(_NOT_LETTERS.sub("", line))) for line in doc.text.splitlines()]
+        voters = [(line, n) for line, n in counted if n >= MIN_VOTING_LETTERS]
+        if not voters:
             return False
-        labels, scores = self.model.model.predict(lines, k=1)
+        labels, scores = self.model.model.predict([line for line, _ in voters], k=1)
         letters: dict[str, int] = defaultdict(int)
         weighted: dict[str, float] = defaultdict(float)
-        for line, label, score in zip(lines, labels, scores):
+        for (_, n), label, score in zip(voters, labels, scores):
             if score[0] < self.passage_threshold:
                 continue
-            lang, n = label[0].removeprefix("__label__"), len(_NOT_LETTERS.sub("", line))
+            lang = label[0].removeprefix("__label__")
             letters[lang] += n
             weighted[lang] += n * float(score[0])
         if not letters:

@@ -48,7 +48,7 @@ from datatrove.utils.word_tokenizers import (
 from spacy.tokenizer import Tokenizer
 
 FILTER_ORDER = ("gopher_quality", "c4", "fineweb", "gopher_repetition")
-_FILTER_CLASSES = {
+FILTER_CLASSES = {
     "gopher_quality": GopherQualityFilter,
     "c4": C4QualityFilter,
     "fineweb": FineWebQualityFilter,
@@ -245,7 +245,7 @@ class HeuristicJudge:
             kwargs = {"language": language} | settings[name]
             if kwargs["language"] != language:
                 raise ValueError(f"{name}: language {kwargs['language']!r} in the settings of {language!r}")
-            filters[name] = _FILTER_CLASSES[name](**kwargs)
+            filters[name] = FILTER_CLASSES[name](**kwargs)
         self.quality: GopherQualityFilter | None = filters.get("gopher_quality")
         self.c4: C4QualityFilter | None = filters.get("c4")
         self.fineweb: FineWebQualityFilter | None = filters.get("fineweb")

@@ -100,7 +100,6 @@ def _inputs(stats: dict) -> str:
     rows = []
     for name, row in stats.get("inputs", {}).items():
         top = ", ".join(f"{html.escape(k)}: {v}" for k, v in list(row["dropped"].items())[:4])
-        share = row["chars_kept"] / row["chars_extracted"] if row["chars_extracted"] else 0
         rows.append(
             [
                 html.escape(name),
@@ -108,7 +107,7 @@ def _inputs(stats: dict) -> str:
                 row["documents"],
                 row["kept"],
                 f"{row['kept'] / max(1, row['documents']):.0%}",
-                f"{share:.0%}",
+                f"{row['chars_kept_share']:.0%}",
                 row["kept_80pct"],
                 top,
             ]

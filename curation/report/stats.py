@@ -185,6 +185,7 @@ def input_keep_rates(root: Path) -> dict:
             "dropped": dict(row["dropped"].most_common()),
             "chars_extracted": totals[name][0],
             "chars_kept": totals[name][1],
+            "chars_kept_share": round(totals[name][1] / totals[name][0], 4) if totals[name][0] else 0.0,
             "kept_80pct": totals[name][2],
         }
         for name, row in sorted(rows.items())
