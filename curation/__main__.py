@@ -149,9 +149,19 @@ def print_grading(console: Console, result: dict) -> None:
     console.print(table)
     if status.get("failed"):
         console.print(f"[yellow]{status['failed']} failed (not cached): run again to retry them[/yellow]")
-    if result["grade_mass"] is not None and result["grade_mass"] < 0.5:
+    health = result["health"]
+    if health["grade_mass"] is not None:
         console.print(
-            f"[yellow]the local grader puts {result['grade_mass']:.1%} of its next-token probability on "
+            f"grader health: {health['grade_mass']:.1%} of the next-token probability on the digits"
+        )
+    if health["parse_rate"] is not None:
+        console.print(
+            f"grader health: {health['replies_parsed']} of {health['replies_checked']} free replies "
+            f"({health['parse_rate']:.0%}) parse strictly as `Grade: N`"
+        )
+    if health["grade_mass"] is not None and health["grade_mass"] < 0.5:
+        console.print(
+            f"[yellow]the local grader puts {health['grade_mass']:.1%} of its next-token probability on "
             "the grade digits: it does not follow the rubric's format, so its grades say little[/yellow]"
         )
     console.print(f"grades: {result['path']}")

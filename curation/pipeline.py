@@ -105,7 +105,7 @@ class CorpusPipeline:
         for src in self.recipe.inputs:
             path = Path(src.path)
             folder, pattern = (str(path), src.glob) if path.is_dir() else (str(path.parent), path.name)
-            meta = {"input": src.label, "kind": src.kind}
+            meta = {"input": src.label, "kind": src.kind} | ({"corpus": src.corpus} if src.corpus else {})
             if src.format in ("pdf", "html"):
                 readers.append(
                     DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta)
@@ -123,8 +123,9 @@ class CorpusPipeline:
                 readers.append(
                     RECORD_READERS[src.format](folder if src.format != "hf" else str(path), **options)
                 )
-        for offset, reader in enumerate(readers):
+        for offset, (reader, src) in enumerate(zip(readers, self.recipe.inputs)):
             reader.shard_offset = offset
+            reader.record_limit = src.limit
         return readers
 
     def _minhash_config(self) -> MinhashConfig:

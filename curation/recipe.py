@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +44,9 @@ class InputSource(Strict):
     glob: str | None = None
     text_key: str = "text"
     id_key: str = "id"
+    limit: int | None = Field(None, ge=1)  # the first N records (files, rows) in path order: a sample
+    corpus: Literal["domain", "replay"] | None = None  # known corpus: no classifier routing
+    optional: bool = False  # e.g. ../shared/data: read when present, left out (with a notice) when not
 
     @model_validator(mode="after")
     def _infer_format_and_kind(self) -> InputSource:
@@ -64,6 +68,8 @@ class InputSource(Strict):
                     "cannot infer `format` from path/glob; set format: one of " + ", ".join(FORMATS)
                 )
         kind = self.kind or ("document" if fmt == "pdf" else "web")
+        if self.limit and fmt == "hf":
+            raise ValueError("`limit` is for files and JSONL/Parquet/WARC records, not a `hf` dataset")
         return self.model_copy(update={"format": fmt, "kind": kind})
 
     @property
@@ -218,6 +224,10 @@ class LocalGraderConfig(Strict):
     batch_size: int = Field(8, ge=1)
     device: str = "cpu"
     max_tokens: int = Field(2048, ge=64)  # prompt length cap (also capped by the model's context)
+    # grader health: for the first N documents, also a free greedy reply of `reply_tokens` tokens,
+    # kept in grades.jsonl; the select report gives the share that parses strictly as `Grade: N`
+    check_replies: int = Field(0, ge=0)
+    reply_tokens: int = Field(48, ge=1)
 
 
 class HttpGraderConfig(Strict):
@@ -501,8 +511,22 @@ def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
     recipe = validate_section(path, Recipe)
     _check_filter_arguments(path, recipe)
     if check_paths:
+        recipe = _present_inputs(path, recipe)
         _check_paths(path, recipe)
     return recipe
+
+
+def _present_inputs(path: Path, recipe: Recipe) -> Recipe:
+    """The recipe without its absent `optional` inputs, each named on stderr."""
+    present = [src for src in recipe.inputs if not src.optional or Path(src.path).exists()]
+    for i, src in enumerate(recipe.inputs):
+        if src not in present:
+            print(
+                f"{path}: inputs.{i} ({src.label}): {src.path} is absent; optional, left out", file=sys.stderr
+            )
+    if not present:
+        raise RecipeError(f"{path}: inputs: every input is optional and absent")
+    return recipe.model_copy(update={"inputs": present})
 
 
 def _check_filter_arguments(path: Path, recipe: Recipe) -> None:

@@ -11,19 +11,27 @@ from curation.decont.near_duplicates import NearDuplicateSettings
 from curation.recipe import DecontaminateConfig, RecipeError, Strict, TaskGlob, validate_section
 
 
+class EvalError(ValueError):
+    """The recipe and the run disagree (found only once the models are known): a message, not a trace."""
+
+
 class TaskSource(TaskGlob):
     shots: int = Field(0, ge=0)
     fewshot: str | None = None  # the separate file k-shot examples are drawn from
+    sample: int | None = Field(None, ge=1)  # score N items drawn with eval.seed (file order kept)
 
 
 class EvalConfig(Strict):
     tasks: list[TaskSource] = []
     models: list[str] = []  # hub ids or folders; default: every stage export of the training run
+    reference_models: dict[str, str] = {}  # label -> hub id or folder, scored first (e.g. the original)
     baselines: list[str] = []  # every other model is compared with each (paired); default: the first
     batch_size: int = Field(8, ge=1)
     prefix: Literal["auto", "bos", "eos", "none"] = "auto"
     perplexity: list[str] = ["domain", "replay"]  # corpora whose validation split gets bits per byte
     perplexity_max_docs: int = Field(100, ge=1)
+    perplexity_doc_chars: int | None = Field(None, ge=1)  # each document cut to its first N characters
+    perplexity_window: int | None = Field(None, ge=1)  # tokens per forward; default: the model's, <= 2048
     seed: int = 0
 
 

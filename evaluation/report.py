@@ -22,6 +22,7 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+_NO_PAIRS = "<tr><td colspan=5>none</td></tr>"
 _STYLE = """<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}small{color:#666}
 mark{background:#ffd54f}.passage{max-width:46em;white-space:pre-wrap}</style>"""
@@ -44,48 +45,163 @@ def _plot(results: dict) -> str:
     return _png(fig)
 
 
-def render_eval_report(results: dict) -> str:
+def format_tokens(n: int) -> str:
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+def format_seconds(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 7200 else f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
+
+
+def _ci(interval: list[float], digits: int = 3) -> str:
+    return f"<small>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</small>"
+
+
+def _verdict(d: dict, lower_is_better: bool = False) -> str:
+    if not d["significant"]:
+        return "within noise"
+    better = (d["mean"] < 0) if lower_is_better else (d["mean"] > 0)
+    return "<b>better beyond noise</b>" if better else "<b>worse beyond noise</b>"
+
+
+def _cost_cells(cost: dict | None) -> str:
+    if cost is None:
+        return "<td>?</td><td>?</td>"
+    return (
+        f"<td>{format_tokens(cost['tokens'])} <small>({format_tokens(cost['cumulative_tokens'])} "
+        f"in all)</small></td><td>{format_seconds(cost['seconds'])}</td>"
+    )
+
+
+def _arms_table(results: dict) -> str:
+    """One row per model: bits per byte per corpus, acc per task, and what its training cost."""
+    bpb = results.get("perplexity_intervals", {})
+    tasks = results["tasks"]
+    head = "".join(f"<th>{escape(c)} bits/byte</th>" for c in bpb) + "".join(
+        f"<th>{escape(t)} acc <small>(n={e['n']})</small></th>" for t, e in tasks.items()
+    )
+    rows = []
+    for model in results["models"]:
+        cells = "".join(
+            f"<td>{by[model]['bpb']:.4f} {_ci(by[model]['ci95'], 4)}</td>" if model in by else "<td>-</td>"
+            for by in bpb.values()
+        ) + "".join(
+            f"<td>{e['scores'][model]['acc']['mean']:.3f} {_ci(e['scores'][model]['acc']['ci95'])}</td>"
+            for e in tasks.values()
+        )
+        cost = _cost_cells(results.get("cost", {}).get(model))
+        rows.append(f"<tr><td>{escape(model)}</td>{cells}{cost}</tr>")
+    return (
+        f"<table><tr><th>model</th>{head}<th>tokens trained <small>(own stage)</small></th>"
+        f"<th>training time</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _bpb_pairs_table(results: dict) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(corpus)}</td><td>{escape(pair)}</td><td>{d['mean']:+.4f}</td>"
+        f"<td>[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]</td>"
+        f"<td>{_verdict(d, lower_is_better=True)}</td></tr>"
+        for corpus, by_pair in results.get("perplexity_paired", {}).items()
+        for pair, d in by_pair.items()
+    )
+    return (
+        "<table><tr><th>corpus</th><th>models</th><th>difference</th><th>95% interval</th><th>verdict</th>"
+        f"</tr>{rows or _NO_PAIRS}</table>"
+    )
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _equal_compute_table(results: dict) -> str:
+    rows, width = [], 1
+    for model, e in results.get("equal_compute", {}).items():
+        own, full = e["selection_val_loss"] or {}, e["full_run_val_loss_at_tokens"]
+        cells = (
+            "".join(f"<td>{escape(c)}: {_loss(v)} vs {_loss(full[c])}</td>" for c, v in own.items())
+            if full
+            else "<td>the full run trained fewer tokens on this stage: no comparison</td>"
+        )
+        rows.append(f"<tr><td>{escape(model)}</td><td>{format_tokens(e['tokens'])}</td>{cells}</tr>")
+        width = max(width, len(own))
+    return (
+        f"<table><tr><th>selection model</th><th>tokens</th><th colspan={width}>validation loss: "
+        f"selection vs full run at the same tokens</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _tradeoff_plot(results: dict) -> str:
+    """Domain against general (replay) bits per byte: down and left is better on both."""
+    domain, replay = (results["perplexity_intervals"][c] for c in ("domain", "replay"))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for model in (m for m in results["models"] if m in domain and m in replay):
+        x, y = replay[model], domain[model]
+        xerr = [[x["bpb"] - x["ci95"][0]], [x["ci95"][1] - x["bpb"]]]
+        yerr = [[y["bpb"] - y["ci95"][0]], [y["ci95"][1] - y["bpb"]]]
+        ax.errorbar(x["bpb"], y["bpb"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, elinewidth=1, label=model)
+        ax.annotate(model, (x["bpb"], y["bpb"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set(xlabel="replay (general) bits per byte", ylabel="domain bits per byte")
+    ax.legend(fontsize=8)
+    ax.set_title("lower is better on both axes (95% intervals over documents)", fontsize=9)
+    return _png(fig)
+
+
+def _task_rows(results: dict) -> str:
     rows = []
     for task, entry in results["tasks"].items():
         for model, scores in entry["scores"].items():
-            cells = "".join(
-                f"<td>{s['mean']:.3f} <small>[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]</small></td>"
-                for s in scores.values()
-            )
+            cells = "".join(f"<td>{s['mean']:.3f} {_ci(s['ci95'])}</td>" for s in scores.values())
             rows.append(
                 f"<tr><td>{escape(task)}</td><td>{entry['n']}</td><td>{escape(model)}</td>{cells}</tr>"
             )
-    paired = []
-    for task, entry in results["tasks"].items():
-        for pair, metrics in entry["paired"].items():
-            d = metrics["acc"]
-            verdict = (
-                "better beyond noise"
-                if d["significant"] and d["mean"] > 0
-                else ("worse beyond noise" if d["significant"] else "within noise")
-            )
-            paired.append(
-                f"<tr><td>{escape(task)}</td><td>{escape(pair)}</td><td>{d['mean']:+.3f}</td>"
-                f"<td>[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]</td><td>{verdict}</td></tr>"
-            )
-    ppl = "".join(
-        f"<tr><td>{escape(corpus)}</td>" + "".join(f"<td>{v:.4f}</td>" for v in by_model.values()) + "</tr>"
-        for corpus, by_model in results["perplexity_bits_per_byte"].items()
+    return "".join(rows)
+
+
+def _acc_pair_rows(results: dict) -> str:
+    return "".join(
+        f"<tr><td>{escape(task)}</td><td>{escape(pair)}</td><td>{m['acc']['mean']:+.3f}</td>"
+        f"<td>[{m['acc']['ci95'][0]:+.3f}, {m['acc']['ci95'][1]:+.3f}]</td><td>{_verdict(m['acc'])}</td></tr>"
+        for task, entry in results["tasks"].items()
+        for pair, m in entry["paired"].items()
     )
-    models = "".join(f"<th>{escape(m)}</th>" for m in results["models"])
+
+
+def render_eval_report(results: dict) -> str:
     plot = f'<img src="data:image/png;base64,{_plot(results)}">' if results["tasks"] else ""
+    has_both = {"domain", "replay"} <= set(results.get("perplexity_intervals", {}))
+    tradeoff = f'<img src="data:image/png;base64,{_tradeoff_plot(results)}">' if has_both else ""
+    equal = (
+        "<h2>Equal compute: validation loss after the same tokens (lower is better)</h2>"
+        "<p>Each selection run's final validation loss beside the full run's on the same stage after as "
+        "many tokens (linear between its evaluations).</p>" + _equal_compute_table(results)
+        if results.get("equal_compute")
+        else ""
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>evaluation</title>
 {_STYLE}</head><body>
 <h1>Evaluation</h1>
-<p>Multiple choice by log-likelihood; 95% bootstrap intervals over items. Prefix policy per model:
+<p>Multiple choice by log-likelihood; 95% bootstrap intervals over items. Bits per byte on the
+validation splits: lower is better, fair across tokenizers; 95% intervals resample documents (ratio of
+summed bits to summed bytes). Tokens and time: the model's own training stage from the trainer's
+metrics (optimizer steps only, validation excluded); reference models trained nothing here.
+Prefix policy per model:
 {escape(str(results["prefix"]))}.</p>
+{_arms_table(results)}
+{tradeoff}
+<h2>Paired differences in bits per byte (same documents; lower is better)</h2>
+{_bpb_pairs_table(results)}
+{equal}
+<h2>Scores per task</h2>
 <table><tr><th>task</th><th>items</th><th>model</th><th>acc</th><th>acc_norm</th><th>acc_bytes</th></tr>
-{"".join(rows)}</table>
+{_task_rows(results)}</table>
 <h2>Paired differences (acc, same items)</h2>
 <table><tr><th>task</th><th>models</th><th>mean</th><th>95% interval</th><th>verdict</th></tr>
-{"".join(paired)}</table>
-<h2>Bits per byte on the validation splits (lower is better; fair across tokenizers)</h2>
-<table><tr><th>corpus</th>{models}</tr>{ppl}</table>
+{_acc_pair_rows(results)}</table>
 {plot}
 </body></html>"""
 

@@ -7,7 +7,12 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from evaluation.intervals import bootstrap_interval, paired_difference
+from evaluation.intervals import (
+    bootstrap_interval,
+    paired_difference,
+    paired_ratio_difference,
+    ratio_interval,
+)
 from evaluation.scoring import LoglikelihoodScorer, score_items
 from evaluation.tasks import McItem, TaskError, language_template, load_items
 
@@ -168,3 +173,210 @@ def test_eval_recipe_errors_name_the_key_and_file(tmp_path):
     )
     assert result.returncode == 2
     assert f"{recipe}: eval.batchsize: unknown key" in result.stderr
+
+
+def test_paired_bits_per_byte_of_a_model_against_itself_is_exactly_zero():
+    rng = np.random.default_rng(3)
+    n_bytes = rng.integers(50, 5000, size=40)
+    bits = n_bytes * rng.uniform(0.8, 1.6, size=40)
+    same = paired_ratio_difference(bits, n_bytes, bits, n_bytes)
+    assert same == {"mean": 0.0, "ci95": [0.0, 0.0], "significant": False}
+    low, high = ratio_interval(bits, n_bytes)
+    assert low < bits.sum() / n_bytes.sum() < high
+    worse = paired_ratio_difference(bits, n_bytes, bits * 1.05, n_bytes)  # 5% more bits on every document
+    assert worse["significant"] and worse["ci95"][0] > 0
+
+
+def _metrics(path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _steps(stage, start_step, tokens_per_s, val_loss):
+    """Step rows of one stage; `val_loss` maps stage_step -> {corpus: loss} (0: the stage start row)."""
+    rows = [{"step": start_step, "stage": stage, "stage_step": 0, "tokens": 0, "val_loss": val_loss[0]}]
+    for i, speed in enumerate(tokens_per_s, 1):
+        row = {"step": start_step + i, "stage": stage, "stage_step": i, "loss": 3.0, "lr": 1e-3}
+        rows.append(
+            row
+            | {"grad_norm": 1.0, "tokens_per_s": speed, "tokens": 16 * i, "seconds": 16 / speed}
+            | ({"val_loss": val_loss[i]} if i in val_loss else {})
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny, tmp_path_factory):
+    """A run as `make train` leaves it (stages base and cpt, selection `rand` of cpt) and a reference
+    model with base's weights, evaluated once: 16 tokens per step (global_batch 2 x seq_len 8)."""
+    import gzip
+
+    import yaml
+    from conftest import ROOT
+
+    from evaluation.config import load_eval_config
+    from evaluation.harness import run_eval
+
+    model, tokenizer = tiny
+    tmp = tmp_path_factory.mktemp("trained")
+    train = tmp / "out" / "run" / "train"
+    for folder, seed in ((tmp / "reference", 0), (train / "hf" / "base", 0), (train / "hf" / "cpt", 1)):
+        torch.manual_seed(seed)
+        LlamaForCausalLM(model.config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    torch.manual_seed(2)
+    LlamaForCausalLM(model.config).save_pretrained(train / "selections" / "rand" / "hf" / "cpt")
+    tokenizer.save_pretrained(train / "selections" / "rand" / "hf" / "cpt")
+    start = {"domain": 4.0, "replay": 3.4}
+    _metrics(
+        train / "metrics.jsonl",
+        _steps("base", 0, [16.0, 8.0], {0: {"domain": 5.0, "replay": 4.0}, 2: {"domain": 4.5, "replay": 3.5}})
+        + _steps(
+            "cpt",
+            2,
+            [32.0] * 4,
+            {0: start, 2: {"domain": 3.0, "replay": 3.6}, 4: {"domain": 2.0, "replay": 3.8}},
+        ),
+    )
+    _metrics(
+        train / "selections" / "rand" / "metrics.jsonl",
+        _steps("cpt", 2, [16.0] * 3, {0: start, 3: {"domain": 2.9, "replay": 3.5}}),
+    )
+    docs = {
+        "domain": [
+            "A split transaction divides one amount between accounts. " * 3,
+            "Assets minus liabilities.",
+        ],
+        "replay": ["PostgreSQL stores tables in heap files.", "def main():\n    return 0\n" * 4, "Debian"],
+    }
+    for corpus, texts in docs.items():
+        (tmp / "out" / "run" / "corpus" / "docs" / corpus / "val").mkdir(parents=True)
+        with gzip.open(tmp / "out" / "run" / "corpus" / "docs" / corpus / "val" / "000.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+    recipe = tmp / "eval.yaml"
+    task = {"path": str(ROOT / "data" / "tasks" / "gnucash-demo.jsonl"), "sample": 5}
+    eval_section = {
+        "tasks": [task],
+        "reference_models": {"original": str(tmp / "reference")},
+        "baselines": ["original", "cpt"],
+        "perplexity_doc_chars": 60,
+        "perplexity_window": 8,
+    }
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "run",
+                "output_dir": str(tmp / "out"),
+                "eval": eval_section,
+            }
+        )
+    )
+    run = load_eval_config(recipe)
+    return run, run_eval(run), docs
+
+
+def test_reference_models_come_first_and_can_be_a_baseline(trained_run):
+    _, results, _ = trained_run
+    assert list(results["models"]) == ["original", "base", "cpt", "cpt-rand"]
+    pairs = set(results["tasks"]["gnucash_demo"]["paired"])
+    assert pairs == {
+        "base - original",
+        "cpt - original",
+        "cpt-rand - original",
+        "original - cpt",
+        "base - cpt",
+        "cpt-rand - cpt",
+    }
+    assert set(results["perplexity_paired"]["domain"]) == pairs
+    same = results["perplexity_paired"]["domain"]["base - original"]  # the same weights
+    assert same == {"mean": 0.0, "ci95": [0.0, 0.0], "significant": False}
+
+
+def test_sample_scores_the_same_n_items_for_every_model(trained_run):
+    from evaluation.harness import sample_items
+
+    run, results, _ = trained_run
+    entry = results["tasks"]["gnucash_demo"]
+    assert entry["n"] == 5 and entry["file_items"] == 16
+    ids = [[r["id"] for r in per_item] for per_item in entry["items"].values()]
+    assert len(ids) == 4 and all(i == ids[0] for i in ids) and len(set(ids[0])) == 5
+    assert ids[0] == sorted(ids[0])  # file order
+    every = load_items(run.eval.tasks[0].files()[0])
+    assert ids[0] == [i.id for i in sample_items(every, 5, run.eval.seed)]  # drawn with eval.seed
+    assert ids[0] != [i.id for i in sample_items(every, 5, run.eval.seed + 1)]
+
+
+def test_bits_per_byte_keep_totals_intervals_and_cut_documents(trained_run):
+    _, results, docs = trained_run
+    for corpus, texts in docs.items():
+        n_bytes = sum(len(t[:60].encode()) for t in texts)
+        for model, summary in results["perplexity_intervals"][corpus].items():
+            assert summary["bytes"] == n_bytes and summary["documents"] == len(texts)
+            assert summary["ci95"][0] <= summary["bpb"] <= summary["ci95"][1]
+            assert results["perplexity_bits_per_byte"][corpus][model] == summary["bpb"]
+            bits = results["perplexity_documents"][corpus]["bits"][model]
+            assert sum(bits) / n_bytes == pytest.approx(summary["bpb"], abs=1e-4)
+
+
+def test_cost_and_equal_compute_come_from_the_training_metrics(trained_run):
+    _, results, _ = trained_run
+    assert results["cost"] == {
+        "original": {"tokens": 0, "seconds": 0.0, "cumulative_tokens": 0},
+        "base": {"tokens": 32, "seconds": 3.0, "cumulative_tokens": 32},  # 16/16 + 16/8 seconds
+        "cpt": {"tokens": 64, "seconds": 2.0, "cumulative_tokens": 96},
+        "cpt-rand": {"tokens": 48, "seconds": 3.0, "cumulative_tokens": 80},  # from base's export
+    }
+    # the full run's cpt at 48 tokens: halfway between its evaluations at 32 and 64 tokens
+    assert results["equal_compute"] == {
+        "cpt-rand": {
+            "tokens": 48,
+            "selection_val_loss": {"domain": 2.9, "replay": 3.5},
+            "full_run_val_loss_at_tokens": {"domain": 2.5, "replay": 3.7},
+        }
+    }
+
+
+def test_equal_compute_is_null_where_the_full_run_trained_less():
+    from evaluation.costs import equal_compute
+
+    start = {"domain": 4.0}
+    main = _steps("cpt", 0, [32.0] * 2, {0: start, 2: {"domain": 3.0}})
+    longer = _steps("cpt", 0, [32.0] * 3, {0: start, 3: {"domain": 2.8}})
+    assert equal_compute(longer, main, "cpt")["full_run_val_loss_at_tokens"] is None
+    assert equal_compute(main, main, "cpt")["full_run_val_loss_at_tokens"] == {"domain": 3.0}
+
+
+def test_eval_report_and_console_show_bits_per_byte_cost_and_pairs(trained_run):
+    from rich.console import Console
+
+    from evaluation.__main__ import print_eval
+    from evaluation.report import render_eval_report
+
+    run, results, _ = trained_run
+    html = render_eval_report(results)
+    assert html.count("<img") == 2 and "lower is better" in html and "Equal compute" in html
+    assert "cpt-rand - original" in html and "beyond noise" in html
+    console = Console(record=True, width=200)
+    print_eval(console, run, results)
+    text = console.export_text()
+    assert "paired differences in bits per byte" in text and "cpt-rand - cpt" in text
+    assert "48" in text and "equal compute" in text
+
+
+def test_sample_must_be_positive_and_baselines_known(tmp_path):
+    import yaml
+    from conftest import ROOT
+
+    from curation.recipe import RecipeError
+    from evaluation.config import EvalError, load_eval_config
+    from evaluation.harness import choose_models
+
+    task = str(ROOT / "data" / "tasks" / "gnucash-demo.jsonl")
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "x", "eval": {"tasks": [{"path": task, "sample": 0}]}}))
+    with pytest.raises(RecipeError, match="eval.tasks.0.sample"):
+        load_eval_config(recipe)
+    spec = {"reference_models": {"original": "somewhere"}, "baselines": ["cpt"]}
+    recipe.write_text(yaml.safe_dump({"name": "x", "output_dir": str(tmp_path), "eval": spec}))
+    with pytest.raises(EvalError, match=r"eval.baselines: \['cpt'\]"):
+        choose_models(load_eval_config(recipe))

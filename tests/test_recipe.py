@@ -45,6 +45,18 @@ def test_default_recipe_is_valid(monkeypatch):
         (lambda r: r["inputs"][0].update(kind="manual"), "inputs.0.kind", "'web' or 'document'"),
         (lambda r: r["tokenizer"].update(path="x"), "tokenizer", "exactly one of `path` or `train`"),
         (lambda r: r.pop("classifiers"), "classifiers", "Field required"),
+        (lambda r: r["inputs"][0].update(limit=0), "inputs.0.limit", "greater than or equal to 1"),
+        (lambda r: r["inputs"][0].update(corpus="general"), "inputs.0.corpus", "'domain' or 'replay'"),
+        (
+            lambda r: r["inputs"][0].update(format="hf", limit=3),
+            "inputs.0",
+            "`limit` is for files and JSONL/Parquet/WARC records",
+        ),
+        (
+            lambda r: r.update(inputs=[{"path": "no/such.jsonl", "optional": True}]),
+            "inputs",
+            "every input is optional and absent",
+        ),
     ],
 )
 def test_errors_name_key_and_file(tmp_path, monkeypatch, mutate, key, words):
@@ -56,6 +68,18 @@ def test_errors_name_key_and_file(tmp_path, monkeypatch, mutate, key, words):
         load_recipe(path)
     message = str(err.value)
     assert path in message and key in message and words in message, message
+
+
+def test_an_absent_optional_input_is_left_out_with_a_notice(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    recipe = base()
+    recipe["inputs"].append({"name": "kit", "path": "no/such/kit.jsonl.gz", "optional": True})
+    loaded = load_recipe(write(tmp_path, recipe))
+    assert [src.label for src in loaded.inputs] == [src["name"] for src in base()["inputs"]]
+    assert "inputs.7 (kit): no/such/kit.jsonl.gz is absent; optional, left out" in capsys.readouterr().err
+    recipe["inputs"][-1]["optional"] = False
+    with pytest.raises(RecipeError, match="inputs.7.path"):
+        load_recipe(write(tmp_path, recipe))
 
 
 def test_not_yaml_and_not_mapping(tmp_path):

@@ -122,6 +122,41 @@ def test_local_model_grades_end_to_end(tiny, pages, tmp_path):
     assert all(g["cached"] for g in again) and [g["grade"] for g in again] == [g["grade"] for g in one]
 
 
+def test_an_instruct_grader_reads_its_chat_template_and_reports_its_health(tiny, pages, tmp_path):
+    """With a chat template the rubric is the system turn and `Grade:` opens the assistant's reply;
+    `check_replies` keeps free replies, and grader_health says how many parse strictly."""
+    from curation.select.grading import TransformersGrader, grader_health
+
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "grader")
+    tokenizer.save_pretrained(tmp_path / "grader")
+    chat = type(tokenizer).from_pretrained(tmp_path / "grader")  # a copy: the session fixture stays as is
+    chat.chat_template = (
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    chat.save_pretrained(tmp_path / "grader")
+    config = LocalGraderConfig(model=str(tmp_path / "grader"), batch_size=2, check_replies=3, reply_tokens=6)
+    grader = TransformersGrader(config)
+    grader._load()
+    prompt = GradePrompt.built_in("en", "finance", 4000)
+    rendered = grader._prompt(prompt, pages[0])
+    assert rendered.startswith("<|system|>") and rendered.endswith("<|assistant|>")
+    assert pages[0][:200] in rendered
+    docs = [
+        Document(text=t, id=f"page-{i}", metadata={"corpus": "domain", "language": "en"})
+        for i, t in enumerate(pages[:5])
+    ]
+    LlmGrader(str(tmp_path / "out"), GradingConfig(sample=5, local=config)).run(docs)
+    grades = [json.loads(line) for line in (tmp_path / "out" / "grades.jsonl").read_text().splitlines()]
+    assert [g["reply"] is not None for g in grades] == [True, True, True, False, False]
+    assert all(g["status"] == "graded" and 0 < g["grade_mass"] <= 1 for g in grades)
+    health = grader_health(grades)
+    assert health["replies_checked"] == 3 and health["parse_rate"] == 0.0  # random weights: no format
+    written = [g | {"reply": r} for g, r in zip(grades, ["Fine.\nGrade: 4", "Grade: N", "Grade: 5.0"])]
+    assert grader_health(written)["replies_parsed"] == 1
+
+
 @pytest.fixture
 def server(tmp_path):
     port_file, log = tmp_path / "port", tmp_path / "requests.jsonl"

@@ -64,6 +64,26 @@ def test_a_single_file_input_is_dealt_to_tasks_record_by_record():
     assert all(files) and not set(files[0]) & set(files[1])  # enough files: whole files per task
 
 
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_an_input_limit_reads_the_first_records_whatever_the_task_count(world_size):
+    def read(reader_cls, *args, limit, **kwargs):
+        ids = []
+        for rank in range(world_size):
+            reader = reader_cls(*args, **kwargs)
+            reader.record_limit = limit
+            ids += [d.id for d in reader.run(rank=rank, world_size=world_size)]
+        return sorted(ids)
+
+    warc = (WarcRecordReader, str(SAMPLES / "crawl"))
+    everything = [d.id for d in WarcRecordReader(*warc[1:], glob_pattern="*.warc.gz").run()]
+    assert read(*warc, limit=5, glob_pattern="*.warc.gz") == sorted(everything[:5])
+    pdfs = sorted(str(p) for p in (SAMPLES / "finance" / "economics").glob("*.pdf"))
+    first_two = read(
+        DocumentFileReader, str(SAMPLES / "finance" / "economics"), "pdf", limit=2, glob_pattern="*.pdf"
+    )
+    assert len(pdfs) > 2 and first_two == pdfs[:2]
+
+
 def test_nfkc_folds_full_width_characters():
     doc = Document("ＧｎｕＣａｓｈ　２０２４年　ｶﾀｶﾅ", "x")
     (out,) = NfkcFormatter().run(iter([doc]))
@@ -122,6 +142,9 @@ def test_classifier_loaded_from_bin_scores_and_filters(trained_domain, tmp_path)
         str(tmp_path / "quality.bin"), "domain", 0.5, 4000, route=("corpus", "domain", "replay")
     )
     assert router.filter(general) is True and general.metadata["corpus"] == "replay"
+    named = Document(general.text, "n", metadata={"corpus": "domain"})  # its input names its corpus
+    assert router.filter(named) is True and named.metadata["corpus"] == "domain"
+    assert named.metadata["domain_score"] == general.metadata["domain_score"]
     assert finance.metadata["quality_score"] > 0.5 > general.metadata["quality_score"]
 
 

@@ -285,9 +285,16 @@ def test_shard_digest_tells_same_sized_corpora_apart(corpus_run, tmp_path):
 
 
 def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
-    """`train.model: gguf:...` in 2 processes: rank 0 converts the file, every rank trains from it."""
+    """`train.model: gguf:...` in 2 processes: rank 0 converts the file, every rank trains from it;
+    a selection of the only stage starts from that model and reads its tokens once (`one_pass`)."""
+    import math
+
     from test_model_import import write_gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from curation.recipe import BudgetConfig, SelectConfig, load_recipe
+    from curation.select.stage import run_selections
+    from training.config import load_train_config
 
     tokenizer = AutoTokenizer.from_pretrained(corpus_run["root"] / "tokenizer")
     config = LlamaConfig(vocab_size=len(tokenizer), **TINY["init"], tie_word_embeddings=False)
@@ -295,9 +302,35 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     path = tmp_path / "corpus-llama.gguf"
     write_gguf(LlamaForCausalLM(config), tokenizer, path)
     stage = TINY["stages"][1] | {"steps": 4}
-    recipe = train_recipe(corpus_run, "train-gguf", init=None, model=f"gguf:{path}", stages=[stage])
+    recipe = train_recipe(
+        corpus_run,
+        "train-gguf",
+        init=None,
+        model=f"gguf:{path}",
+        stages=[stage],
+        selections=["third"],
+        selection_length="one_pass",
+    )
+    corpus_recipe = load_recipe(corpus_run["recipe"]).model_copy(
+        update={
+            "name": "train-gguf",
+            "select": SelectConfig(budgets={"third": BudgetConfig(tokens=0.3, method="random")}),
+        }
+    )
+    run_selections(corpus_recipe)
     result = torchrun(recipe, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = corpus_run["work"] / "out"
-    assert (out / "models" / "corpus-llama" / "source.json").is_file()
+    converted = out / "models" / "corpus-llama"
+    assert (converted / "source.json").is_file()
     assert (out / "train-gguf" / "train" / "hf" / "cpt" / "config.json").is_file()
+    main = load_train_config(recipe)
+    run = main.model_copy(
+        update={"train": main.train.model_copy(update={"model": str(converted)})}
+    ).for_selection("third")
+    assert run.train.model == str(converted)  # the first stage's selection starts from the model
+    windows = (len(TokenShards(run.train_tokens("domain"))) - 1) // TINY["seq_len"]
+    per_step = exact_counts(stage["mixture"], TINY["global_batch"])["domain"]
+    assert run.train.stages[0].steps == math.ceil(windows / per_step) != stage["steps"]
+    rows = [json.loads(line) for line in (run.train_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if "loss" in r]) == math.ceil(windows / per_step)

@@ -42,8 +42,8 @@ def ready_selections(run) -> list[str]:
     missing = [s for s in run.train.selections if s not in ready]
     if missing and int(os.environ.get("RANK", 0)) == 0:
         print(
-            f"selections {', '.join(missing)} have no token shards yet: run `make select` (it needs this "
-            "run's base model), then `make train` again; the finished main run is not repeated",
+            f"selections {', '.join(missing)} have no token shards yet: run `make select`, then "
+            "`make train` again (the finished main run is not repeated)",
             file=sys.stderr,
         )
     return ready

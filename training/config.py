@@ -6,12 +6,14 @@ the corpus itself reaches the trainer only through the files written under `out/
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from curation.recipe import Strict, validate_section
+from training.data import TokenShards, exact_counts
 
 
 class Schedule(Strict):
@@ -63,10 +65,15 @@ class TrainConfig(Strict):
     tensorboard: bool = False
     wandb: str | None = None  # project name
     # data-selection runs: for each selection (`select.budgets`), the `selection_stages` (default:
-    # the last stage) again from the export of the stage before them, the domain corpus's training
-    # tokens replaced by the selection's; validation stays the corpus's own
+    # the last stage) again from the export of the stage before them (from `model` when they start
+    # with the first stage), the domain corpus's training tokens replaced by the selection's;
+    # validation stays the corpus's own
     selections: list[str] = []
     selection_stages: list[str] | None = None
+    # how long a selection stage runs: `steps` as in the main run (equal compute), or `one_pass`
+    # over the selection's domain tokens with the stage's mixture around them (FinPythia's
+    # accounting: a smaller selection costs less; compare it with the main run's curve there)
+    selection_length: Literal["steps", "one_pass"] = "steps"
 
     @model_validator(mode="after")
     def _one_model(self) -> TrainConfig:
@@ -80,8 +87,11 @@ class TrainConfig(Strict):
         chosen = self.selection_stages or names[-1:]
         if unknown := [n for n in chosen if n not in names]:
             raise ValueError(f"selection_stages: {unknown} are not stages ({', '.join(names)})")
-        if self.selections and names.index(chosen[0]) == 0:
-            raise ValueError("selection_stages must start after the first stage: they start from its export")
+        if self.selections and names.index(chosen[0]) == 0 and self.model is None:
+            raise ValueError(
+                "selection_stages must start after the first stage of a model built from scratch: "
+                "they start from its export"
+            )
         return self
 
     def selection_stage_names(self) -> list[str]:
@@ -124,12 +134,25 @@ class RunConfig(Strict):
         """The selection run: the selection stages only, from the main run's export before them."""
         names = self.train.selection_stage_names()
         stages = [s for s in self.train.stages if s.name in names]
-        before = self.train.stages[self.train.stages.index(stages[0]) - 1].name
-        start = self.train_dir / "hf" / before
+        first = self.train.stages.index(stages[0])
+        start = self.train_dir / "hf" / self.train.stages[first - 1].name if first else self.train.model
+        run = self.model_copy(update={"selection": selection})
+        if self.train.selection_length == "one_pass" and run.train_tokens("domain").is_dir():
+            stages = [run._one_pass(s) for s in stages]
         train = self.train.model_copy(
             update={"model": str(start), "init": None, "stages": stages, "selections": []}
         )
-        return self.model_copy(update={"train": train, "selection": selection})
+        return run.model_copy(update={"train": train})
+
+    def _one_pass(self, stage: Stage) -> Stage:
+        """The stage lasting as many steps as its domain share needs to read the selection once."""
+        if "domain" not in stage.mixture:
+            return stage
+        windows = (len(TokenShards(self.train_tokens("domain"))) - 1) // self.train.seq_len
+        per_step = exact_counts(stage.mixture, self.train.global_batch)["domain"]
+        return stage.model_copy(
+            update={"steps": max(1, math.ceil(windows / max(1, per_step))), "tokens": None}
+        )
 
 
 def load_train_config(path: str | Path) -> RunConfig:

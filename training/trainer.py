@@ -212,7 +212,15 @@ class Trainer:
             total=total, initial=start, desc=f"stage {stage.name}", disable=self.rank != 0, dynamic_ncols=True
         )
         if start == 0:
-            self.log({"step": global_step, "stage": stage.name, "stage_step": 0, "val_loss": self.evaluate()})
+            self.log(
+                {
+                    "step": global_step,
+                    "stage": stage.name,
+                    "stage_step": 0,
+                    "tokens": 0,
+                    "val_loss": self.evaluate(),
+                }
+            )
         for step in range(start, total):
             began = time.perf_counter()
             lr = learning_rate(
@@ -255,6 +263,8 @@ class Trainer:
                 "lr": lr,
                 "grad_norm": round(grad_norm.item(), 5),
                 "tokens_per_s": round(tokens_per_s, 1),
+                "tokens": (step + 1) * cfg.global_batch * cfg.seq_len,  # since the stage began
+                "seconds": round(seconds, 3),  # the step alone: no validation or checkpoint time
             }
             if self.device.type == "cuda":
                 peak = next(

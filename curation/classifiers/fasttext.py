@@ -201,7 +201,8 @@ def positive_probability(model, line: str) -> float:
 class ClassifierScorer(BaseFilter):
     """Writes `<label>_score`; drops below the threshold (`drop=True`) or routes by it.
 
-    Routing (`route_key`) sets e.g. `corpus: domain|replay` and keeps every document.
+    Routing (`route`) sets e.g. `corpus: domain|replay` and keeps every document; a document that
+    already has the key (its input names its corpus) keeps its value and only gets the score.
     """
 
     type = "🧠 - CLASSIFY"
@@ -233,6 +234,7 @@ class ClassifierScorer(BaseFilter):
         doc.metadata[f"{self.label}_score"] = round(score, 4)
         if self.route:
             key, above, below = self.route
-            doc.metadata[key] = above if score >= self.threshold else below
+            if doc.metadata.get(key) is None:
+                doc.metadata[key] = above if score >= self.threshold else below
             return True
         return score >= self.threshold or (False, self.label)

@@ -45,24 +45,35 @@ class BalancedShards:
     JSONL dump) is dealt record by record instead: every task reads those files and keeps every
     `world_size`-th record. Reading is cheap next to extraction and filtering, and each record is
     still counted by exactly one task.
+
+    With `record_limit` (an input's `limit`), every task reads the files in path order, dealt record
+    by record, and the input ends after that many records: the same sample whatever the task count.
     """
 
     shard_offset = 0
+    record_limit: int | None = None
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         if data:
             yield from data
         files = self.data_folder.list_files(recursive=self.recursive, glob_pattern=self.glob_pattern)
         mine = (rank + self.shard_offset) % world_size
-        if len(files) >= world_size:
+        if len(files) >= world_size and self.record_limit is None:
             shard = largest_first(files, [self.data_folder.size(f) for f in files], world_size)[mine]
         else:
-            shard = files
+            shard = sorted(files)
             counter = itertools.count()
+            limit = self.record_limit
             read_all = type(self).read_file  # the class's, so a second run does not wrap the wrapper
-            self.read_file = lambda path: (
-                doc for doc in read_all(self, path) if next(counter) % world_size == mine
-            )
+
+            def read_mine(path):
+                for doc, k in zip(read_all(self, path), counter):
+                    if limit is not None and k >= limit:
+                        return
+                    if k % world_size == mine:
+                        yield doc
+
+            self.read_file = read_mine
         for doc in self.read_files_shard(shard):
             self.update_doc_stats(doc)
             yield doc

@@ -163,49 +163,108 @@ class TransformersGrader:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=torch.float32)
         model.to(self.config.device).eval()
-        for form in (" {}", "{}"):  # BPE vocabularies usually hold " 3"; others "3"
+        for form in (" {}", "{}"):  # BPE vocabularies usually hold " 3"; others (digits split) "3"
             ids = [tokenizer.encode(form.format(g), add_special_tokens=False) for g in range(6)]
             if all(len(x) == 1 for x in ids):
                 self._digits = [x[0] for x in ids]
+                self._forced = "Grade:" if form == " {}" else "Grade: "  # the space as the model writes it
                 break
         else:
             raise ValueError(f"{self.config.model}: the digits 0-5 are not single tokens in its vocabulary")
         self._model, self._tokenizer = model, tokenizer
         self._max_tokens = min(model.config.max_position_embeddings, self.config.max_tokens)
 
+    def _conversation(self, prompt: GradePrompt, body: str) -> str:
+        """The prompt up to the assistant's reply: the model's chat template when it has one (an
+        instruct model), else the rubric and document as plain text."""
+        system, user = prompt.render(body)
+        if self._tokenizer.chat_template:
+            return self._tokenizer.apply_chat_template(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        return f"{system}\n\n{user}\n"
+
     def _prompt(self, prompt: GradePrompt, text: str) -> str:
-        """The whole prompt, the document cut (in tokens) to fit the model's context."""
-
-        def render(body: str) -> str:
-            system, user = prompt.render(body)
-            return f"{system}\n\n{user}\nGrade:"
-
-        room = self._max_tokens - len(self._tokenizer.encode(render(""))) - 4
+        """The conversation with the document cut (in tokens) to fit the model's context."""
+        room = self._max_tokens - len(self._encode(self._conversation(prompt, "") + self._forced)) - 4
         if room < 16:
             raise ValueError(
                 f"{self.config.model}: the rubric fills its {self._max_tokens}-token context; "
                 "give a shorter `select.grading.rubric` or a model with a longer context"
             )
-        ids = self._tokenizer.encode(text[: prompt.max_chars], add_special_tokens=False)
-        return render(self._tokenizer.decode(ids[:room]) if len(ids) > room else text[: prompt.max_chars])
+        ids = self._encode(text[: prompt.max_chars])
+        return self._conversation(
+            prompt, self._tokenizer.decode(ids[:room]) if len(ids) > room else text[: prompt.max_chars]
+        )
+
+    def _encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def _replies(self, conversations: list[str]) -> list[str]:
+        """Greedy free replies: whether the model follows the reply format on its own (grader health)."""
+        import torch
+
+        enc = self._tokenizer(conversations, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = enc.to(self.config.device)
+        with torch.inference_mode():
+            out = self._model.generate(
+                **enc,
+                max_new_tokens=self.config.reply_tokens,
+                do_sample=False,
+                pad_token_id=self._tokenizer.pad_token_id,
+            )
+        return self._tokenizer.batch_decode(out[:, enc.input_ids.shape[1] :], skip_special_tokens=True)
 
     def grade_many(self, prompts: list[GradePrompt], texts: list[str], done: Done) -> None:
         import torch
 
         if self._model is None:
             self._load()
-        b = self.config.batch_size
+        b, checked = self.config.batch_size, 0
         for first in range(0, len(texts), b):
-            batch = [self._prompt(p, t) for p, t in zip(prompts[first : first + b], texts[first : first + b])]
-            enc = self._tokenizer(batch, return_tensors="pt", padding=True).to(self.config.device)
+            conversations = [
+                self._prompt(p, t) for p, t in zip(prompts[first : first + b], texts[first : first + b])
+            ]
+            enc = self._tokenizer(
+                [c + self._forced for c in conversations],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(self.config.device)
             positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
                 logits = self._model(**enc, position_ids=positions).logits[:, -1].float()
             probs = torch.softmax(logits, dim=-1)[:, self._digits]
             mass = probs.sum(-1)
             expected = (probs * torch.arange(6, dtype=probs.dtype)).sum(-1) / mass
+            n_replies = min(len(conversations), self.config.check_replies - checked)
+            replies = self._replies(conversations[:n_replies]) if n_replies > 0 else []
+            checked += len(replies)
             for j, (grade, share) in enumerate(zip(expected.tolist(), mass.tolist())):
-                done(first + j, Grade("graded", round(grade, 4), grade_mass=round(share, 4)))
+                reply = replies[j] if j < len(replies) else None
+                done(first + j, Grade("graded", round(grade, 4), reply, grade_mass=round(share, 4)))
+
+
+def grader_health(grades: list[dict]) -> dict:
+    """How far the grader can be trusted to grade at all: the mean probability a local grader puts on
+    the grade digits, and the share of free replies that parse strictly as `Grade: N` (a local
+    grader's `check_replies`; for an HTTP grader every reply, graded or ungraded, is one)."""
+    masses = [g["grade_mass"] for g in grades if g.get("grade_mass") is not None]
+    local = bool(masses)
+    replies = [g for g in grades if g.get("reply") is not None and (g["status"] != "failed")]
+    parsed = (
+        sum(parse_grade(g["reply"]) is not None for g in replies)
+        if local
+        else (sum(g["status"] == "graded" for g in replies))
+    )
+    return {
+        "grade_mass": round(sum(masses) / len(masses), 4) if masses else None,
+        "replies_checked": len(replies),
+        "replies_parsed": parsed,
+        "parse_rate": round(parsed / len(replies), 4) if replies else None,
+    }
 
 
 def make_grader(config: GradingConfig) -> OpenAiGrader | TransformersGrader:

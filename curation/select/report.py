@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from curation.report.html import STYLE, figure_html, table_html
+from curation.select.grading import grader_health
 
 
 def _grades(folder: Path) -> str:
@@ -23,7 +24,17 @@ def _grades(folder: Path) -> str:
         ax.set_xlabel("grade (0-5)")
         ax.set_ylabel("documents")
 
-    ungraded = [g for g in grades if g["status"] != "graded"][:5]
+    health = grader_health(grades)
+    checks = []
+    if health["grade_mass"] is not None:
+        checks.append(f"mean probability on the grade digits {health['grade_mass']:.1%}")
+    if health["parse_rate"] is not None:
+        checks.append(
+            f"{health['replies_parsed']} of {health['replies_checked']} free replies "
+            f"({health['parse_rate']:.0%}) parse strictly as <code>Grade: N</code>"
+        )
+    free = [g for g in grades if g["status"] == "graded" and g.get("reply") is not None][:5]
+    ungraded = [g for g in grades if g["status"] != "graded"][:5] + free
     rows = [
         [html.escape(g["id"]), g["status"], html.escape((g["reply"] or g["error"] or "")[:300])]
         for g in ungraded
@@ -31,6 +42,7 @@ def _grades(folder: Path) -> str:
     return (
         f"<h2>LLM grades</h2><p>{len(grades)} sampled: {counts['graded']} graded, {counts['ungraded']} "
         f"ungraded (the reply did not parse strictly), {counts['failed']} failed.</p>"
+        + (f"<p>Grader health: {'; '.join(checks)}.</p>" if checks else "")
         + (figure_html(draw) if values else "")
         + (table_html(["document", "status", "reply or error"], rows) if rows else "")
     )

@@ -31,7 +31,7 @@ from curation.readers import docs_folder_reader
 from curation.recipe import Recipe
 from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
-from curation.select.grading import LlmGrader
+from curation.select.grading import LlmGrader, grader_health
 from curation.select.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
 from curation.writers import RejectedWriter
 
@@ -63,13 +63,9 @@ def run_grading(recipe: Recipe) -> dict:
         "status": dict(Counter(g["status"] for g in grades)),
         "from_cache": sum(g["cached"] for g in grades),
         "grades": dict(sorted(Counter(round(g["grade"]) for g in grades if g["grade"] is not None).items())),
-        "grade_mass": _mean([g["grade_mass"] for g in grades if g["grade_mass"] is not None]),
+        "health": grader_health(grades),
         "path": str(out / "grades" / "grades.jsonl"),
     }
-
-
-def _mean(values: list[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
 
 
 def run_distill(recipe: Recipe) -> dict:
