@@ -7,6 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# A goal named twice (`make corpus train select train eval`: train, select with its base model, then
+# train the selections) would run once in one make, so such a line runs each goal in its own make.
+ifneq ($(words $(MAKECMDGOALS)),$(words $(sort $(MAKECMDGOALS))))
+.PHONY: $(sort $(MAKECMDGOALS)) in-order
+$(sort $(MAKECMDGOALS)): in-order ; @:
+in-order:
+	@for goal in $(MAKECMDGOALS); do $(MAKE) --no-print-directory $$goal || exit 1; done
+else
+
 .PHONY: setup corpus select model train eval audit test lint bench clean
 
 setup: $(STAMP)
@@ -68,3 +77,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf out bench/results/*.json
+
+endif

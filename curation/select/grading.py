@@ -191,8 +191,9 @@ class TransformersGrader:
         room = self._max_tokens - len(self._encode(self._conversation(prompt, "") + self._forced)) - 4
         if room < 16:
             raise ValueError(
-                f"{self.config.model}: the rubric fills its {self._max_tokens}-token context; "
-                "give a shorter `select.grading.rubric` or a model with a longer context"
+                f"{self.config.model}: the rubric fills the {self._max_tokens}-token prompt (the model's "
+                "context or `select.grading.local.max_tokens`, whichever is smaller); raise max_tokens, "
+                "give a shorter `select.grading.rubric`, or a model with a longer context"
             )
         ids = self._encode(text[: prompt.max_chars])
         return self._conversation(
