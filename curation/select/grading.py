@@ -1,8 +1,10 @@
 """LLM grades for a stratified sample of the corpus: the labels a cheap classifier is distilled from.
 
 Two graders share one contract, `grade_many(prompts, texts) -> list[Grade]`:
-- `TransformersGrader`: a local causal LM reads the grade from its next-token probabilities for the
-  digits 0-5 after `Grade:` (the expected grade, no sampling), batched;
+- `TransformersGrader`: a local causal LM (an instruct model through its chat template) reads the
+  grade from its next-token probabilities for the digits 0-5 after `Grade:` (the expected grade,
+  no sampling), batched; optionally it also writes free replies, to see whether it could follow
+  the reply format on its own;
 - `OpenAiGrader`: any OpenAI-compatible `/chat/completions` endpoint (vLLM, SGLang, TGI, llama.cpp
   server, Ollama) with bounded concurrency, timeouts and retries with back-off; a grade counts only
   when the reply parses strictly.
