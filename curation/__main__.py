@@ -79,9 +79,18 @@ def select(console: Console, recipe) -> int:
     if not parts:
         console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
         return 2
-    from curation.select.stage import run_distill, run_grading, run_model_scores, run_selections, select_dir
+    from curation.select.stage import (
+        remove_stale,
+        run_distill,
+        run_grading,
+        run_model_scores,
+        run_selections,
+        select_dir,
+    )
 
     start = time.time()
+    if stale := [path.relative_to(select_dir(recipe)).as_posix() for path in remove_stale(recipe)]:
+        console.print(f"removed what the recipe no longer makes: {', '.join(stale)}", soft_wrap=True)
     try:
         graded = run_grading(recipe) if recipe.select.grading else None
         distilled = run_distill(recipe) if recipe.select.distill else None
@@ -90,6 +99,9 @@ def select(console: Console, recipe) -> int:
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
         console.print(f"[red]selection failed: {e}[/red]", highlight=False)
         return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the grades received are cached; run again to go on[/yellow]")
+        return 130
     console.print(f"[bold]select `{recipe.name}`[/bold] ({', '.join(parts)}) in {time.time() - start:.0f} s")
     if graded:
         print_grading(console, graded)

@@ -2,7 +2,8 @@
 
 Layout under `out/<name>/corpus/` (the contract later stages read):
   work/<stage>/            intermediate documents and dedup files
-  logs/<stage>/            datatrove logs, per-task stats, completion markers, recipe fingerprint
+  logs/<stage>/            datatrove logs, per-task stats, completion markers, fingerprint (recipe
+                           sections, benchmark files, and for `extract` the input listing)
   rejected/<step>/         every dropped document, with `rejected_step` and `rejected_reason`
                            (decontaminate/: documents dropped for benchmark overlap)
   classifiers/             domain.bin/.json, quality.bin/.json (held-out precision/recall)
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import multiprocess
 import yaml
+from datatrove.io import get_datafolder
 from datatrove.pipeline.dedup import (
     ExactDedupFilter,
     ExactDedupSignature,
@@ -34,12 +36,13 @@ from datatrove.pipeline.dedup import (
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
+from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
 from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
-from curation.extractors import HtmlExtractor, PdfExtractor
+from curation.extractors import recipe_extractors
 from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.formatters import NfkcFormatter
 from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
@@ -47,11 +50,12 @@ from curation.output.tokens import shard_writer
 from curation.readers import (
     RECORD_READERS,
     DocumentFileReader,
+    ReadLimits,
     StageParquetReader,
     StageReader,
     WarcRecordReader,
 )
-from curation.recipe import SOURCE_KINDS, Recipe
+from curation.recipe import SOURCE_KINDS, Recipe, remove_under
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
 
@@ -69,6 +73,7 @@ class Stage:
     outputs: list[Path]
     recipe_keys: tuple[str, ...]
     files: list[Path] = field(default_factory=list)  # inputs outside the recipe (benchmark files)
+    listing: list = field(default_factory=list)  # input files by name, size and time (too big to hash)
     fingerprint: str = field(default="")
 
 
@@ -86,7 +91,9 @@ class CorpusPipeline:
             sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.recipe_keys}
             files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in stage.files}
             payload = json.dumps(
-                [previous, stage.name, stage.tasks, sections, files], sort_keys=True, default=str
+                [previous, stage.name, stage.tasks, sections, files, stage.listing],
+                sort_keys=True,
+                default=str,
             )
             stage.fingerprint = previous = hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -108,10 +115,23 @@ class CorpusPipeline:
             meta = {"input": src.label, "kind": src.kind} | ({"corpus": src.corpus} if src.corpus else {})
             if src.format in ("pdf", "html"):
                 readers.append(
-                    DocumentFileReader(folder, src.format, glob_pattern=pattern, default_metadata=meta)
+                    DocumentFileReader(
+                        folder,
+                        src.format,
+                        glob_pattern=pattern,
+                        default_metadata=meta,
+                        max_bytes=self.recipe.extract.max_file_bytes,
+                    )
                 )
             elif src.format == "warc":
-                readers.append(WarcRecordReader(folder, glob_pattern=pattern, default_metadata=meta))
+                readers.append(
+                    WarcRecordReader(
+                        folder,
+                        glob_pattern=pattern,
+                        default_metadata=meta,
+                        max_bytes=self.recipe.extract.max_record_bytes,
+                    )
+                )
             else:
                 options = {
                     "text_key": src.text_key,
@@ -120,6 +140,8 @@ class CorpusPipeline:
                 }
                 if src.format != "hf":
                     options["glob_pattern"] = pattern
+                if src.format == "jsonl":
+                    options["max_bytes"] = self.recipe.extract.max_record_bytes
                 readers.append(
                     RECORD_READERS[src.format](folder if src.format != "hf" else str(path), **options)
                 )
@@ -127,6 +149,21 @@ class CorpusPipeline:
             reader.shard_offset = offset
             reader.record_limit = src.limit
         return readers
+
+    def _input_listing(self) -> list:
+        """Per input, each file its reader reads, with size and modification time: files added or
+        changed after an interrupted run would be dealt to tasks differently on resume (read twice
+        or missed), so they make the extract stage start over."""
+        listing = []
+        for reader in self._input_readers():
+            if isinstance(reader, BaseDiskReader):
+                folder = reader.data_folder
+                files = folder.list_files(recursive=reader.recursive, glob_pattern=reader.glob_pattern)
+            else:  # a `hf` dataset folder (`save_to_disk`): every file in it
+                folder = get_datafolder(reader.dataset)
+                files = folder.list_files()
+            listing.append([(f, folder.size(f), folder.modified(f)) for f in sorted(files)])
+        return listing
 
     def _minhash_config(self) -> MinhashConfig:
         mh = self.recipe.dedup.minhash
@@ -141,7 +178,7 @@ class CorpusPipeline:
     def _stages(self) -> list[Stage]:
         r, w, T = self.recipe, self.work, self.tasks
         rej = self.root / "rejected"
-        extract_rejects = ["pdf", "html", "language", "passages", "passages_cut", "heuristics"]
+        extract_rejects = ["read", "pdf", "html", "language", "passages", "passages_cut", "heuristics"]
         stages = [
             Stage(
                 "extract",
@@ -149,6 +186,7 @@ class CorpusPipeline:
                 T,
                 [w / "filtered", *(rej / name for name in extract_rejects)],
                 ("inputs", "extract", "normalise", "languages", "passages", "filters"),
+                listing=self._input_listing(),
             ),
         ]
         current = w / "filtered"
@@ -259,9 +297,10 @@ class CorpusPipeline:
 
     def _extract_steps(self) -> list:
         r = self.recipe
-        steps = self._input_readers() + [
-            PdfExtractor(r.extract.pdf_timeout_s, r.extract.pdf_min_chars_per_page, self.rejected("pdf")),
-            HtmlExtractor(r.extract.html_backend, r.extract.html_timeout_s, self.rejected("html")),
+        steps = [
+            *self._input_readers(),
+            ReadLimits(r.extract.max_text_chars, self.rejected("read")),
+            *recipe_extractors(r.extract, self.rejected).values(),
         ]
         if r.normalise.ftfy:
             steps.append(FTFYFormatter())
@@ -316,9 +355,10 @@ class CorpusPipeline:
         clf = self.recipe.classifiers
         # seed text comes from documents already extracted: kept ones, and those the filters dropped
         extracted = [str(self.work / "filtered"), str(self.root / "rejected")]
-        steps = [ClassifierTrainer(out, "domain", clf.domain, extracted, task=0)]
+        extract = self.recipe.extract  # seed files are read and extracted as inputs are
+        steps = [ClassifierTrainer(out, "domain", clf.domain, extracted, task=0, extract=extract)]
         if clf.quality:
-            steps.append(ClassifierTrainer(out, "quality", clf.quality, extracted, task=1))
+            steps.append(ClassifierTrainer(out, "quality", clf.quality, extracted, task=1, extract=extract))
         return steps
 
     def _select_steps(self) -> list:
@@ -368,26 +408,30 @@ class CorpusPipeline:
 
     # ---- running -------------------------------------------------------------------------------
     def prepare(self) -> list[str]:
-        """Invalidate stages whose recipe sections changed (and all after them); return notices."""
+        """Invalidate stages whose recipe sections or inputs changed (and all after them); return
+        notices. A folder that cannot be removed raises before its stage's new fingerprint is written."""
         notices = []
         stale = False
+        run_dir = self.recipe.run_dir
         for stage in self.stages:
             marker = self.root / "logs" / stage.name / "fingerprint"
             recorded = marker.read_text().strip() if marker.is_file() else None
             if stale or (recorded is not None and recorded != stage.fingerprint):
                 if recorded is not None and not stale:
                     notices.append(
-                        f"recipe changed since the last run: recomputing from stage `{stage.name}`"
+                        f"recipe or inputs changed since the last run: recomputing from stage `{stage.name}`"
                     )
                 stale = True
-                for folder in [self.root / "logs" / stage.name, *stage.outputs]:
-                    shutil.rmtree(folder, ignore_errors=True)
+                for folder in [*stage.outputs, self.root / "logs" / stage.name]:  # the marker last
+                    remove_under(run_dir, folder)
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(stage.fingerprint)
+            partial = marker.with_name(marker.name + ".tmp")
+            partial.write_text(stage.fingerprint)
+            os.replace(partial, marker)  # a crash leaves the old fingerprint or the new, never half
         owned = {folder for stage in self.stages for folder in stage.outputs}
         for folder in (self.root / "rejected").glob("*"):
             if folder not in owned:  # a step the recipe no longer has (e.g. dedup switched off)
-                shutil.rmtree(folder)
+                remove_under(run_dir, folder)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "recipe.yaml").write_text(
             yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import glob
 import re
+import shutil
 import sys
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -23,6 +32,54 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 class RecipeError(ValueError):
     """A recipe problem, phrased as `file: key: what is wrong`."""
+
+
+class UnsafePathError(ValueError):
+    """A name or path that would put a file outside the folder it belongs in."""
+
+
+# one path component: starts with a letter or digit, so never `.`, `..`, a hidden file or an option
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def safe_name(name: object) -> str:
+    """`name` unchanged when it can be a file or folder name; else UnsafePathError.
+
+    Every name that becomes a path (recipe, stage, selection, corpus, task, model label) passes here,
+    so data or a recipe can never write or delete outside its run folder.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise UnsafePathError(
+            f"{name!r} is not a safe name: use letters, digits, '.', '_' or '-', starting with a letter"
+            " or digit (at most 128 characters)"
+        )
+    return name
+
+
+SafeName = Annotated[str, AfterValidator(safe_name)]  # a recipe field checked with `safe_name`
+
+
+def path_under(root: str | Path, *parts: str | Path) -> Path:
+    """`root/parts`, resolved, when it lies strictly inside `root` (resolved too); else UnsafePathError.
+
+    An absolute part replaces `root` (pathlib's rule), so a full path can be checked the same way.
+    """
+    base = Path(root).resolve()
+    path = base.joinpath(*parts).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise UnsafePathError(f"{path} is not inside {base}")
+    return path
+
+
+def remove_under(root: str | Path, folder: str | Path) -> None:
+    """Delete `folder` and its contents after checking it lies inside `root` (a run's out/<name>/).
+
+    A missing folder is fine; any other failure raises, so callers never record a state they
+    did not reach.
+    """
+    path = path_under(root, Path(folder).absolute())
+    if path.exists():
+        shutil.rmtree(path)
 
 
 class Strict(BaseModel):
@@ -78,10 +135,17 @@ class InputSource(Strict):
 
 
 class ExtractConfig(Strict):
+    """Time limits are per document; a document over a limit is rejected with its own reason
+    (`timeout`, `too_large`, `too_many_pages`, `text_too_long`) and never read whole."""
+
     pdf_timeout_s: float = Field(60, gt=0)
     html_timeout_s: float = Field(30, gt=0)
     html_backend: Literal["trafilatura", "resiliparse"] = "trafilatura"
     pdf_min_chars_per_page: int = Field(20, ge=0)
+    max_file_bytes: int = Field(256 << 20, ge=1)  # a PDF or HTML file
+    max_record_bytes: int = Field(64 << 20, ge=1)  # a WARC payload (decoded) or JSONL line (decompressed)
+    max_pdf_pages: int = Field(2000, ge=1)
+    max_text_chars: int = Field(10_000_000, ge=1)  # extracted text, and text records
 
 
 class NormaliseConfig(Strict):
@@ -240,6 +304,7 @@ class HttpGraderConfig(Strict):
     timeout_s: float = Field(60, gt=0)
     retries: int = Field(4, ge=0)
     backoff_s: float = Field(1.0, ge=0)
+    max_wait_s: float = Field(60, gt=0)  # the longest wait before a retry, a server's Retry-After included
     max_tokens: int = Field(256, ge=8)
 
 
@@ -320,20 +385,33 @@ class SelectConfig(Strict):
     grading: GradingConfig | None = None
     distill: DistillConfig | None = None
     scores: ModelScoresConfig | None = None
-    budgets: dict[str, BudgetConfig] = {}  # selection name -> budget; each one a training corpus
-
-    @field_validator("budgets")
-    @classmethod
-    def _selection_names(cls, value: dict) -> dict:
-        for name in value:
-            if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-                raise ValueError(f"selection name {name!r}: use letters, digits, '.', '_' or '-'")
-        return value
+    budgets: dict[SafeName, BudgetConfig] = {}  # selection name -> budget; each one a training corpus
 
     @model_validator(mode="after")
     def _distil_needs_grades(self) -> SelectConfig:
         if self.distill is not None and self.grading is None:
             raise ValueError("`distill` learns from `grading`: add a `grading:` section")
+        return self
+
+    def score_names(self) -> set[str]:
+        """The scores this section makes: the only ones a budget may weigh."""
+        names = {"llm_grade"} if self.distill else set()
+        if self.scores and (self.scores.fasttext or self.scores.task_examples):
+            names.add("ets")
+        if self.scores and self.scores.model:
+            names |= {"novelty", "diversity"}
+        return names
+
+    @model_validator(mode="after")
+    def _budgets_weigh_made_scores(self) -> SelectConfig:
+        made = self.score_names()
+        for name, budget in self.budgets.items():
+            for score in budget.scores if budget.method != "random" else ():
+                if score not in made:
+                    raise ValueError(
+                        f"budgets.{name}.scores.{score}: no section makes this score (llm_grade: "
+                        "`distill`; ets: `scores` with `task_examples`; novelty, diversity: `scores.model`)"
+                    )
         return self
 
 
@@ -359,7 +437,7 @@ class ExecutorConfig(Strict):
 
 
 class Recipe(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: SafeName
     output_dir: str = "out"
     inputs: list[InputSource] = Field(min_length=1)
     extract: ExtractConfig = ExtractConfig()
@@ -401,8 +479,13 @@ class Recipe(Strict):
         return value
 
     @property
+    def run_dir(self) -> Path:
+        """out/<name>/: everything this recipe writes, and the only place its runs may delete."""
+        return Path(self.output_dir) / self.name
+
+    @property
     def corpus_dir(self) -> Path:
-        return Path(self.output_dir) / self.name / "corpus"
+        return self.run_dir / "corpus"
 
     def decontamination_tasks(self) -> list[TaskGlob]:
         if self.decontaminate is None:
@@ -418,7 +501,10 @@ class Recipe(Strict):
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid recipe"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = [str(p) for p in e["loc"]]
+        if loc[-1:] == ["[key]"]:  # a mapping's key: the message names it
+            loc = loc[:-2]
+        key = ".".join(loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"

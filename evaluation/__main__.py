@@ -5,7 +5,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from curation.recipe import RecipeError
+from curation.recipe import RecipeError, UnsafePathError
 from evaluation.config import EvalError, RunConfig, load_eval_config
 from evaluation.tasks import TaskError
 
@@ -109,6 +109,10 @@ def _equal_compute_table(results: dict) -> Table | None:
 
 
 def print_eval(console: Console, run: RunConfig, results: dict) -> None:
+    for row in results["rejected_items"]:
+        console.print(
+            f"left out: {row['file']}: item {row['id']}: {row['reason']}", style="yellow", markup=False
+        )
     console.print(_task_table(run, results))
     console.print(_models_table(results))
     for table in (_acc_pairs_table(results), _bpb_pairs_table(results), _equal_compute_table(results)):
@@ -171,7 +175,7 @@ def main(argv: list[str]) -> int:
     with console.status(f"{command} `{run.name}`") as status:
         try:
             result = work(run, progress=lambda text: status.update(f"{command}: {text}"))
-        except (TaskError, EvalError, FileNotFoundError) as e:
+        except (TaskError, EvalError, UnsafePathError, FileNotFoundError) as e:
             console.print(f"[red]{recipe}: {e}[/red]", highlight=False, soft_wrap=True)
             return 1
     (print_eval if command == "eval" else print_audit)(console, run, result)

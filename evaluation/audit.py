@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -28,7 +27,7 @@ from curation.decont import (
     load_benchmark_texts,
 )
 from curation.readers import docs_folder_reader
-from curation.recipe import NgramSettings
+from curation.recipe import NgramSettings, remove_under
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
 
@@ -227,7 +226,7 @@ def run_audit(run: RunConfig, progress=None) -> dict:
     ngrams = run.decontaminate.ngrams if run.decontaminate else NgramSettings()
     corpus = Path(cfg.corpus) if cfg.corpus else run.run_dir / "corpus" / "docs"
     reader = docs_folder_reader(corpus)
-    shutil.rmtree(out, ignore_errors=True)
+    remove_under(run.run_dir, out)
     scan = ContaminationScan(str(out / "matches"), texts, ngrams, cfg.near_duplicates)
     if progress:
         progress(f"scanning {corpus} with {cfg.workers} workers")

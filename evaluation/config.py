@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from curation.decont.near_duplicates import NearDuplicateSettings
-from curation.recipe import DecontaminateConfig, RecipeError, Strict, TaskGlob, validate_section
+from curation.recipe import (
+    DecontaminateConfig,
+    RecipeError,
+    SafeName,
+    Strict,
+    TaskGlob,
+    UnsafePathError,
+    safe_name,
+    validate_section,
+)
 
 
 class EvalError(ValueError):
@@ -21,18 +30,50 @@ class TaskSource(TaskGlob):
     sample: int | None = Field(None, ge=1)  # score N items drawn with eval.seed (file order kept)
 
 
+def model_label(source: str) -> str:
+    """A model's name in results and reports: the last part of its folder or hub id."""
+    return Path(source).name
+
+
 class EvalConfig(Strict):
     tasks: list[TaskSource] = []
+    reference_models: dict[SafeName, str] = {}  # label -> hub id or folder, scored first (the original)
     models: list[str] = []  # hub ids or folders; default: every stage export of the training run
-    reference_models: dict[str, str] = {}  # label -> hub id or folder, scored first (e.g. the original)
     baselines: list[str] = []  # every other model is compared with each (paired); default: the first
     batch_size: int = Field(8, ge=1)
     prefix: Literal["auto", "bos", "eos", "none"] = "auto"
-    perplexity: list[str] = ["domain", "replay"]  # corpora whose validation split gets bits per byte
+    perplexity: list[Literal["domain", "replay"]] = ["domain", "replay"]  # validation splits: bits per byte
     perplexity_max_docs: int = Field(100, ge=1)
     perplexity_doc_chars: int | None = Field(None, ge=1)  # each document cut to its first N characters
     perplexity_window: int | None = Field(None, ge=1)  # tokens per forward; default: the model's, <= 2048
     seed: int = 0
+
+    @field_validator("models")
+    @classmethod
+    def _one_label_each(cls, models: list[str], info: ValidationInfo) -> list[str]:
+        """Results are keyed by label: two models with one label would overwrite each other."""
+        seen = {label: f"reference model {label!r}" for label in info.data.get("reference_models", {})}
+        for source in models:
+            try:
+                label = safe_name(model_label(source))
+            except UnsafePathError as e:
+                raise ValueError(f"{source!r}: its label {e}") from None
+            if label in seen:
+                raise ValueError(f"{seen[label]} and {source!r} would both be labelled {label!r}")
+            seen[label] = repr(source)
+        return models
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, baselines: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(baselines)) < len(baselines):
+            raise ValueError(f"{baselines}: a baseline is named twice")
+        models = info.data.get("models")
+        if models:  # else the run's exports: checked when they are listed, before any model is loaded
+            labels = [*info.data.get("reference_models", {}), *map(model_label, models)]
+            if unknown := [b for b in baselines if b not in labels]:
+                raise ValueError(f"{unknown} are not among the models ({', '.join(labels)})")
+        return baselines
 
 
 class AuditConfig(Strict):
@@ -44,7 +85,7 @@ class AuditConfig(Strict):
 
 
 class RunConfig(Strict):
-    name: str
+    name: SafeName
     output_dir: str = "out"
     eval: EvalConfig = EvalConfig()
     audit: AuditConfig = AuditConfig()

@@ -18,7 +18,8 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evaluation.config import EvalError, RunConfig
+from curation.recipe import UnsafePathError, path_under, safe_name
+from evaluation.config import EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
 from evaluation.intervals import (
     bootstrap_interval,
@@ -30,12 +31,15 @@ from evaluation.scoring import LoglikelihoodScorer, score_items
 from evaluation.tasks import McItem, Template, language_template, load_items
 
 METRICS = ("acc", "acc_norm", "acc_bytes")
+EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)
 
 
 def stage_exports(train_dir: Path) -> dict[str, str]:
-    """A training run's Hugging Face exports, in stage order."""
+    """A training run's Hugging Face exports, in stage order: complete ones only (the marker is
+    written last; an export cut short has none)."""
     stages = stage_order(read_metrics(train_dir / "metrics.jsonl"))
-    return {s: str(train_dir / "hf" / s) for s in stages if (train_dir / "hf" / s / "config.json").is_file()}
+    folders = {s: train_dir / "hf" / safe_name(s) for s in stages}
+    return {s: str(folder) for s, folder in folders.items() if (folder / EXPORT_MARKER).is_file()}
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,11 @@ def training_arms(run: RunConfig) -> dict[str, Arm]:
     train = run.run_dir / "train"
     arms = {stage: Arm(path, stage) for stage, path in stage_exports(train).items()}
     for selection in sorted(p for p in (train / "selections").glob("*") if p.is_dir()):
-        arms |= {
-            f"{stage}-{selection.name}": Arm(path, stage, selection.name)
-            for stage, path in stage_exports(selection).items()
-        }
+        for stage, path in stage_exports(selection).items():
+            label = f"{stage}-{safe_name(selection.name)}"
+            if label in arms:
+                raise EvalError(f"models {arms[label].path} and {path} would both be labelled {label!r}")
+            arms[label] = Arm(path, stage, selection.name)
     return arms
 
 
@@ -65,8 +70,12 @@ def default_models(run: RunConfig) -> dict[str, str]:
 
 
 def choose_models(run: RunConfig) -> dict[str, str]:
-    """Label -> hub id or folder: the reference models first, then `eval.models` or the run's exports."""
-    own = {Path(m).name: m for m in run.eval.models} or default_models(run)
+    """Label -> hub id or folder: the reference models first, then `eval.models` or the run's exports.
+
+    Everything about the models is checked here, before any is loaded (labels are unique and
+    baselines known: at config time where `eval.models` names them).
+    """
+    own = {model_label(m): m for m in run.eval.models} or default_models(run)
     if clash := sorted(set(own) & set(run.eval.reference_models)):
         raise EvalError(f"eval.reference_models: {clash} are also labels of the run's models")
     models = dict(run.eval.reference_models) | own
@@ -75,6 +84,10 @@ def choose_models(run: RunConfig) -> dict[str, str]:
             f"no models to evaluate: `eval.models` is empty and {run.run_dir / 'train' / 'hf'} has no "
             "stage exports (run `make train` first)"
         )
+    for label, source in models.items():
+        looks_local = source.startswith((".", "/")) or Path(source).exists()  # else a hub id
+        if looks_local and not (Path(source) / "config.json").is_file():
+            raise EvalError(f"model {label!r}: {source} is not a model folder (no config.json)")
     if unknown := [b for b in run.eval.baselines if b not in models]:
         raise EvalError(f"eval.baselines: {unknown} are not among the models ({', '.join(models)})")
     return models
@@ -247,30 +260,53 @@ def lm_eval_yaml(task: str, path: Path, template: Template) -> str:
 
 
 class TaskRun(NamedTuple):
-    """A task as scored: its (sampled) items, each item's template, and how many the file has."""
+    """A task as scored: its file, its (sampled) items, each item's template, and how many items
+    the file has (those with a usable task name)."""
 
+    path: Path
     items: list[McItem]
     template_for: Callable[[McItem], Template]
     file_items: int
 
 
-def load_tasks(run: RunConfig, out: Path) -> dict[str, TaskRun]:
-    """Each task file's items (a seeded sample where `sample` is set) and templates; writes the
-    lm-evaluation-harness YAML beside (it reads the whole file)."""
-    tasks = {}
+def load_tasks(run: RunConfig) -> tuple[dict[str, TaskRun], list[dict]]:
+    """Each task file's items (a seeded sample where `sample` is set) and templates, and the items
+    left out because their `task` cannot be a file name (each with its file and reason).
+
+    A task's name names its lm-evaluation-harness YAML, so two files with one task are an error.
+    """
+    tasks: dict[str, TaskRun] = {}
+    rejected = []
     for src, path in run.task_files():
-        every = load_items(path)
+        every = []
+        for item in load_items(path):
+            try:
+                safe_name(item.task)
+            except UnsafePathError as e:
+                rejected.append({"file": str(path), "id": item.id, "reason": f"task {e}"})
+                continue
+            every.append(item)
+        if not every:
+            continue
         items = sample_items(every, src.sample, run.eval.seed)
         name = items[0].task
+        if name in tasks:
+            raise EvalError(f"task {name!r} is in two files: {tasks[name].path} and {path}")
         template_for = language_template
         if src.shots:
             shot_templates = fewshot_templates(items, load_items(Path(src.fewshot)), src.shots, run.eval.seed)
             template_for = lambda item, t=shot_templates: t[item.id]  # noqa: E731
-        tasks[name] = TaskRun(items, template_for, len(every))
-        (out / "lm_eval_tasks" / f"{name}.yaml").write_text(
-            lm_eval_yaml(name, path, language_template(items[0]))
+        tasks[name] = TaskRun(path, items, template_for, len(every))
+    return tasks, rejected
+
+
+def write_lm_eval_tasks(tasks: dict[str, TaskRun], folder: Path) -> None:
+    """The lm-evaluation-harness YAML of each task (it reads the whole file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, task in tasks.items():
+        path_under(folder, f"{name}.yaml").write_text(
+            lm_eval_yaml(name, task.path, language_template(task.items[0]))
         )
-    return tasks
 
 
 def task_results(tasks: dict[str, TaskRun], scores: dict[str, dict[str, list[dict]]], pair_list) -> dict:
@@ -298,13 +334,13 @@ def task_results(tasks: dict[str, TaskRun], scores: dict[str, dict[str, list[dic
 def run_eval(run: RunConfig, progress=None) -> dict:
     cfg = run.eval
     out = run.run_dir / "eval"
-    (out / "lm_eval_tasks").mkdir(parents=True, exist_ok=True)
     models = choose_models(run)
     pair_list = pairs(list(models), cfg.baselines or list(models)[:1])
-    tasks = load_tasks(run, out)
+    tasks, rejected = load_tasks(run)
     texts = {
         c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
     }
+    write_lm_eval_tasks(tasks, out / "lm_eval_tasks")
     prefix: dict[str, str] = {}
     scores: dict[str, dict[str, list[dict]]] = {}
     docs: dict[str, dict[str, list[tuple[float, int]]]] = {c: {} for c, t in texts.items() if t}
@@ -333,6 +369,7 @@ def run_eval(run: RunConfig, progress=None) -> dict:
         "perplexity_documents": {c: document_table(by_model) for c, by_model in docs.items()},
         "cost": model_costs(run, models),
         "equal_compute": equal_compute_results(run, models),
+        "rejected_items": rejected,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     from evaluation.report import render_eval_report

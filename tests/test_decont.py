@@ -284,3 +284,19 @@ def test_audit_cli_and_recipe_errors(planted, tmp_path):
         and "audit.near_duplicate: unknown key" in done.stderr
         and str(bad) in done.stderr
     )
+
+
+def test_audit_never_deletes_outside_its_run_folder(planted, tmp_path):
+    """out/<name>/audit is cleared before each audit: a link out of the run is refused, not followed."""
+    from curation.recipe import UnsafePathError
+
+    root, task, corpus, _, _ = planted
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the audit's")
+    run = load_eval_config(write_recipe(tmp_path, task, corpus, "linked"))
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "audit").symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError, match="is not inside"):
+        run_audit(run)
+    assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"]

@@ -14,13 +14,16 @@ def signature(step, text, language="en"):
 
 
 def pages(folder: str, n: int) -> list[str]:
+    """The first `n` long pages of a data/samples folder (embedded: they must be there)."""
+    found = sorted((SAMPLES / folder).glob("*.html"))
     texts = []
-    for page in sorted((SAMPLES / folder).glob("*.html")):
+    for page in found:
         text, _ = HtmlExtractor().extract(page.read_bytes())
         if len(text) > 2000:
             texts.append(text)
         if len(texts) == n:
             break
+    assert len(texts) == n, f"{len(texts)} of {n} long pages found among {len(found)} in {folder}"
     return texts
 
 

@@ -227,6 +227,8 @@ def trained_run(tiny, tmp_path_factory):
     torch.manual_seed(2)
     LlamaForCausalLM(model.config).save_pretrained(train / "selections" / "rand" / "hf" / "cpt")
     tokenizer.save_pretrained(train / "selections" / "rand" / "hf" / "cpt")
+    for export in (train / "hf" / "base", train / "hf" / "cpt", train / "selections" / "rand" / "hf" / "cpt"):
+        (export / "export.json").write_text("{}")  # the trainer's mark of a complete export
     start = {"domain": 4.0, "replay": 3.4}
     _metrics(
         train / "metrics.jsonl",
@@ -380,3 +382,130 @@ def test_sample_must_be_positive_and_baselines_known(tmp_path):
     recipe.write_text(yaml.safe_dump({"name": "x", "output_dir": str(tmp_path), "eval": spec}))
     with pytest.raises(EvalError, match=r"eval.baselines: \['cpt'\]"):
         choose_models(load_eval_config(recipe))
+
+
+def _eval_recipe(tmp_path, eval_section: dict, name: str = "guarded"):
+    import yaml
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "output_dir": str(tmp_path / "out"), "eval": eval_section}))
+    return path
+
+
+def _demo_rows(n: int) -> list[dict]:
+    from conftest import ROOT
+
+    lines = (ROOT / "data" / "tasks" / "gnucash-demo.jsonl").read_text().splitlines()[:n]
+    return [json.loads(line) for line in lines]
+
+
+def _write_rows(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_task_name_from_data_never_becomes_a_path(tiny, tmp_path):
+    """A row whose `task` is a path is left out with its reason, the rest of its file is scored, and a
+    file of nothing but such rows is recorded row by row: no crash, nothing written elsewhere."""
+    from evaluation.config import load_eval_config
+    from evaluation.harness import run_eval
+
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    rows = _demo_rows(3)
+    mixed = _write_rows(tmp_path / "mixed.jsonl", [rows[0] | {"task": "../../recipes/default"}, *rows[1:]])
+    hostile = _write_rows(tmp_path / "hostile.jsonl", [rows[0] | {"id": "x", "task": ".."}])
+    victim = tmp_path / "out" / "guarded" / "recipes" / "default.yaml"  # where ../../ would land
+    victim.parent.mkdir(parents=True)
+    victim.write_text("name: default\n")
+    section = {
+        "models": [str(tmp_path / "m")],
+        "tasks": [{"path": mixed}, {"path": hostile}],
+        "perplexity": [],
+    }
+    results = run_eval(load_eval_config(_eval_recipe(tmp_path, section)))
+    assert list(results["tasks"]) == ["gnucash_demo"] and results["tasks"]["gnucash_demo"]["n"] == 2
+    rejected = results["rejected_items"]
+    assert [(r["file"], r["id"]) for r in rejected] == [(mixed, rows[0]["id"]), (hostile, "x")]
+    assert all("is not a safe name" in r["reason"] for r in rejected)
+    assert victim.read_text() == "name: default\n"
+    written = tmp_path / "out" / "guarded" / "eval" / "lm_eval_tasks"
+    assert [p.name for p in written.iterdir()] == ["gnucash_demo.yaml"]
+
+
+def test_two_task_files_with_one_task_are_an_error_before_any_model_loads(tmp_path):
+    from evaluation.config import EvalError, load_eval_config
+    from evaluation.harness import run_eval
+
+    (tmp_path / "unloadable").mkdir()
+    (tmp_path / "unloadable" / "config.json").write_text("{}")  # complete-looking: loading it would fail
+    a = _write_rows(tmp_path / "a.jsonl", _demo_rows(2))
+    b = _write_rows(tmp_path / "b.jsonl", _demo_rows(3)[1:])
+    section = {"models": [str(tmp_path / "unloadable")], "tasks": [{"path": a}, {"path": b}]}
+    with pytest.raises(EvalError, match=f"task 'gnucash_demo' is in two files: {a} and {b}"):
+        run_eval(load_eval_config(_eval_recipe(tmp_path, section)))
+    assert not (tmp_path / "out" / "guarded" / "eval").exists()
+
+
+@pytest.mark.parametrize(
+    "section, key, words",
+    [
+        (
+            {"models": ["a/train/hf/cpt", "b/train/hf/cpt"]},
+            "eval.models",
+            "'a/train/hf/cpt' and 'b/train/hf/cpt'",
+        ),
+        (
+            {"reference_models": {"cpt": "x/base"}, "models": ["a/cpt"]},
+            "eval.models",
+            "reference model 'cpt'",
+        ),
+        ({"models": ["a/cpt"], "baselines": ["cpt", "base"]}, "eval.baselines", "['base'] are not among"),
+        ({"models": ["a/cpt"], "baselines": ["cpt", "cpt"]}, "eval.baselines", "named twice"),
+        ({"models": ["a/.."]}, "eval.models", "its label '..' is not a safe name"),
+        ({"reference_models": {"../x": "x/base"}}, "eval.reference_models", "'../x' is not a safe name"),
+        ({"perplexity": ["domian"]}, "eval.perplexity.0", "'domain' or 'replay'"),
+    ],
+)
+def test_model_labels_baselines_and_corpora_are_checked_at_config_time(tmp_path, section, key, words):
+    from curation.recipe import RecipeError
+    from evaluation.config import load_eval_config
+
+    path = _eval_recipe(tmp_path, section)
+    with pytest.raises(RecipeError) as err:
+        load_eval_config(path)
+    message = str(err.value)
+    assert f"{path}: {key}" in message and words in message, message
+
+
+def test_only_complete_exports_with_distinct_labels_are_evaluated(tmp_path):
+    from evaluation.config import EvalError, load_eval_config
+    from evaluation.harness import choose_models, default_models
+
+    def export(folder, complete=True):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        if complete:
+            (folder / "export.json").write_text("{}")  # written last by the trainer
+
+    train = tmp_path / "out" / "guarded" / "train"
+    _metrics(train / "metrics.jsonl", _steps("base", 0, [16.0], {0: {}}) + _steps("cpt", 1, [16.0], {0: {}}))
+    export(train / "hf" / "base")
+    export(train / "hf" / "cpt", complete=False)  # an export cut short
+    run = load_eval_config(_eval_recipe(tmp_path, {}))
+    assert default_models(run) == {"base": str(train / "hf" / "base")}
+    half = tmp_path / "half"
+    half.mkdir()
+    with pytest.raises(EvalError, match=f"model 'half': {half} is not a model folder"):
+        choose_models(load_eval_config(_eval_recipe(tmp_path, {"models": [str(half)]})))
+    # stage `cpt-rand` and selection `rand` of stage `cpt` would share a label
+    (train / "hf" / "cpt" / "export.json").write_text("{}")
+    _metrics(
+        train / "metrics.jsonl", _steps("cpt", 0, [16.0], {0: {}}) + _steps("cpt-rand", 1, [16.0], {0: {}})
+    )
+    export(train / "hf" / "cpt-rand")
+    _metrics(train / "selections" / "rand" / "metrics.jsonl", _steps("cpt", 0, [16.0], {0: {}}))
+    export(train / "selections" / "rand" / "hf" / "cpt")
+    with pytest.raises(EvalError, match="would both be labelled 'cpt-rand'"):
+        choose_models(run)

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from conftest import SAMPLES
+from datatrove.data import Document, Media
 
 from curation.extractors import HtmlExtractor, PdfExtractor, Rejected
 from curation.extractors.pdf import join_pages, remove_running_lines
@@ -152,10 +153,10 @@ def test_sec_balance_sheet_rows_in_reading_order(kit):
     assert rows[0] not in plain  # without tables, the cells are scattered over blocks
 
 
-@pytest.mark.parametrize(
-    "name, reason",
-    [("truncated.pdf", "corrupt"), ("encrypted.pdf", "encrypted"), ("image-only.pdf", "image_only")],
-)
+BAD_PDFS = {"truncated.pdf": "damaged", "encrypted.pdf": "encrypted", "image-only.pdf": "image_only"}
+
+
+@pytest.mark.parametrize("name, reason", BAD_PDFS.items())
 def test_bad_pdfs_rejected_with_reason(pdf, name, reason):
     with pytest.raises(Rejected) as err:
         pdf.extract((SAMPLES / "bad" / name).read_bytes())
@@ -197,28 +198,8 @@ def test_bad_html_rejected_with_reason(name, reason):
 
 def test_extractor_step_records_reasons_and_keeps_accounting():
     """The step (sandboxed) rejects with reasons and counts in = kept + dropped."""
-    from datatrove.data import Document, Media
-
-    docs = []
-    for name in ("truncated.pdf", "encrypted.pdf", "image-only.pdf"):
-        payload = (SAMPLES / "bad" / name).read_bytes()
-        docs.append(
-            Document(
-                "",
-                name,
-                media=[Media(id=name, type=3, url=name, media_bytes=payload)],
-                metadata={"format": "pdf"},
-            )
-        )
-    good = economics_pdf("zoo")
-    docs.append(
-        Document(
-            "",
-            "good",
-            media=[Media(id="g", type=3, url="g", media_bytes=good.read_bytes())],
-            metadata={"format": "pdf"},
-        )
-    )
+    docs = [pdf_doc(name, (SAMPLES / "bad" / name).read_bytes()) for name in BAD_PDFS]
+    docs.append(pdf_doc("good", economics_pdf("zoo").read_bytes()))
     docs.append(Document("plain text passes through", "txt", metadata={"format": "text"}))
     step = PdfExtractor(timeout=60)
     kept = list(step.run(iter(docs)))
@@ -226,4 +207,100 @@ def test_extractor_step_records_reasons_and_keeps_accounting():
     stats = step.stats.to_dict()["stats"]
     total = stats["total"] if isinstance(stats["total"], int) else stats["total"]["total"]
     assert total == 5
-    assert stats["dropped_corrupt"] == stats["dropped_encrypted"] == stats["dropped_image_only"] == 1
+    assert stats["dropped_damaged"] == stats["dropped_encrypted"] == stats["dropped_image_only"] == 1
+
+
+def pdf_doc(name: str, payload: bytes) -> Document:
+    return Document(
+        "", name, media=[Media(id=name, type=3, url=name, media_bytes=payload)], metadata={"format": "pdf"}
+    )
+
+
+def rejected_docs(folder) -> dict[str, dict]:
+    import gzip
+    import json
+
+    docs = {}
+    for path in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            docs |= {d["id"]: d["metadata"] for d in map(json.loads, f)}
+    return docs
+
+
+ZOO = SAMPLES / "finance" / "economics" / "zoo.pdf"
+
+
+def test_not_a_pdf_and_page_and_text_limits_have_their_own_reasons():
+    zoo = ZOO.read_bytes()  # 30 pages, 55,657 characters
+    cases = [
+        (PdfExtractor(), b"<html>not a pdf</html>", "not_a_pdf", "no %PDF- header"),
+        (PdfExtractor(max_pages=29), zoo, "too_many_pages", "30 pages, limit 29"),
+        (PdfExtractor(max_text_chars=20_000), zoo, "text_too_long", "over 20,000 characters by page"),
+    ]
+    for extractor, payload, reason, message in cases:
+        with pytest.raises(Rejected) as err:
+            extractor.extract(payload)
+        assert err.value.reason == reason and message in err.value.cause["message"]
+    assert PdfExtractor(max_pages=30, max_text_chars=60_000).extract(zoo)[1]["page_count"] == 30
+
+
+def test_library_failure_is_an_error_with_its_cause_not_a_plausible_reason(monkeypatch, tmp_path):
+    """A pymupdf regression (here: flags it cannot take) rejects as `error_<type>`, naming pymupdf."""
+    import pymupdf
+
+    from curation.writers import RejectedWriter
+
+    monkeypatch.setattr(pymupdf, "TEXT_DEHYPHENATE", 1 << 70)
+    step = PdfExtractor(exclusion_writer=RejectedWriter(str(tmp_path), "pdf"))
+    assert list(step.run(iter([pdf_doc("zoo", ZOO.read_bytes())]))) == []
+    meta = rejected_docs(tmp_path)["zoo"]
+    assert meta["rejected_reason"] == "error_OverflowError"
+    cause = meta["rejected_cause"]
+    assert cause["type"] == "OverflowError" and cause["module"].startswith("pymupdf")
+    assert "page_get_textpage" in cause["message"] and "OverflowError" in cause["traceback"].splitlines()[-1]
+
+
+def test_time_limit_is_per_document_and_isolates_the_slow_one(tmp_path):
+    """One document slower than the limit among fifteen quick ones: it alone is rejected, as
+    `timeout`, although the whole batch would have fitted in sixteen times the limit."""
+    from hostile_inputs import big_text_pdf
+
+    slow = big_text_pdf(tmp_path, text_mb=20).read_bytes()  # about 10 s of extraction here
+    quick = [p.read_bytes() for p in ECONOMICS_PDFS + ECONOMICS_PDFS][:15]  # about 0.1 s each
+    docs = [pdf_doc("slow", slow)] + [pdf_doc(f"quick{i}", payload) for i, payload in enumerate(quick)]
+    step = PdfExtractor(timeout=2, max_text_chars=10**9)
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == [f"quick{i}" for i in range(15)]
+    assert docs[0].metadata["rejected_cause"]["message"].startswith("no result within 2 s")
+    assert step.stats.to_dict()["stats"]["dropped_timeout"] == 1
+
+
+class _Crashing(PdfExtractor):
+    """Kills its own sandbox process on one payload, as the kernel's OOM killer would."""
+
+    def extract(self, payload: bytes) -> tuple[str, dict]:
+        if payload == b"%PDF-boom":
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().extract(payload)
+
+
+def test_a_crash_is_rejected_with_the_signal_and_the_next_document_goes_on():
+    docs = [pdf_doc("boom", b"%PDF-boom"), pdf_doc("zoo", ZOO.read_bytes())]
+    step = _Crashing()
+    assert [d.id for d in step.run(iter(docs))] == ["zoo"]
+    assert step.stats.to_dict()["stats"]["dropped_crashed"] == 1
+    assert "killed by SIGKILL" in docs[0].metadata["rejected_cause"]["message"]
+
+
+@pytest.mark.parametrize("declared", ["utf-7", "unicode_escape", "raw_unicode_escape", "x-no-such-codec"])
+def test_html_declaring_an_unsafe_codec_is_decoded_as_detected(declared):
+    from hostile_inputs import UTF7_MARKUP
+
+    body = f"<p>{UTF7_MARKUP} ledger \\u0041 entries balance. " + "Debits equal credits. " * 20 + "</p>"
+    page = f'<html><head><meta charset="{declared}"></head><body>{body}</body></html>'.encode()
+    text, meta = HtmlExtractor().extract(page)
+    assert UTF7_MARKUP in text and "\\u0041" in text and "<script>" not in text
+    assert meta == {"title": "", "charset": "utf-8", "charset_declared": declared}

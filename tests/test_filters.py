@@ -11,6 +11,7 @@ from curation.filters.heuristics import filter_settings
 
 
 def japanese_pages(n: int = 6) -> list[Document]:
+    """The first `n` long Japanese guide pages of data/samples (embedded: they must be there)."""
     pages = sorted((SAMPLES / "finance" / "gnucash" / "ja").glob("*.html"))
     docs = []
     for page in pages:
@@ -19,6 +20,7 @@ def japanese_pages(n: int = 6) -> list[Document]:
             docs.append(Document(text, page.name, metadata={"language": "ja"}))
         if len(docs) == n:
             break
+    assert len(docs) == n, f"{len(docs)} of {n} long Japanese pages found among {len(pages)} sample pages"
     return docs
 
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_corpus
 
-from curation.recipe import RecipeError, load_recipe
+from curation.recipe import RecipeError, UnsafePathError, load_recipe, path_under, remove_under, safe_name
 
 
 def write(tmp_path, data) -> str:
@@ -57,6 +57,9 @@ def test_default_recipe_is_valid(monkeypatch):
             "inputs",
             "every input is optional and absent",
         ),
+        (lambda r: r.update(name=".."), "name", "'..' is not a safe name"),
+        (lambda r: r.update(name="../../recipes"), "name", "is not a safe name"),
+        (lambda r: r.update(select={"budgets": {"..": {}}}), "select.budgets", "'..' is not a safe name"),
     ],
 )
 def test_errors_name_key_and_file(tmp_path, monkeypatch, mutate, key, words):
@@ -144,3 +147,67 @@ def test_a_recipe_extends_another_key_by_key(tmp_path, monkeypatch):
     bad = base() | {"select": {"budgets": {"x": {"method": "best"}}}}
     with pytest.raises(RecipeError, match=r"r.yaml: select.budgets.x.method"):
         load_recipe(write(tmp_path, bad))
+
+
+@pytest.mark.parametrize("name", ["cpt", "v1.2_final-b", "SmolLM2-135M", "a.."])
+def test_safe_names_pass_unchanged(name):
+    assert safe_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", [".", "..", "../x", "a/b", "a\\b", "", ".hidden", "-rf", "a b", "x" * 129, 5]
+)
+def test_names_that_could_leave_their_folder_are_refused(name):
+    with pytest.raises(UnsafePathError, match="is not a safe name"):
+        safe_name(name)
+
+
+def test_path_under_keeps_paths_inside_their_root(tmp_path):
+    root = tmp_path / "out" / "run"
+    root.mkdir(parents=True)
+    assert path_under(root, "eval", "task.yaml") == (root / "eval" / "task.yaml").resolve()
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link").symlink_to(tmp_path / "elsewhere")
+    for parts in [("..", "other"), ("eval", "..", "..", "x"), ("/etc",), ("link", "file"), (".",), ()]:
+        with pytest.raises(UnsafePathError, match="is not inside"):
+            path_under(root, *parts)
+
+
+def test_remove_under_deletes_only_inside_the_run_folder(tmp_path):
+    run = tmp_path / "out" / "run"
+    (run / "audit").mkdir(parents=True)
+    (run / "audit" / "old.json").write_text("{}")
+    outside = tmp_path / "keep"
+    outside.mkdir()
+    (outside / "data.txt").write_text("precious")
+    (run / "escape").symlink_to(outside)
+    for folder in [outside, run / "escape", run / ".." / "keep", run]:
+        with pytest.raises(UnsafePathError):
+            remove_under(run, folder)
+    assert (outside / "data.txt").read_text() == "precious" and run.is_dir()
+    remove_under(run, run / "audit")
+    remove_under(run, run / "never-made")  # nothing there: nothing to do
+    assert not (run / "audit").exists()
+    (run / "stuck").write_text("a file where a folder belongs")
+    with pytest.raises(NotADirectoryError):  # a failed removal raises, never passes silently
+        remove_under(run, run / "stuck")
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda t: t["stages"][0].update(name=".."), "train.stages.0.name"),
+        (lambda t: t["stages"][1].update(mixture={"../domain": 1.0}), "train.stages.1.mixture"),
+        (lambda t: t.update(selections=["../../recipes"]), "train.selections.0"),
+        (lambda t: t["stages"][1].update(name="base"), "train: stages: ['base'] named more than once"),
+    ],
+)
+def test_training_names_become_folders_only_when_safe(tmp_path, mutate, key):
+    from training.config import load_train_config
+
+    recipe = base()
+    mutate(recipe["train"])
+    path = write(tmp_path, recipe)
+    with pytest.raises(RecipeError) as err:
+        load_train_config(path)
+    assert path in str(err.value) and key in str(err.value), str(err.value)

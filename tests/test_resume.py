@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_corpus, subset_recipe
+from conftest import ROOT, SAMPLES, run_corpus, subset_recipe
+
+from curation.pipeline import CorpusPipeline
+from curation.recipe import load_recipe
 
 
 def corpus_content(root: Path) -> list[tuple[str, str, str, str]]:
@@ -24,9 +28,8 @@ def corpus_content(root: Path) -> list[tuple[str, str, str, str]]:
     return sorted(docs)
 
 
-def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
-    recipe = subset_recipe(corpus_run["work"], name="interrupted")
-    root = corpus_run["work"] / "out" / "interrupted" / "corpus"
+def interrupt(recipe: Path, completions: Path) -> None:
+    """Start a corpus run and kill it (all its processes) once a task has left a completion marker."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "curation", "run", str(recipe)],
         cwd=ROOT,
@@ -34,13 +37,18 @@ def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    marker = root / "logs" / "minhash_signatures" / "completions"
     deadline = time.time() + 300
-    while time.time() < deadline and not (marker.is_dir() and any(marker.iterdir())):
+    while time.time() < deadline and not (completions.is_dir() and any(completions.iterdir())):
         assert proc.poll() is None, "the run ended before it could be interrupted"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
+    recipe = subset_recipe(corpus_run["work"], name="interrupted")
+    root = corpus_run["work"] / "out" / "interrupted" / "corpus"
+    interrupt(recipe, root / "logs" / "minhash_signatures" / "completions")
     assert not (root / "stats.json").exists()
     extract_done = sorted((root / "logs" / "extract" / "completions").iterdir())
     assert extract_done
@@ -77,3 +85,39 @@ def test_ray_executor_matches_local(corpus_run):
     assert result.returncode == 0, result.stderr[-3000:]
     root = corpus_run["work"] / "out" / "on_ray" / "corpus"
     assert corpus_content(root) == corpus_content(corpus_run["root"])
+
+
+def test_an_input_added_before_the_resume_is_read_once(tmp_path):
+    """Files are dealt to tasks by the input listing: a file added between an interrupted run and its
+    resume restarts the extract stage, so the corpus is a fresh run's on the new inputs."""
+    recipe = subset_recipe(tmp_path, name="grown")
+    root = tmp_path / "out" / "grown" / "corpus"
+    interrupt(recipe, root / "logs" / "extract" / "completions")
+    added = SAMPLES / "finance" / "gnucash" / "en" / "gnucash-guide-capgain_concepts1.html"
+    copy = tmp_path / "samples" / "finance" / "gnucash" / "en" / added.name
+    assert not copy.exists()
+    shutil.copy(added, copy)
+
+    result = run_corpus(recipe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "recipe or inputs changed since the last run: recomputing from stage `extract`" in result.stderr
+    fresh = run_corpus(subset_recipe(tmp_path, name="fresh"))
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    resumed = corpus_content(root)
+    ids = [doc[0] for doc in resumed]
+    assert len(ids) == len(set(ids)), "a document was read twice"
+    assert str(copy) in ids, "the added file is in the corpus"
+    assert resumed == corpus_content(tmp_path / "out" / "fresh" / "corpus")
+
+
+def test_a_folder_that_cannot_be_removed_stops_the_run_before_its_new_fingerprint(tmp_path):
+    pipeline = CorpusPipeline(load_recipe(subset_recipe(tmp_path, name="stuck")))
+    marker = pipeline.root / "logs" / "extract" / "fingerprint"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("an older recipe")
+    (pipeline.root / "work").mkdir(parents=True)
+    (pipeline.root / "work" / "filtered").write_text("a file where the stage's folder belongs")
+    with pytest.raises(NotADirectoryError):
+        pipeline.prepare()
+    assert marker.read_text() == "an older recipe"  # the next run still knows the stage is stale
+    assert [p.name for p in marker.parent.iterdir()] == ["fingerprint"]

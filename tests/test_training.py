@@ -1,5 +1,7 @@
 """The trainer on a real corpus run: FSDP over gloo in real torchrun subprocesses, exact resume,
-Hugging Face export, exact mixture proportions, and refusals before any work starts."""
+Hugging Face export, exact mixture proportions, and refusals before any work starts.
+
+The stages are `main` then `cpt`: their names sort in the opposite order to the run's."""
 
 import json
 import os
@@ -8,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import psutil
 import pytest
@@ -15,6 +18,7 @@ import torch
 import yaml
 from conftest import ROOT
 
+from training.checkpoint import EXPORT_MARKER
 from training.data import PackedWindows, ReplayMixture, TokenShards, exact_counts
 
 TINY = {
@@ -34,7 +38,7 @@ TINY = {
     "checkpoint_every": 4,
     "stages": [
         {
-            "name": "base",
+            "name": "main",
             "mixture": {"replay": 1.0},
             "steps": 12,
             "schedule": {"peak_lr": 3e-3, "final_lr": 3e-4, "warmup_steps": 2},
@@ -72,15 +76,37 @@ def torchrun_command(recipe: Path, nproc: int = 2) -> list[str]:
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
-def torchrun(recipe: Path, nproc: int = 2, **kwargs):
-    return subprocess.run(
-        torchrun_command(recipe, nproc), cwd=ROOT, capture_output=True, text=True, env=ENV, **kwargs
+def kill_tree(pid: int) -> None:
+    """SIGKILL to torchrun and its workers (it starts them in sessions of their own)."""
+    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for process in family:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
+
+
+def torchrun(recipe: Path, nproc: int = 2, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The run to its end; one still running after `timeout` (hung in a collective) is killed and fails."""
+    proc = subprocess.Popen(
+        torchrun_command(recipe, nproc), cwd=ROOT, stdout=PIPE, stderr=PIPE, text=True, env=ENV
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun {recipe.name} still running after {timeout} s: {stderr[-2000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def metric_rows(train_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def losses(train_dir: Path) -> dict[int, float]:
-    rows = [json.loads(line) for line in (train_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    return {r["step"]: r["loss"] for r in metric_rows(train_dir) if "loss" in r}
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +118,8 @@ def trained(corpus_run):
 
 
 def test_fsdp_training_lowers_the_loss(trained):
-    rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
-    base = [r for r in rows if r["stage"] == "base" and "val_loss" in r]
+    rows = metric_rows(trained)
+    base = [r for r in rows if r["stage"] == "main" and "val_loss" in r]
     assert base[-1]["val_loss"]["replay"] < base[0]["val_loss"]["replay"] - 0.25  # from ln(vocab)
     cpt = [r for r in rows if r["stage"] == "cpt" and "val_loss" in r]
     assert cpt[-1]["val_loss"]["domain"] < cpt[0]["val_loss"]["domain"]
@@ -116,10 +142,7 @@ def test_interrupted_run_resumes_with_the_same_losses(corpus_run, trained):
     while not marker.is_file():
         assert proc.poll() is None and time.time() < deadline, "the run ended before it could be interrupted"
         time.sleep(0.1)
-    workers = psutil.Process(proc.pid).children(recursive=True)  # torchrun starts them in new sessions
-    for process in [psutil.Process(proc.pid), *workers]:
-        process.kill()
-    psutil.wait_procs(workers, timeout=30)
+    kill_tree(proc.pid)
     proc.wait()
     # the run may have got further before the kill landed: keep only the step-4 checkpoint, so the
     # resume starts mid-stage whatever the timing was
@@ -127,28 +150,57 @@ def test_interrupted_run_resumes_with_the_same_losses(corpus_run, trained):
         if folder != marker.parent:
             shutil.rmtree(folder)
     shutil.rmtree(train_dir / "hf" / "cpt", ignore_errors=True)
-    base_export = (train_dir / "hf" / "base" / "model.safetensors").stat().st_mtime
+    with open(train_dir / "metrics.jsonl", "a") as f:  # what a kill in the middle of a row leaves
+        f.write('{"step": 17, "stage": "cpt", "stage_st')
+    base_export = (train_dir / "hf" / "main" / "model.safetensors").stat().st_mtime
     result = torchrun(recipe)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from" in result.stdout and "cpt-0000004" in result.stdout
-    assert (train_dir / "hf" / "base" / "model.safetensors").stat().st_mtime == base_export  # not redone
+    assert (train_dir / "hf" / "main" / "model.safetensors").stat().st_mtime == base_export  # not redone
     resumed, straight = losses(train_dir), losses(trained)
-    assert resumed.keys() == straight.keys()
+    assert [(r["stage"], r["step"], "loss" in r) for r in metric_rows(train_dir)] == [
+        (r["stage"], r["step"], "loss" in r) for r in metric_rows(trained)
+    ]  # each row once, none torn
     assert all(abs(resumed[s] - straight[s]) <= 1e-5 for s in straight), (resumed, straight)
 
 
-def test_exported_model_gives_the_checkpoint_logits(trained):
+def assert_export_matches_checkpoint(export: Path, folder: Path, scratch: Path) -> None:
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
     from transformers import AutoModelForCausalLM
 
-    exported = AutoModelForCausalLM.from_pretrained(trained / "hf" / "cpt")
-    dcp_to_torch_save(trained / "checkpoints" / "cpt-0000008", trained / "final.pt")
-    weights = torch.load(trained / "final.pt", weights_only=False)["model"]
+    exported = AutoModelForCausalLM.from_pretrained(export)
+    dcp_to_torch_save(folder, scratch)
+    weights = torch.load(scratch, weights_only=False)["model"]
     fresh = AutoModelForCausalLM.from_config(exported.config)
     fresh.load_state_dict(weights)
     tokens = torch.randint(0, exported.config.vocab_size, (2, 32))
     with torch.no_grad():
         assert torch.allclose(exported(tokens).logits, fresh(tokens).logits, atol=1e-6)
+
+
+def test_exported_model_gives_the_checkpoint_logits(trained, tmp_path):
+    assert_export_matches_checkpoint(
+        trained / "hf" / "cpt", trained / "checkpoints" / "cpt-0000008", tmp_path / "final.pt"
+    )
+    assert (trained / "hf" / "cpt" / EXPORT_MARKER).is_file()
+
+
+def test_an_export_cut_short_is_redone_without_training_again(corpus_run, trained, tmp_path):
+    """A kill while `hf/cpt` was being written (after the stage's last checkpoint): the rerun exports
+    it again from that checkpoint and trains no step."""
+    recipe = train_recipe(corpus_run, "train-export-cut")
+    train_dir = corpus_run["work"] / "out" / "train-export-cut" / "train"
+    shutil.copytree(trained, train_dir)
+    export = train_dir / "hf" / "cpt"
+    shutil.rmtree(export)
+    export.mkdir()  # what an export written in place leaves: a config, no weights
+    shutil.copy(trained / "hf" / "cpt" / "config.json", export)
+    metrics = (train_dir / "metrics.jsonl").read_text()
+    result = torchrun(recipe)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stdout and "cpt-0000008" in result.stdout
+    assert (train_dir / "metrics.jsonl").read_text() == metrics
+    assert_export_matches_checkpoint(export, train_dir / "checkpoints" / "cpt-0000008", tmp_path / "final.pt")
 
 
 def test_mixture_proportions_hold_in_every_batch(corpus_run):
@@ -195,6 +247,45 @@ def test_a_model_with_another_tokenizer_is_refused(corpus_run, tmp_path):
     assert result.returncode == 1
     assert "different tokenizer" in result.stderr and str(model_dir) in result.stderr
     assert not (corpus_run["work"] / "out" / "train-mismatch" / "train" / "checkpoints").exists()
+
+
+def test_a_model_whose_tokenizer_does_not_load_is_refused(corpus_run, tmp_path):
+    """Only the vocabulary sizes could be compared: that needs the recipe's say-so."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from training.model import TokenizerMismatch, build_model
+
+    model_dir = tmp_path / "no-tokenizer"
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=4096, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+        )
+    ).save_pretrained(model_dir)
+    corpus_tokenizer = corpus_run["root"] / "tokenizer"
+    tokenizer = AutoTokenizer.from_pretrained(str(corpus_tokenizer))
+    with pytest.raises(TokenizerMismatch) as refused:
+        build_model(str(model_dir), None, tokenizer)
+    message = str(refused.value)
+    assert str(model_dir) in message and str(corpus_tokenizer) in message and "tokenizer_check" in message
+    model = build_model(str(model_dir), None, tokenizer, tokenizer_check="vocab_size")
+    assert model.config.vocab_size == 4096
+
+
+def test_validation_with_an_odd_window_count_over_two_ranks(corpus_run):
+    """Ranks dealt an unequal number of validation windows still run the same number of forwards
+    (each one a collective under FSDP), and the loss is the single-process loss."""
+    windows = PackedWindows(TokenShards(corpus_run["root"] / "tokens" / "domain" / "val"), TINY["seq_len"], 0)
+    assert windows.count % 2 == 1, f"this test wants an odd number of validation windows, not {windows.count}"
+    stage = {"name": "short", "mixture": {"domain": 1.0}, "steps": 2}
+    settings = {"stages": [stage], "micro_batch": 1, "global_batch": 2, "eval_batches": windows.count}
+    first_eval = {}
+    for nproc in (2, 1):
+        name = f"train-odd-validation-{nproc}"
+        result = torchrun(train_recipe(corpus_run, name, **settings), nproc=nproc, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        rows = (corpus_run["work"] / "out" / name / "train" / "metrics.jsonl").read_text().splitlines()
+        first_eval[nproc] = json.loads(rows[0])["val_loss"]
+    assert first_eval[2] == first_eval[1]
 
 
 def test_train_section_errors_name_the_key_and_file(corpus_run):
@@ -253,15 +344,12 @@ def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus
     assert "selection `half` done" in result.stdout
     train = corpus_run["work"] / "out" / "train-select" / "train"
     run = load_train_config(recipe).for_selection("half")
-    assert run.train_dir == train / "selections" / "half" and run.train.model == str(train / "hf" / "base")
+    assert run.train_dir == train / "selections" / "half" and run.train.model == str(train / "hf" / "main")
     assert len(TokenShards(run.train_tokens("domain"))) == selection["kept_tokens"] < selection["tokens"]
     assert (run.train_dir / "hf" / "cpt" / "config.json").is_file()
 
-    def rows(folder):
-        return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-
-    main_cpt = [r for r in rows(train) if r["stage"] == "cpt"]
-    selected = rows(run.train_dir)
+    main_cpt = [r for r in metric_rows(train) if r["stage"] == "cpt"]
+    selected = metric_rows(run.train_dir)
     assert {r["stage"] for r in selected} == {"cpt"}
     assert len([r for r in selected if "loss" in r]) == len([r for r in main_cpt if "loss" in r]) == 8
     # both cpt stages begin from the same weights (the base export) on the same validation text ...
@@ -332,5 +420,5 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     windows = (len(TokenShards(run.train_tokens("domain"))) - 1) // TINY["seq_len"]
     per_step = exact_counts(stage["mixture"], TINY["global_batch"])["domain"]
     assert run.train.stages[0].steps == math.ceil(windows / per_step) != stage["steps"]
-    rows = [json.loads(line) for line in (run.train_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run.train_dir)
     assert len([r for r in rows if "loss" in r]) == math.ceil(windows / per_step)

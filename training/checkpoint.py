@@ -1,12 +1,15 @@
 """Checkpoints with torch.distributed.checkpoint (sharded, any world size) and Hugging Face export.
 
 `checkpoints/<stage>-<step>/` holds the DCP shards of model and optimizer, `rng-<rank>.pt`, and
-`trainer.json` (stage, step, data cursors), written last: a folder without it is incomplete.
+`trainer.json` (stage index, step, data cursors). `hf/<stage>/` holds the exported model and
+`export.json`, written last. Both are written under a `.partial` name and renamed once complete, so a
+kill at any moment leaves no folder that looks finished; a later run removes the partial ones.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -21,65 +24,144 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+PARTIAL = ".partial"
+EXPORT_MARKER = "export.json"  # last file of a Hugging Face export: readers can require it
+
 
 def checkpoint_dir(root: Path, stage: str, step: int) -> Path:
     return root / "checkpoints" / f"{stage}-{step:07d}"
 
 
-def save(folder: Path, model, optimizer, trainer_state: dict, keep: int = 2) -> None:
+def partial_dir(folder: Path) -> Path:
+    return folder.with_name(folder.name + PARTIAL)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """`path` holds its old text or the new one whenever the process is killed, never a torn mix."""
+    temporary = partial_dir(path)
+    with open(temporary, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    _fsync(path.parent)
+
+
+def publish(partial: Path, folder: Path) -> None:
+    """The fully written `partial` folder, synced to disk, takes the place of `folder`."""
+    for path in partial.rglob("*"):
+        if path.is_file():
+            _fsync(path)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    _fsync(folder.parent)
+
+
+def trainer_state(folder: Path) -> dict | None:
+    """A checkpoint's trainer state; None for a folder that a kill left incomplete."""
+    if folder.name.endswith(PARTIAL):
+        return None
+    try:
+        return json.loads((folder / "trainer.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _complete(checkpoints: Path) -> list[Path]:
+    """Complete checkpoints, oldest first by their place in the run (stage index, then step): stage
+    names need not sort in run order (`main` then `anneal`)."""
+    states = {p: trainer_state(p) for p in checkpoints.iterdir()} if checkpoints.is_dir() else {}
+    done = [p for p, state in states.items() if state is not None]
+    return sorted(done, key=lambda p: (states[p]["stage"], states[p]["step"]))
+
+
+def save(folder: Path, model, optimizer, state: dict, keep: int = 2) -> None:
+    """All ranks write into `<folder>.partial`; rank 0 renames it complete, then prunes to `keep`."""
+    partial = partial_dir(folder)
+    if dist.get_rank() == 0:
+        shutil.rmtree(partial, ignore_errors=True)  # an earlier attempt's files must not mix in
+    dist.barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(folder))
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(partial))
     torch.save(
         {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
-        folder / f"rng-{dist.get_rank()}.pt",
+        partial / f"rng-{dist.get_rank()}.pt",
     )
     dist.barrier()
     if dist.get_rank() == 0:
-        (folder / "trainer.json").write_text(json.dumps(trainer_state, indent=2))
-        complete = sorted(p for p in folder.parent.iterdir() if (p / "trainer.json").is_file())
-        for old in complete[:-keep]:
+        (partial / "trainer.json").write_text(json.dumps(state, indent=2))
+        publish(partial, folder)
+        for old in _complete(folder.parent)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     dist.barrier()
 
 
 def latest(root: Path) -> Path | None:
-    folders = [p for p in (root / "checkpoints").glob("*") if (p / "trainer.json").is_file()]
-    return max(
-        folders, key=lambda p: json.loads((p / "trainer.json").read_text())["global_step"], default=None
-    )
+    """The newest complete checkpoint, chosen by rank 0 for every rank; it removes incomplete ones."""
+    found: list[Path | None] = [None]
+    if dist.get_rank() == 0:
+        checkpoints = root / "checkpoints"
+        for folder in checkpoints.iterdir() if checkpoints.is_dir() else []:
+            if trainer_state(folder) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        found = _complete(checkpoints)[-1:] or [None]
+    dist.broadcast_object_list(found, src=0)
+    return found[0]
 
 
-def load(folder: Path, model, optimizer=None) -> dict:
-    """Model (and optimizer, when given) from `folder`; returns the trainer state."""
+def load(folder: Path, model, optimizer=None) -> None:
+    """Model (and optimizer and this rank's RNG, when an optimizer is given) from `folder`."""
     if optimizer is None:
         state = {"model": get_model_state_dict(model)}
         dcp.load(state, checkpoint_id=str(folder))
         set_model_state_dict(model, state["model"])
-    else:
-        model_sd, optim_sd = get_state_dict(model, optimizer)
-        state = {"model": model_sd, "optim": optim_sd}
-        dcp.load(state, checkpoint_id=str(folder))
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-        rng = folder / f"rng-{dist.get_rank()}.pt"
-        if rng.is_file():
-            saved = torch.load(rng, weights_only=False)
-            torch.set_rng_state(saved["torch"])
-            if saved["cuda"]:
-                torch.cuda.set_rng_state_all(saved["cuda"])
-    return json.loads((folder / "trainer.json").read_text())
+        return
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(folder))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    rng = folder / f"rng-{dist.get_rank()}.pt"
+    if rng.is_file():
+        saved = torch.load(rng, weights_only=True)
+        torch.set_rng_state(saved["torch"])
+        if saved["cuda"]:
+            torch.cuda.set_rng_state_all(saved["cuda"])
 
 
-def export_hf(model, tokenizer, folder: Path) -> None:
-    """A folder `AutoModelForCausalLM.from_pretrained` loads: gathered full weights + tokenizer."""
+def export_hf(model, tokenizer, folder: Path, state: dict) -> None:
+    """A folder `AutoModelForCausalLM.from_pretrained` loads: gathered full weights + tokenizer, then
+    `export.json` (the trainer state exported); it appears under its name only complete."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if dist.get_rank() == 0:
         from transformers import AutoModelForCausalLM
 
+        partial = partial_dir(folder)
+        shutil.rmtree(partial, ignore_errors=True)
         plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(full)
-        plain.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        marker = {k: v for k, v in state.items() if k != "data"}
+        (partial / EXPORT_MARKER).write_text(json.dumps(marker, indent=2))
+        publish(partial, folder)
     dist.barrier()
+
+
+def exported(folder: Path, state: dict) -> bool:
+    """Whether `folder` is a complete export of the weights at trainer state `state`."""
+    try:
+        marker = json.loads((folder / EXPORT_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return all(marker.get(k) == state.get(k) for k in ("config", "global_step"))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from curation.recipe import Strict, validate_section
+from curation.recipe import SafeName, Strict, validate_section
 from training.data import TokenShards, exact_counts
 
 
@@ -29,8 +29,8 @@ class Schedule(Strict):
 class Stage(Strict):
     """One phase of training: what it reads (corpus -> weight) and for how long."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
-    mixture: dict[str, float] = Field(min_length=1)
+    name: SafeName
+    mixture: dict[SafeName, float] = Field(min_length=1)
     steps: int | None = Field(None, ge=1)
     tokens: int | None = Field(None, ge=1)
     schedule: Schedule = Schedule()
@@ -56,9 +56,12 @@ class TrainConfig(Strict):
     grad_clip: float = Field(1.0, gt=0)
     seed: int = 0
     eval_every: int = Field(25, ge=1)
-    eval_batches: int = Field(4, ge=1)  # micro-batches of each validation split per evaluation
+    eval_batches: int = Field(4, ge=1)  # micro-batches of each validation split per evaluation, all processes
     checkpoint_every: int = Field(100, ge=1)
     resume: Literal["auto", "never"] = "auto"
+    # a model whose own tokenizer does not load is refused; `vocab_size` accepts it when its
+    # vocabulary is at least the corpus tokenizer's (it is then trusted to be that tokenizer)
+    tokenizer_check: Literal["strict", "vocab_size"] = "strict"
     activation_checkpointing: bool = False
     compile: bool = False
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
@@ -68,7 +71,7 @@ class TrainConfig(Strict):
     # the last stage) again from the export of the stage before them (from `model` when they start
     # with the first stage), the domain corpus's training tokens replaced by the selection's;
     # validation stays the corpus's own
-    selections: list[str] = []
+    selections: list[SafeName] = []
     selection_stages: list[str] | None = None
     # how long a selection stage runs: `steps` as in the main run (equal compute), or `one_pass`
     # over the selection's domain tokens with the stage's mixture around them (FinPythia's
@@ -79,6 +82,14 @@ class TrainConfig(Strict):
     def _one_model(self) -> TrainConfig:
         if (self.model is None) == (self.init is None):
             raise ValueError("set exactly one of `model` (hub id or path) or `init` (a Llama config)")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TrainConfig:
+        """Stages and selections name folders (hf/<stage>, selections/<name>): one name, one folder."""
+        for key, names in (("stages", [s.name for s in self.stages]), ("selections", self.selections)):
+            if twice := sorted({n for n in names if names.count(n) > 1}):
+                raise ValueError(f"{key}: {twice} named more than once")
         return self
 
     @model_validator(mode="after")
@@ -101,10 +112,10 @@ class TrainConfig(Strict):
 class RunConfig(Strict):
     """What the trainer needs from the whole recipe (and, for a selection run, which selection)."""
 
-    name: str
+    name: SafeName
     output_dir: str = "out"
     train: TrainConfig
-    selection: str | None = None
+    selection: SafeName | None = None
 
     @property
     def corpus_dir(self) -> Path:

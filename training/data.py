@@ -164,11 +164,23 @@ def corpus_seed(seed: int, name: str) -> int:
 
 def validation_batches(
     windows: PackedWindows, batches: int, micro: int, rank: int, world: int
-) -> list[torch.Tensor]:
-    """The first windows of a validation split in file order: the same every evaluation."""
-    n = min(windows.count, batches * micro * world)
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """This rank's (tokens, weights) micro-batches of the first `batches * micro` windows of a
+    validation split, in file order: the same windows every evaluation, whatever the world size.
+
+    Every rank gets the same number of micro-batches, the short ones padded with weight-0 windows:
+    under FSDP each forward is a collective, so a rank with one batch fewer would leave the others
+    waiting. The loss is a weighted sum over all ranks, so it equals the single-process loss.
+    """
+    n = min(windows.count, batches * micro)
     ids = list(range(n))[rank::world]
+    padded = -(-n // (world * micro)) * micro  # the windows every rank evaluates
+    weights = torch.tensor([1.0] * len(ids) + [0.0] * (padded - len(ids)), dtype=torch.float64)
+    ids += [0] * (padded - len(ids))
     return [
-        torch.from_numpy(np.stack([windows.window(i) for i in ids[k : k + micro]]).astype(np.int64))
-        for k in range(0, len(ids), micro)
+        (
+            torch.from_numpy(np.stack([windows.window(i) for i in ids[k : k + micro]]).astype(np.int64)),
+            weights[k : k + micro],
+        )
+        for k in range(0, padded, micro)
     ]

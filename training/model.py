@@ -21,12 +21,23 @@ def corpus_tokenizer(shards_tokenizer: str, corpus_dir: Path) -> PreTrainedToken
     return AutoTokenizer.from_pretrained(str(folder))
 
 
-def check_vocabulary(model_config, model_source: str | None, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Refuse a model whose vocabulary differs from the shards' tokenizer."""
+def check_vocabulary(
+    model_config, model_source: str | None, tokenizer: PreTrainedTokenizerBase, check: str = "strict"
+) -> None:
+    """Refuse a model whose vocabulary differs from the shards' tokenizer, or cannot be compared with
+    it: a model without a tokenizer is accepted on vocabulary size alone only when the recipe says so
+    (`tokenizer_check: vocab_size`)."""
     if model_source is not None:
         try:
             own = AutoTokenizer.from_pretrained(model_source)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as e:
+            if check != "vocab_size":
+                raise TokenizerMismatch(
+                    f"the model `{model_source}` has no tokenizer that loads ({str(e).splitlines()[0]}), "
+                    "so its vocabulary cannot be checked against the corpus tokenizer "
+                    f"`{tokenizer.name_or_path}`: save the model's tokenizer beside it, or set "
+                    "`train.tokenizer_check: vocab_size` if it is known to be the corpus tokenizer"
+                ) from e
             own = None
         if own is not None and own.get_vocab() != tokenizer.get_vocab():
             raise TokenizerMismatch(
@@ -41,11 +52,16 @@ def check_vocabulary(model_config, model_source: str | None, tokenizer: PreTrain
         )
 
 
-def build_model(model: str | None, init: dict | None, tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+def build_model(
+    model: str | None,
+    init: dict | None,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenizer_check: str = "strict",
+) -> torch.nn.Module:
     """Pretrained weights from `model`, or a new Llama sized to the tokenizer (vocab padded to 64)."""
     if model is not None:
         config = AutoConfig.from_pretrained(model)
-        check_vocabulary(config, model, tokenizer)
+        check_vocabulary(config, model, tokenizer, tokenizer_check)
         return AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     settings = {"vocab_size": -(-len(tokenizer) // 64) * 64, "tie_word_embeddings": False} | dict(init)
     settings.setdefault("eos_token_id", tokenizer.eos_token_id)

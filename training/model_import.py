@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from training.checkpoint import partial_dir, publish
+
 PREFIX = "gguf:"
 
 
@@ -59,7 +61,7 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     marker = out / "source.json"
     if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
         return out
-    partial = out.with_name(out.name + ".partial")
+    partial = partial_dir(out)
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
@@ -71,8 +73,7 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     (partial / "source.json").write_text(
         json.dumps({"source": str(path.resolve()), "sha256": digest}, indent=2)
     )
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    publish(partial, out)
     return out
 
 

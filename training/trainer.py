@@ -1,7 +1,9 @@
 """The continual-pretraining loop, top to bottom: stages, steps, evaluation, checkpoints, export.
 
 Writes under `out/<name>/train/`: metrics.jsonl (one line per step and per evaluation),
-checkpoints/<stage>-<step>/ (DCP), hf/<stage>/ (Hugging Face folders), curves.png.
+checkpoints/<stage>-<step>/ (DCP), hf/<stage>/ (Hugging Face folders), curves.png. A killed run
+resumes from its newest complete checkpoint: the metrics written after it are dropped, and an export
+the kill interrupted is redone.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -36,9 +40,14 @@ def stage_steps(stage: Stage, global_batch: int, seq_len: int) -> int:
     return stage.steps or max(1, stage.tokens // (global_batch * seq_len))
 
 
-def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+def sequence_losses(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Each sequence's mean next-token loss."""
     logits = model(input_ids=tokens[:, :-1]).logits
-    return F.cross_entropy(logits.float().flatten(0, 1), tokens[:, 1:].flatten())
+    return F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], reduction="none").mean(1)
+
+
+def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    return sequence_losses(model, tokens).mean()
 
 
 class Trainer:
@@ -79,7 +88,8 @@ class Trainer:
         shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
         self.tokenizer = corpus_tokenizer(shards_tokenizer, run.corpus_dir)
         torch.manual_seed(self.cfg.seed)
-        self.model = build_model(self.cfg.model, self.cfg.init, self.tokenizer).to(self.device)
+        model = build_model(self.cfg.model, self.cfg.init, self.tokenizer, self.cfg.tokenizer_check)
+        self.model = model.to(self.device)
         self.flops_per_token = flops_per_token(self.model, self.cfg.seq_len)
         apply_fsdp(
             self.model,
@@ -89,7 +99,9 @@ class Trainer:
             self.cfg.activation_checkpointing,
             self.cfg.compile,
         )
-        settings = self.cfg.model_dump(mode="json", exclude={"resume", "tensorboard", "wandb", "eval_every"})
+        settings = self.cfg.model_dump(
+            mode="json", exclude={"resume", "tensorboard", "wandb", "eval_every", "tokenizer_check"}
+        )
         # a rebuilt corpus, or another selection of the same size, is other data
         corpus = {n: w.shards.digest() for n, w in self.train_windows.items()}
         self.fingerprint = hashlib.sha256(
@@ -123,16 +135,25 @@ class Trainer:
             return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the checkpoint that follows it
         for logger in self.loggers:
             logger(row)
 
     def _truncate_metrics(self, state: dict) -> None:
-        """After a resume, the lines the interrupted run wrote past its checkpoint are dropped."""
+        """After a resume, the lines the interrupted run wrote past its checkpoint (a torn last line
+        among them) are dropped: the resumed run writes them again."""
         if self.rank == 0 and self.metrics_path.is_file():
-            rows = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
             step, stage = state["global_step"], state["stage_name"]
-            kept = [r for r in rows if r["step"] < step or (r["step"] == step and r["stage"] == stage)]
-            self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            kept = []
+            for line in self.metrics_path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if row["step"] < step or (row["step"] == step and row["stage"] == stage):
+                    kept.append(line + "\n")
+            checkpoint.write_atomic(self.metrics_path, "".join(kept))
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -141,12 +162,10 @@ class Trainer:
         losses = {}
         for name, batches in self.val.items():
             total = torch.zeros(2, dtype=torch.float64, device=self.device)
-            for tokens in batches:
-                total += torch.tensor(
-                    [next_token_loss(self.model, tokens.to(self.device)).item(), 1.0],
-                    device=self.device,
-                    dtype=torch.float64,
-                )
+            for tokens, weights in batches:  # the same count on every rank: padding weighs 0
+                weights = weights.to(self.device)
+                per_sequence = sequence_losses(self.model, tokens.to(self.device)).double()
+                total += torch.stack([(per_sequence * weights).sum(), weights.sum()])
             dist.all_reduce(total)
             losses[name] = round((total[0] / total[1]).item(), 5)
         self.model.train()
@@ -158,7 +177,7 @@ class Trainer:
         resume = checkpoint.latest(self.root) if self.cfg.resume == "auto" else None
         state = {"stage": 0, "step": 0, "global_step": 0, "data": None}
         if resume is not None:
-            state = json.loads((resume / "trainer.json").read_text())
+            state = checkpoint.trainer_state(resume)
             if state.get("config") != self.fingerprint:
                 raise ValueError(
                     f"{resume} was written with a different `train:` section or corpus; resuming "
@@ -170,12 +189,17 @@ class Trainer:
                     f"resuming from {resume} (stage `{state['stage_name']}`, step {state['step']})",
                     flush=True,
                 )
-        elif self.rank == 0 and self.metrics_path.exists():
-            self.metrics_path.unlink()
+        elif self.rank == 0:  # a fresh start: no checkpoint of an earlier run outranks or joins ours
+            shutil.rmtree(self.root / "checkpoints", ignore_errors=True)
+            self.metrics_path.unlink(missing_ok=True)
         global_step = state["global_step"]
         for index, stage in enumerate(self.cfg.stages):
             total = stage_steps(stage, self.cfg.global_batch, self.cfg.seq_len)
-            if index < state["stage"] or (index == state["stage"] and state["step"] >= total and resume):
+            finished = index < state["stage"] or (index == state["stage"] and state["step"] >= total)
+            if resume is not None and finished:
+                if index == state["stage"] and not checkpoint.exported(self._export_dir(stage), state):
+                    checkpoint.load(resume, self.model)  # the run was killed while exporting the stage
+                    self._export(stage, state)
                 continue
             optimizer = torch.optim.AdamW(
                 self.model.parameters(),
@@ -198,15 +222,21 @@ class Trainer:
             elif resume is not None:  # the checkpoint ended an earlier stage: its weights carry over
                 checkpoint.load(resume, self.model)
             resume = None
-            global_step = self._train_stage(index, stage, total, start, global_step, optimizer, mixture)
-            checkpoint.export_hf(self.model, self.tokenizer, self.root / "hf" / stage.name)
-            if self.rank == 0:
-                print(
-                    f"stage `{stage.name}` done: Hugging Face model in {self.root / 'hf' / stage.name}",
-                    flush=True,
-                )
+            end = self._train_stage(index, stage, total, start, global_step, optimizer, mixture)
+            global_step = end["global_step"]
+            self._export(stage, end)
 
-    def _train_stage(self, index, stage, total, start, global_step, optimizer, mixture) -> int:
+    def _export_dir(self, stage: Stage) -> Path:
+        return self.root / "hf" / stage.name
+
+    def _export(self, stage: Stage, state: dict) -> None:
+        """The stage's Hugging Face folder, from the weights of its last checkpoint (`state`)."""
+        checkpoint.export_hf(self.model, self.tokenizer, self._export_dir(stage), state)
+        if self.rank == 0:
+            print(f"stage `{stage.name}` done: Hugging Face model in {self._export_dir(stage)}", flush=True)
+
+    def _train_stage(self, index, stage, total, start, global_step, optimizer, mixture) -> dict:
+        """Steps `start`..`total` of the stage; returns the trainer state of its last checkpoint."""
         cfg, sched = self.cfg, stage.schedule
         bar = tqdm(
             total=total, initial=start, desc=f"stage {stage.name}", disable=self.rank != 0, dynamic_ncols=True
@@ -290,7 +320,7 @@ class Trainer:
                     checkpoint.checkpoint_dir(self.root, stage.name, step + 1), self.model, optimizer, state
                 )
         bar.close()
-        return global_step
+        return state
 
 
 def _scalars(row: dict):

@@ -9,13 +9,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.extractors import HtmlExtractor, PdfExtractor, Rejected
+from curation.extractors import Rejected, recipe_extractors
+from curation.readers.records import UNREAD, JsonlRecordReader
+from curation.recipe import ExtractConfig
 
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])")
@@ -27,19 +31,34 @@ def fasttext_line(text: str, max_chars: int) -> str:
     return _SPACE.sub(" ", _CJK.sub(r" \1 ", text[:max_chars].lower())).strip()
 
 
-def read_seed_text(path: Path) -> list[str]:
-    """Text of a seed file, extracted exactly as the pipeline would extract it."""
-    suffix = "".join(path.suffixes[-2:]).lower()
-    payload = path.read_bytes()
-    if suffix.endswith(".pdf"):
-        return [PdfExtractor().extract(payload)[0]]
-    if suffix.endswith((".html", ".htm")):
-        return [HtmlExtractor().extract(payload)[0]]
-    if suffix.endswith((".jsonl", ".jsonl.gz")):
-        opener = gzip.open if suffix.endswith(".gz") else open
-        with opener(path, "rt") as f:
-            return [json.loads(line).get("text", "") for line in f if line.strip()]
-    return [payload.decode("utf-8", errors="replace")]
+_SEED_FORMATS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".jsonl": "jsonl", ".jsonl.gz": "jsonl"}
+
+
+def seed_format(path: Path) -> str:
+    name = path.name.lower()
+    return next((fmt for suffix, fmt in _SEED_FORMATS.items() if name.endswith(suffix)), "text")
+
+
+def read_seed_texts(paths: list[Path], extract: ExtractConfig) -> Iterator[tuple[Path, str | Rejected]]:
+    """(file, text or why not) for seed files, read and extracted as the pipeline does its inputs:
+    PDF and HTML in the extractors' sandbox, JSONL by the record reader, all within `extract` limits."""
+    by_format = defaultdict(list)
+    for path in paths:
+        if path.stat().st_size > extract.max_file_bytes:
+            yield path, Rejected("too_large", f"over {extract.max_file_bytes:,} bytes")
+        else:
+            by_format[seed_format(path)].append(path)
+    for fmt, extractor in recipe_extractors(extract).items():
+        files = by_format[fmt]
+        for path, result in zip(files, extractor.extract_all(path.read_bytes() for path in files)):
+            yield path, result if isinstance(result, Rejected) else result[0]
+    for path in by_format["jsonl"]:
+        reader = JsonlRecordReader(str(path.parent), max_bytes=extract.max_record_bytes)
+        for doc in reader.read_file(path.name):
+            problem = doc.metadata.get(UNREAD)
+            yield path, Rejected(problem["reason"]) if problem else doc.text
+    for path in by_format["text"]:
+        yield path, path.read_bytes().decode("utf-8", errors="replace")
 
 
 class ClassifierTrainer(PipelineStep):
@@ -47,20 +66,31 @@ class ClassifierTrainer(PipelineStep):
 
     Seed files that are also inputs take their text from the documents already extracted into
     `extracted_dirs` (the same text the classifier will score, and no second extraction); other
-    seed files are extracted here. A model given in the recipe is copied instead, so the corpus
-    folder records what was used. With several trainers in one stage, task `task` runs this one.
+    seed files are extracted here, in the extractors' sandbox with the recipe's `extract` limits
+    (a rejected seed is counted as `seed_rejected_<reason>`). A model given in the recipe is
+    copied instead, so the corpus folder records what was used. With several trainers in one
+    stage, task `task` runs this one.
     """
 
     type = "🧠 - CLASSIFY"
     name = "🎓 fastText trainer"
 
-    def __init__(self, output_dir: str, label: str, config, extracted_dirs: list[str] = (), task: int = 0):
+    def __init__(
+        self,
+        output_dir: str,
+        label: str,
+        config,
+        extracted_dirs: list[str] = (),
+        task: int = 0,
+        extract: ExtractConfig | None = None,
+    ):
         super().__init__()
         self.output_dir = output_dir
         self.label = label
         self.config = config
         self.extracted_dirs = extracted_dirs
         self.task = task
+        self.extract = extract or ExtractConfig()
 
     def _seed_files(self) -> dict[Path, int]:
         files = {}
@@ -83,11 +113,11 @@ class ClassifierTrainer(PipelineStep):
                         if source in seeds and source not in found:
                             examples.append((seeds[source], doc["text"]))
                             found.add(source)
-        for path in sorted(set(seeds) - found):
-            try:
-                examples += [(seeds[path], text) for text in read_seed_text(path) if text.strip()]
-            except Rejected:
-                self.stat_update("seed_rejected")
+        for path, text in read_seed_texts(sorted(set(seeds) - found), self.extract):
+            if isinstance(text, Rejected):
+                self.stat_update(f"seed_rejected_{text.reason}")
+            elif text.strip():
+                examples.append((seeds[path], text))
         self.stat_update("seeds_from_pipeline", value=len(found))
         return sorted(examples)
 

@@ -294,11 +294,20 @@ def join_pages(pages: list[list[str]]) -> tuple[str, list[int], list[list[int]]]
     return "\n\n".join(parts), starts, tables
 
 
+# what mupdf raises on a malformed file; anything else is a failure of the library (or ours) and is
+# rejected as `error_<type>` with its cause, so a regression cannot pass for damaged input
+_DAMAGE = (pymupdf.FileDataError, pymupdf.mupdf.FzErrorFormat, pymupdf.mupdf.FzErrorSyntax)
+_HEADER_WINDOW = 1024  # readers accept the `%PDF-` header anywhere in the first kilobyte
+
+
 class PdfExtractor(Extractor):
-    """Rejects corrupt, encrypted, empty and image-only PDFs with that reason.
+    """Rejects PDFs that are not PDFs, damaged, encrypted, empty, image-only or over the limits,
+    each with that reason and its cause.
 
     With `tables`, pages showing columns of figures get their tables rebuilt as rows (cheap: from
     word positions; pymupdf's find_tables is two orders of magnitude slower than the text).
+    `max_pages` is checked before any page is read, `max_text_chars` page by page, so a document
+    over either costs no more than the limit.
     """
 
     name = "📕 PDF extractor"
@@ -310,32 +319,53 @@ class PdfExtractor(Extractor):
         min_chars_per_page: int = 20,
         exclusion_writer=None,
         tables: bool = True,
+        max_pages: int = 2000,
+        max_text_chars: int = 10_000_000,
     ):
-        super().__init__(timeout, exclusion_writer)
+        super().__init__(timeout, exclusion_writer, max_text_chars)
         self.min_chars_per_page = min_chars_per_page
         self.tables = tables
+        self.max_pages = max_pages
+
+    def _pages(self, doc, flags: int) -> list[list[str]]:
+        pages, chars = [], 0
+        for page in doc:
+            try:
+                blocks = _page_blocks(page, flags, self.tables)
+            except _DAMAGE as e:
+                raise Rejected("damaged", e) from None
+            pages.append(blocks)
+            chars += sum(map(len, blocks))
+            if chars > self.max_text_chars:
+                raise Rejected(
+                    "text_too_long",
+                    f"over {self.max_text_chars:,} characters by page {page.number + 1} of {doc.page_count}",
+                )
+        return pages
 
     def extract(self, payload: bytes) -> tuple[str, dict]:
         if not payload:
             raise Rejected("empty_file")
+        if b"%PDF-" not in payload[:_HEADER_WINDOW]:
+            raise Rejected("not_a_pdf", f"no %PDF- header; starts with {payload[:16]!r}")
         try:
             doc = pymupdf.open(stream=payload, filetype="pdf")
-        except Exception:
-            raise Rejected("corrupt") from None
+        except _DAMAGE as e:
+            raise Rejected("damaged", e) from None
         with doc:
             if doc.needs_pass or doc.is_encrypted:
                 raise Rejected("encrypted")
             if doc.page_count == 0:
-                raise Rejected("corrupt" if doc.is_repaired else "empty")
+                raise Rejected("damaged" if doc.is_repaired else "empty", "no pages")
+            if doc.page_count > self.max_pages:
+                raise Rejected("too_many_pages", f"{doc.page_count:,} pages, limit {self.max_pages:,}")
             flags = pymupdf.TEXTFLAGS_BLOCKS | pymupdf.TEXT_DEHYPHENATE
-            try:
-                pages = [_page_blocks(page, flags, self.tables) for page in doc]
-            except Exception:
-                raise Rejected("corrupt") from None
-            text, starts, tables = join_pages(remove_running_lines(pages))
+            text, starts, tables = join_pages(remove_running_lines(self._pages(doc, flags)))
             if len(text) < self.min_chars_per_page * doc.page_count:
                 if doc.is_repaired:  # pymupdf rebuilt a broken file (e.g. truncated)
-                    raise Rejected("corrupt")
+                    raise Rejected(
+                        "damaged", f"repaired by mupdf; {len(text)} characters from {doc.page_count} pages"
+                    )
                 # listing images costs as much as extracting text: only for documents without text
                 raise Rejected("image_only" if any(page.get_images() for page in doc) else "no_text")
             metadata = {"title": (doc.metadata or {}).get("title") or "", "page_count": doc.page_count}

@@ -1,6 +1,7 @@
 """Readers turn files into Documents; nothing they find is skipped without a trace."""
 
 from curation.readers.files import DocumentFileReader
+from curation.readers.limits import ReadLimits
 from curation.readers.records import (
     RECORD_READERS,
     StageParquetReader,
@@ -12,6 +13,7 @@ from curation.readers.records import (
 __all__ = [
     "DocumentFileReader",
     "RECORD_READERS",
+    "ReadLimits",
     "StageParquetReader",
     "StageReader",
     "WarcRecordReader",

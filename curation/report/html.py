@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import html
 import io
+import itertools
 import json
+import random
 import re
+import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from curation.report.stats import EDIT_STATS
+from curation.report.stats import EDIT_STATS, records
 
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 400
 COMPARED_PAGES = 25
+SAMPLE_DOCS = 5000  # kept documents the report holds in memory, as a seeded sample
+SAMPLED_METADATA = ("corpus", "language", "domain_score", "quality_score", "minhash_cluster_size", "source")
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
@@ -28,11 +33,43 @@ def table_html(headers: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _docs(folder: Path):
-    for path in sorted(folder.rglob("*.jsonl.gz")):
-        with gzip.open(path, "rt") as f:
-            for line in f:
-                yield json.loads(line)
+def _light(doc: dict) -> dict:
+    """A document as the report keeps it: a snippet, its length and the metadata it plots."""
+    meta, text = doc["metadata"], doc.get("text", "")  # a document rejected unread has none
+    return {
+        "id": doc["id"],
+        "text": text[:SNIPPET_CHARS],
+        "chars": len(text),
+        "metadata": {k: meta[k] for k in (*SAMPLED_METADATA, "rejected_cause") if k in meta},
+    }
+
+
+@dataclass
+class KeptSample:
+    """What the report reads of the kept corpus, in one streaming pass: a seeded reservoir sample of
+    at most `SAMPLE_DOCS` light documents, the first well-shaped table, and the first HTML pages
+    to compare the extractors on. The corpus itself is never held in memory."""
+
+    total: int = 0
+    docs: list[dict] = field(default_factory=list)
+    table: str = ""
+    html_pages: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, folder: Path, cap: int = SAMPLE_DOCS, seed: int = 0) -> KeptSample:
+        sample, rng = cls(), random.Random(seed)
+        for doc in records(folder):
+            sample.total += 1
+            sample.table = sample.table or _table_example(doc)
+            source = Path(doc["metadata"].get("source", ""))
+            from_html = doc["metadata"].get("extracted_from") == "html"
+            if from_html and len(sample.html_pages) < COMPARED_PAGES and source.is_file():
+                sample.html_pages.append(source)
+            if len(sample.docs) < cap:
+                sample.docs.append(_light(doc))
+            elif (slot := rng.randrange(sample.total)) < cap:
+                sample.docs[slot] = _light(doc)
+        return sample
 
 
 def figure_html(draw) -> str:
@@ -142,25 +179,26 @@ def _inputs(stats: dict) -> str:
     )
 
 
-def _table_example(kept: list[dict]) -> str:
-    """One table as the PDF extractor wrote it (rows in reading order), so its shape can be checked."""
-    for doc in kept:
-        for start, end in doc["metadata"].get("tables") or []:
-            rows = doc["text"][start:end].splitlines()
-            figures = sum(len(re.findall(r"\| \$?\(?[\d,.]+\)?%?(?= \||$)", row)) >= 2 for row in rows)
-            if len(rows) >= 5 and figures >= 0.6 * len(rows):
-                source = html.escape(str(doc["metadata"].get("source", doc["id"])))
-                return (
-                    f"<h2>A table as extracted</h2><p>From <b>{source}</b>: rows in reading order,"
-                    " cells separated by ` | `; table regions are recorded in metadata `tables` and"
-                    " are not judged as prose.</p><pre>"
-                    + html.escape(doc["text"][start : min(end, start + 1500)])
-                    + "</pre>"
-                )
+def _table_example(doc: dict) -> str:
+    """A table of the document as the PDF extractor wrote it (rows in reading order), so its shape
+    can be checked; empty when it has none with five rows mostly of figures."""
+    for start, end in doc["metadata"].get("tables") or []:
+        rows = doc["text"][start:end].splitlines()
+        figures = sum(len(re.findall(r"\| \$?\(?[\d,.]+\)?%?(?= \||$)", row)) >= 2 for row in rows)
+        if len(rows) >= 5 and figures >= 0.6 * len(rows):
+            source = html.escape(str(doc["metadata"].get("source", doc["id"])))
+            return (
+                f"<h2>A table as extracted</h2><p>From <b>{source}</b>: rows in reading order,"
+                " cells separated by ` | `; table regions are recorded in metadata `tables` and"
+                " are not judged as prose.</p><pre>"
+                + html.escape(doc["text"][start : min(end, start + 1500)])
+                + "</pre>"
+            )
     return ""
 
 
-def _distributions(docs: list[dict]) -> str:
+def _distributions(sample: KeptSample) -> str:
+    docs = sample.docs
     if not docs:
         return "<h2>Distributions</h2><p>No documents were kept.</p>"
     by_corpus = defaultdict(list)
@@ -168,6 +206,8 @@ def _distributions(docs: list[dict]) -> str:
         by_corpus[d["metadata"].get("corpus", "?")].append(d)
     langs = Counter((d["metadata"].get("corpus", "?"), d["metadata"].get("language", "?")) for d in docs)
     parts = ["<h2>Distributions</h2>"]
+    if len(docs) < sample.total:
+        parts.append(f"<p>Over a random sample of {len(docs):,} of the {sample.total:,} kept documents.</p>")
 
     def lang_plot(ax):
         labels = [f"{c}/{lang}" for c, lang in langs]
@@ -177,7 +217,7 @@ def _distributions(docs: list[dict]) -> str:
 
     def length_plot(ax):
         for corpus, items in sorted(by_corpus.items()):
-            ax.hist([len(d["text"]) for d in items], bins=40, alpha=0.6, label=corpus, log=True)
+            ax.hist([d["chars"] for d in items], bins=40, alpha=0.6, label=corpus, log=True)
         ax.set_xlabel("characters")
         ax.set_title("document length")
         ax.legend()
@@ -220,7 +260,13 @@ def _snippet(doc: dict) -> str:
     source = meta.get("source") or doc.get("id", "")
     text = doc.get("text", "")[:SNIPPET_CHARS]
     body = html.escape(text) or "(no text)"
-    return f"<div class='ex'><b>{html.escape(str(source))}</b><br><pre>{body}</pre></div>"
+    cause = meta.get("rejected_cause")
+    why = (
+        "<br>" + html.escape(f"{cause.get('type', '')} {cause.get('module', '')}: {cause['message']}".strip())
+        if cause
+        else ""
+    )
+    return f"<div class='ex'><b>{html.escape(str(source))}</b>{why}<br><pre>{body}</pre></div>"
 
 
 def _examples(root: Path, kept: list[dict]) -> str:
@@ -228,11 +274,11 @@ def _examples(root: Path, kept: list[dict]) -> str:
     for step_dir in sorted(p for p in (root / "rejected").glob("*") if p.is_dir()):
         per_reason = defaultdict(list)
         counts = Counter()
-        for doc in _docs(step_dir):
+        for doc in records(step_dir):
             reason = doc["metadata"].get("rejected_reason", "?")
             counts[reason] += 1
             if len(per_reason[reason]) < EXAMPLES_PER_REASON:
-                per_reason[reason].append(doc)
+                per_reason[reason].append(_light(doc))
         for reason, items in sorted(per_reason.items()):
             parts.append(f"<h3>{html.escape(step_dir.name)} → {html.escape(reason)} ({counts[reason]})</h3>")
             parts += [_snippet(d) for d in items]
@@ -270,45 +316,28 @@ def _summary(stats: dict) -> str:
     )
 
 
-def _extractor_comparison(kept: list[dict]) -> str:
-    """trafilatura vs resiliparse on kept HTML pages, so users can pick the backend knowingly."""
-    import time
-
+def _extractor_comparison(pages: list[Path]) -> str:
+    """trafilatura vs resiliparse on kept HTML pages, so users can pick the backend knowingly; each
+    backend runs in the extractors' sandbox, with its per-page time limit."""
     from curation.extractors import HtmlExtractor, Rejected
 
-    pages = [
-        Path(d["metadata"]["source"])
-        for d in kept
-        if d["metadata"].get("extracted_from") == "html" and Path(d["metadata"].get("source", "")).is_file()
-    ][:COMPARED_PAGES]
     if not pages:
         return ""
-    backends = {name: HtmlExtractor(name) for name in ("trafilatura", "resiliparse")}
-    seconds = dict.fromkeys(backends, 0.0)
+    texts, seconds = {}, {}
+    for name in ("trafilatura", "resiliparse"):
+        results = HtmlExtractor(name).extract_all(itertools.chain([b""], (p.read_bytes() for p in pages)))
+        next(results)  # an empty page starts the sandbox, so the clock times extraction alone
+        start = time.perf_counter()
+        texts[name] = ["" if isinstance(r, Rejected) else r[0] for r in results]
+        seconds[name] = time.perf_counter() - start
     rows, ratios, overlaps = [], [], []
-    for page in pages:
-        payload, texts = page.read_bytes(), {}
-        for name, extractor in backends.items():
-            start = time.perf_counter()
-            try:
-                texts[name] = extractor.extract(payload)[0]
-            except Rejected:
-                texts[name] = ""
-            seconds[name] += time.perf_counter() - start
-        a, b = set(texts["trafilatura"].split()), set(texts["resiliparse"].split())
+    for page, ours, theirs in zip(pages, texts["trafilatura"], texts["resiliparse"]):
+        a, b = set(ours.split()), set(theirs.split())
         overlap = len(a & b) / max(1, len(a | b))
-        ratio = len(texts["resiliparse"]) / max(1, len(texts["trafilatura"]))
+        ratio = len(theirs) / max(1, len(ours))
         ratios.append(ratio)
         overlaps.append(overlap)
-        rows.append(
-            [
-                html.escape(page.name),
-                len(texts["trafilatura"]),
-                len(texts["resiliparse"]),
-                f"{ratio:.2f}",
-                f"{overlap:.2f}",
-            ]
-        )
+        rows.append([html.escape(page.name), len(ours), len(theirs), f"{ratio:.2f}", f"{overlap:.2f}"])
 
     def draw(ax):
         ax.scatter(ratios, overlaps, color="#e67e22")
@@ -325,15 +354,15 @@ def _extractor_comparison(kept: list[dict]) -> str:
 
 
 def render_report(root: Path, stats: dict) -> str:
-    kept = list(_docs(root / "docs"))
+    kept = KeptSample.read(root / "docs")
     body = (
         _summary(stats)
         + _funnel(stats)
         + _inputs(stats)
         + _distributions(kept)
-        + _table_example(kept)
-        + _extractor_comparison(kept)
-        + _examples(root, kept)
+        + kept.table
+        + _extractor_comparison(kept.html_pages)
+        + _examples(root, kept.docs)
     )
     title = f"dacp corpus report: {html.escape(stats['recipe'])}"
     return (

@@ -38,7 +38,12 @@ def stage_stats(logs: Path) -> PipelineStats | None:
 
 
 def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
-    """One row per document-counting step of a stage (readers, filters, dedup filters)."""
+    """One row per document-counting step of a stage (readers, filters, dedup filters, writers).
+
+    `kept` is counted, never derived from `in - dropped`: what a filter forwarded, else what the next
+    step (or the writer) received. So a step that loses a document without a reason breaks the
+    identity in = kept + dropped, and the report shows it.
+    """
     rows = []
     for data in json.loads(stats.to_json()):
         step_type, _, name = data["name"].rpartition(": ")
@@ -76,7 +81,7 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 "step": name,
                 "kind": kind,
                 "in": int(counts["total"]),
-                "kept": int(counts.get("forwarded", counts["total"] - sum(dropped.values()))),
+                "kept": int(counts["forwarded"]) if "forwarded" in counts else None,
                 "dropped": dropped,
                 "time_s": _time(data),
                 "chars_kept": int(counts.get("doc_len", 0)),
@@ -85,6 +90,10 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
                 **({"input_bytes": int(counts["input_bytes"])} if "input_bytes" in counts else {}),
             }
         )
+    for row, after in zip(rows, rows[1:] + [None]):
+        if row["kept"] is None:
+            # the last step of a stage without a writer (dedup signatures) only reads: it keeps all
+            row["kept"] = after["in"] if after else row["in"] - sum(row["dropped"].values())
     return rows
 
 
@@ -129,7 +138,8 @@ def token_counts(tokens: Path) -> dict:
     return out
 
 
-def _records(folder: Path):
+def records(folder: Path):
+    """The documents of a stage's JSONL output, one at a time."""
     for path in sorted(folder.rglob("*.jsonl.gz")):
         with gzip.open(path, "rt") as f:
             for line in f:
@@ -159,10 +169,10 @@ def input_keep_rates(root: Path) -> dict:
         else:
             row["reasons"][reason] += 1
 
-    for doc in _records(root / "docs"):
+    for doc in records(root / "docs"):
         record(doc, None)
     for step in sorted(p for p in (root / "rejected").glob("*") if p.is_dir() and p.name != "passages_cut"):
-        for doc in _records(step):
+        for doc in records(step):
             record(doc, doc["metadata"].get("rejected_reason", "?"))
     rows: dict = defaultdict(lambda: {"kind": None, "documents": 0, "kept": 0, "dropped": Counter()})
     totals: dict = defaultdict(lambda: [0, 0, 0])  # chars extracted, chars kept, documents keeping 80%

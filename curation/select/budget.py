@@ -1,11 +1,12 @@
 """FinPythia-style selection under a token budget: scores combined by rank, documents kept until the
 budget is spent, and every document left out recorded with the reason `budget`.
 
-Scores come from `select/scores/<name>/*.jsonl` ({id, score}), one folder per scorer; each is turned
-into its rank among the competing documents (0 worst, 1 best) so scores on different scales can be
-weighted together. `top` keeps the best-ranked documents; `sample` draws without replacement in
-proportion to the combined score (Efraimidis-Spirakis keys), so lower-scored documents keep a chance;
-`random` is the uniform control that ignores scores.
+Scores come from `select/scores/<name>/*.jsonl` ({id, score}), one folder per scorer (the files
+its `_done.json` lists: see `curation.select.outputs`); each is turned into its rank among the
+competing documents (0 worst, 1 best) so scores on different scales can be weighted together.
+`top` keeps the best-ranked documents; `sample` draws without replacement in proportion to the
+combined score (Efraimidis-Spirakis keys), so lower-scored documents keep a chance; `random` is the
+uniform control that ignores scores.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datatrove.pipeline.base import PipelineStep
 from scipy.stats import rankdata
 
 from curation.recipe import BudgetConfig
+from curation.select.outputs import finished_files
 
 
 def rank_normalised(values: np.ndarray) -> np.ndarray:
@@ -52,9 +54,11 @@ def choose(tokens: np.ndarray, combined: np.ndarray, budget: int, method: str, s
 
 
 def read_scores(folder: Path) -> dict[str, float]:
+    """The scores a finished step wrote in `folder`, whatever else lies there."""
     return {
         record["id"]: record["score"]
-        for path in sorted(folder.glob("*.jsonl"))
+        for path in finished_files(folder)
+        if path.suffix == ".jsonl"
         for record in map(json.loads, path.read_text(encoding="utf-8").splitlines())
     }
 

@@ -6,23 +6,28 @@ Two graders share one contract, `grade_many(prompts, texts) -> list[Grade]`:
   no sampling), batched; optionally it also writes free replies, to see whether it could follow
   the reply format on its own;
 - `OpenAiGrader`: any OpenAI-compatible `/chat/completions` endpoint (vLLM, SGLang, TGI, llama.cpp
-  server, Ollama) with bounded concurrency, timeouts and retries with back-off; a grade counts only
-  when the reply parses strictly.
-`LlmGrader` picks the sample, skips what `GradeCache` already holds, and writes every sampled
+  server, Ollama) with bounded concurrency, timeouts and retries with jittered back-off (or the
+  server's `Retry-After`); a grade counts only when the reply parses strictly.
+Each grader names what makes its grades (`identity`); `GradeCache` keeps one file per identity.
+`LlmGrader` picks the sample, skips what the cache already holds, and writes every sampled
 document's outcome (graded, ungraded with the raw reply, or failed with the error) to grades.jsonl.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import heapq
 import json
+import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 
@@ -45,22 +50,31 @@ class Grade:
 
 
 class GradeCache:
-    """Finished grades, appended to one JSONL file per grader as they arrive: a killed run resumes
-    where it stopped and never pays twice. Failures are not cached, so a rerun retries them."""
+    """Grades, appended as they arrive to `<folder>/<hash of the grader's identity>.jsonl` (the
+    identity itself beside it, in `<hash>.json`): a killed run resumes where it stopped and never
+    pays twice, and no grade is reused by another model or setting. Only grades are cached: a failed
+    or ungraded document is asked again by the next run."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, folder: Path, identity: dict):
+        name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        self.path = folder / f"{name}.jsonl"
         self.entries: dict[str, Grade] = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(json.dumps(identity, indent=2, sort_keys=True))
+        if self.path.is_file():
+            raw = self.path.read_bytes()
+            whole = raw[: raw.rfind(b"\n") + 1]  # a killed run may have torn its last line: drop it
+            if len(whole) < len(raw):
+                with open(self.path, "r+b") as f:
+                    f.truncate(len(whole))
+            for line in whole.decode("utf-8", errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
-                except json.JSONDecodeError:  # the torn last line of a killed run
+                    key = entry.pop("key")
+                    self.entries[key] = Grade(**entry)
+                except (json.JSONDecodeError, KeyError, TypeError):  # unreadable: graded again
                     continue
-                key = entry.pop("key")
-                self.entries[key] = Grade(**entry)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the cache's lifetime
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the cache's lifetime
         self._lock = threading.Lock()
 
     @staticmethod
@@ -68,7 +82,7 @@ class GradeCache:
         return f"{prompt.digest}:{hashlib.sha256(text[: prompt.max_chars].encode()).hexdigest()[:24]}"
 
     def put(self, key: str, grade: Grade) -> None:
-        if grade.status == "failed":
+        if grade.status != "graded":
             return
         with self._lock:
             self.entries[key] = grade
@@ -80,30 +94,75 @@ class GradeCache:
 
 
 Done = Callable[[int, Grade], None]
+TEMPERATURE = 0  # greedy: the same prompt gets the same reply, which is what makes caching sound
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """The wait a server asked for in `Retry-After` (seconds, or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now  # HTTP dates are GMT
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 class OpenAiGrader:
     """Grades through an OpenAI-compatible chat endpoint; transient trouble (timeouts, connection
-    errors, 429 and 5xx, a body that is not the API's JSON) is retried with exponential back-off."""
+    errors, bodies that do not decode or are not the API's JSON, 429 and 5xx) is retried after the
+    server's `Retry-After` or a jittered exponential back-off. A redirect loop or another 4xx fails
+    the document at once. Interrupted, it sends nothing more and hands back what already came in."""
 
     def __init__(self, config: HttpGraderConfig):
         self.config = config
-        self.name = f"http-{config.model}"
+        self.identity = {
+            "grader": "http",
+            "base_url": config.base_url.rstrip("/"),
+            "model": config.model,
+            "max_tokens": config.max_tokens,
+            "temperature": TEMPERATURE,
+        }
 
     def grade_many(self, prompts: list[GradePrompt], texts: list[str], done: Done) -> None:
         import httpx
 
         c = self.config
         headers = {"Authorization": f"Bearer {os.environ[c.api_key_env]}"} if c.api_key_env else {}
-        with (
-            httpx.Client(base_url=c.base_url.rstrip("/"), headers=headers, timeout=c.timeout_s) as client,
-            ThreadPoolExecutor(c.concurrency) as pool,
-        ):
-            futures = {pool.submit(self._grade, client, *job): i for i, job in enumerate(zip(prompts, texts))}
-            for future in as_completed(futures):  # cached as each finishes: a kill loses what is in flight
-                done(futures[future], future.result())
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(c.concurrency)
+        with httpx.Client(
+            base_url=c.base_url.rstrip("/"), headers=headers, timeout=c.timeout_s, follow_redirects=True
+        ) as client:
+            futures = {
+                pool.submit(self._grade, client, stop, *job): i for i, job in enumerate(zip(prompts, texts))
+            }
+            try:
+                for future in as_completed(futures):  # cached as each finishes: a kill loses those in flight
+                    done(futures.pop(future), future.result())
+            except BaseException:  # Ctrl-C above all: send no queued request, keep the answers in flight
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future, i in futures.items():
+                    if not future.cancelled() and future.exception() is None:
+                        done(i, future.result())
+                raise
+            finally:
+                pool.shutdown()
 
-    def _grade(self, client, prompt: GradePrompt, text: str) -> Grade:
+    def _wait_s(self, attempt: int, retry_after: float | None) -> float:
+        """Before retry `attempt` (1, 2, ...): what the server asked for, else exponential back-off,
+        with jitter so concurrent requests do not all return at once; at most `max_wait_s`."""
+        c = self.config
+        if retry_after is not None:
+            return min(c.max_wait_s, retry_after + random.uniform(0, c.backoff_s))
+        return min(c.max_wait_s, c.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+
+    def _grade(self, client, stop: threading.Event, prompt: GradePrompt, text: str) -> Grade:
         import httpx
 
         c = self.config
@@ -111,31 +170,35 @@ class OpenAiGrader:
         body = {
             "model": c.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            "temperature": 0,
+            "temperature": TEMPERATURE,
             "max_tokens": c.max_tokens,
         }
-        error = ""
+        error, retry_after = "", None
         for attempt in range(c.retries + 1):
-            if attempt:
-                time.sleep(c.backoff_s * 2 ** (attempt - 1))
+            if attempt and stop.wait(self._wait_s(attempt, retry_after)):
+                return Grade("failed", error=f"interrupted; {error} ({attempt} attempts)")
+            retry_after = None
             try:
                 response = client.post("/chat/completions", json=body)
+            except httpx.TooManyRedirects as e:
+                return Grade("failed", error=f"redirect loop: {e}")
             except httpx.TimeoutException:
                 error = f"timed out after {c.timeout_s} s"
                 continue
-            except httpx.TransportError as e:
-                error = f"connection error: {e}"
+            except httpx.RequestError as e:  # connection trouble, a body that does not decode
+                error = f"{type(e).__name__}: {e}"
                 continue
             if response.status_code == 429 or response.status_code >= 500:
                 error = f"HTTP {response.status_code}"
+                retry_after = retry_after_s(response.headers.get("retry-after"), time.time())
                 continue
-            if response.status_code >= 400:  # our request is wrong: retrying cannot help
+            if not response.is_success:  # our request is wrong: retrying cannot help
                 return Grade("failed", error=f"HTTP {response.status_code}: {response.text[:300]}")
             try:
                 reply = response.json()["choices"][0]["message"]["content"]
                 if not isinstance(reply, str):
                     raise TypeError
-            except (ValueError, KeyError, IndexError, TypeError):
+            except (ValueError, KeyError, IndexError, TypeError):  # ValueError: not JSON, not UTF-8
                 error = f"malformed response body: {response.text[:200]!r}"
                 continue
             grade = parse_grade(reply)
@@ -145,6 +208,24 @@ class OpenAiGrader:
         return Grade("failed", error=f"{error} ({c.retries + 1} attempts)")
 
 
+def model_identity(model: str) -> dict:
+    """What makes a local model's grades: its resolved folder, the content of every small file in it
+    (config, tokenizer, chat template) and the size and modification time of each large one (the
+    weights: hashing gigabytes on every run would cost more than it saves). A hub id is its name."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return {"model": model}
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        files[path.relative_to(folder).as_posix()] = (
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            if stat.st_size <= 1 << 20
+            else f"{stat.st_size} bytes, modified {stat.st_mtime_ns}"
+        )
+    return {"model": str(folder.resolve()), "files": files}
+
+
 class TransformersGrader:
     """Grades with a local causal LM: the probabilities of the next token after `Grade:` over the
     digits 0-5 give the expected grade. The grade is read at a fixed position after the fenced
@@ -152,7 +233,7 @@ class TransformersGrader:
 
     def __init__(self, config: LocalGraderConfig):
         self.config = config
-        self.name = f"local-{Path(config.model).name or config.model}"
+        self.identity = {"grader": "local", "max_tokens": config.max_tokens, **model_identity(config.model)}
         self._model = None
 
     def _load(self):
@@ -342,7 +423,7 @@ class LlmGrader(PipelineStep):
             raise ValueError("LlmGrader samples the whole corpus: run it as a single task")
         chosen = self.sample(data or [])
         grader = make_grader(self.config)
-        cache = GradeCache(self.output_folder / "cache" / f"{grader.name}.jsonl")
+        cache = GradeCache(self.output_folder / "cache", grader.identity)
         prompts = [self._prompt(doc) for doc in chosen]
         keys = [GradeCache.key(p, doc.text) for p, doc in zip(prompts, chosen)]
         todo = [i for i, key in enumerate(keys) if key not in cache.entries]
@@ -363,13 +444,14 @@ class LlmGrader(PipelineStep):
                 grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
             finally:
                 cache.close()
-        self.output_folder.mkdir(parents=True, exist_ok=True)
-        with open(self.output_folder / "grades.jsonl", "w", encoding="utf-8") as out:
+        partial = self.output_folder / "grades.jsonl~partial"  # replaced whole: never half a file
+        with open(partial, "w", encoding="utf-8") as out:
             for i, doc in enumerate(chosen):
                 grade = results[i]
                 self.stat_update(grade.status)
                 record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in pending}
                 out.write(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
+        partial.replace(self.output_folder / "grades.jsonl")
 
 
 def _negated(hex_key: str) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from curation.report.html import STYLE, figure_html, table_html
 from curation.select.grading import grader_health
+from curation.select.outputs import DONE
 
 
 def _grades(folder: Path) -> str:
@@ -70,7 +71,8 @@ def _distilled(folder: Path) -> str:
 
 def _selections(folder: Path) -> str:
     summaries = {
-        p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob("budgets/*/selection.json"))
+        p.parent.name: json.loads((p.parent / "selection.json").read_text())
+        for p in sorted(folder.glob(f"budgets/*/{DONE}"))  # finished selections only
     }
     if not summaries:
         return ""

@@ -55,10 +55,13 @@ class GradePrompt:
         return hashlib.sha256(asked.encode()).hexdigest()[:16]
 
     def document(self, text: str) -> str:
-        """The document as the grader sees it: truncated, inside a fence it cannot forge (the fence
-        names a hash of the text it encloses, so the text cannot contain its own closing line)."""
+        """The document as the grader sees it: truncated, between two fence lines it does not hold.
+        The fence names a hash of the prompt, hashed again while the text contains it, so a document
+        quoting the fence (even one written to close it early) stays one document."""
         text = text[: self.max_chars]
-        fence = f"=== document {hashlib.sha256(text.encode()).hexdigest()[:12]} ==="
+        digest = self.digest
+        while (fence := f"=== document {digest[:12]} ===") in text:
+            digest = hashlib.sha256(digest.encode()).hexdigest()
         return f"{fence}\n{text}\n{fence}"
 
     def render(self, text: str) -> tuple[str, str]:
