@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(PY) bench/train.py
 	$(PY) bench/audit.py
 	$(PY) bench/selection.py
+	$(PY) bench/faults.py  # 52 random kills and the hostile inputs: ~45 min on 2 cores
 
 clean:
 	rm -rf out bench/results/*.json
