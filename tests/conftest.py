@@ -80,6 +80,18 @@ def _copy_subset(dest: Path) -> None:
             shutil.copy(f, dest / folder / f.name)
 
 
+def read_docs(folder: Path) -> list[dict]:
+    """Every document (or rejected document) under a folder of datatrove `.jsonl.gz` shards."""
+    import gzip
+    import json
+
+    docs = []
+    for path in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            docs += [json.loads(line) for line in f]
+    return docs
+
+
 def subset_recipe(workdir: Path, name: str = "subset", **overrides) -> Path:
     """The default recipe pointed at a copied subset of the sample, with `overrides` merged in."""
     data = workdir / "samples"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import yaml
-from conftest import SAMPLES
+from conftest import SAMPLES, read_docs
 from hostile_inputs import HOSTILE, UTF7_MARKUP, corpus_recipe, long_jsonl_line, run_measured
 
 from curation.readers.records import UNREAD, JsonlRecordReader, WarcRecordReader
@@ -40,14 +40,6 @@ def plain_text_warc(folder, text: str = PROSE) -> None:
         writer.write_record(record)
 
 
-def read_all(folder) -> list[dict]:
-    docs = []
-    for path in sorted(folder.rglob("*.jsonl.gz")):
-        with gzip.open(path, "rt") as f:
-            docs += [json.loads(line) for line in f]
-    return docs
-
-
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     """One corpus run over every hostile input (and a WARC of plain text), beside real pages."""
@@ -69,9 +61,9 @@ def hostile_run(tmp_path_factory):
     assert run["returncode"] == 0, run["stderr"][-3000:]
     root = work / "out" / "hostile" / "corpus"
     rejected = {}
-    for doc in read_all(root / "rejected"):
+    for doc in read_docs(root / "rejected"):
         rejected.setdefault(doc["metadata"]["input"], []).append(doc)
-    return {"root": root, "rejected": rejected, "kept": read_all(root / "docs"), "run": run}
+    return {"root": root, "rejected": rejected, "kept": read_docs(root / "docs"), "run": run}
 
 
 @pytest.mark.parametrize("name", [name for name, (_, _, verdict) in HOSTILE.items() if verdict])

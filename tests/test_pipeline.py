@@ -1,6 +1,5 @@
 """End to end on real sample documents: accounting, reasons, outputs, tokens, report."""
 
-import gzip
 import json
 import re
 from collections import Counter
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_docs
 
 EXPECTED_BAD = {
     "truncated.pdf": "damaged",
@@ -16,14 +16,6 @@ EXPECTED_BAD = {
     "empty.html": "empty_file",
     "binary.html": "binary",
 }
-
-
-def read_docs(folder: Path) -> list[dict]:
-    docs = []
-    for path in sorted(folder.rglob("*.jsonl.gz")):
-        with gzip.open(path, "rt") as f:
-            docs += [json.loads(line) for line in f]
-    return docs
 
 
 @pytest.fixture(scope="module")

@@ -279,22 +279,26 @@ def test_prompt_injection_earns_nothing(server, pages, tmp_path):
     assert "Grade: 5" in grades["injected"]["reply"]
 
 
-def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
-    url, log = server
-    recipe_path = subset_recipe(tmp_path, name="grading")
+def http_grading_run(tmp_path: Path, name: str, url: str, pages: list[str]) -> tuple[list[str], Path]:
+    """A select run grading every page through the mock server: its command line and its folder."""
+    recipe_path = subset_recipe(tmp_path, name=name)
     recipe = yaml.safe_load(recipe_path.read_text())
     recipe["select"] = {
-        "grading": {"sample": 12, "http": {"base_url": url, "model": "mock", "concurrency": 2}}
+        "grading": {"sample": len(pages), "http": {"base_url": url, "model": "mock", "concurrency": 2}}
     }
     recipe_path.write_text(yaml.safe_dump(recipe))
-    docs_dir = tmp_path / "out" / "grading" / "corpus" / "docs"
+    docs_dir = tmp_path / "out" / name / "corpus" / "docs"
     docs_dir.mkdir(parents=True)
     with gzip.open(docs_dir / "00000.jsonl.gz", "wt") as f:
-        for i, text in enumerate(pages[:12]):
+        for i, text in enumerate(pages):
             doc = {"id": f"page-{i}", "text": "[[pace]] [[point]]\n" + text, "metadata": {"corpus": "domain"}}
             f.write(json.dumps(doc) + "\n")
-    command = [sys.executable, "-m", "curation", "select", str(recipe_path)]
-    select = tmp_path / "out" / "grading" / "select"
+    return [sys.executable, "-m", "curation", "select", str(recipe_path)], tmp_path / "out" / name / "select"
+
+
+def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
+    url, log = server
+    command, select = http_grading_run(tmp_path, "grading", url, pages[:12])
     first = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -321,20 +325,7 @@ def test_an_interrupted_grading_run_sends_nothing_more_and_keeps_what_came_in(se
     """Ctrl-C: queued requests are never sent, answers already on their way are cached, and the
     rerun asks only for the rest (every document is requested exactly once over both runs)."""
     url, log = server
-    recipe_path = subset_recipe(tmp_path, name="interrupted")
-    recipe = yaml.safe_load(recipe_path.read_text())
-    recipe["select"] = {
-        "grading": {"sample": 16, "http": {"base_url": url, "model": "mock", "concurrency": 2}}
-    }
-    recipe_path.write_text(yaml.safe_dump(recipe))
-    docs_dir = tmp_path / "out" / "interrupted" / "corpus" / "docs"
-    docs_dir.mkdir(parents=True)
-    with gzip.open(docs_dir / "00000.jsonl.gz", "wt") as f:
-        for i, text in enumerate(pages[:16]):
-            doc = {"id": f"page-{i}", "text": "[[pace]] [[point]]\n" + text, "metadata": {"corpus": "domain"}}
-            f.write(json.dumps(doc) + "\n")
-    command = [sys.executable, "-m", "curation", "select", str(recipe_path)]
-    select = tmp_path / "out" / "interrupted" / "select"
+    command, select = http_grading_run(tmp_path, "interrupted", url, pages[:16])
     first = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
