@@ -65,9 +65,9 @@ def one_kill(target: str, work: Path, index: int, seconds: float, rng: random.Ra
     offsets = [round(rng.uniform(0.02, 0.98) * seconds, 3)]
     outcome = make(target, recipe, run_dir(recipe), After(offsets[0]))
     record = {"target": target, "offsets_s": offsets, "killed": outcome.returncode is None}
-    if outcome.returncode == 0:
+    if outcome.returncode == 0:  # it ended before the offset: its duration narrows the next draws
         shutil.rmtree(run_dir(recipe), ignore_errors=True)
-        return record
+        return record | {"seconds": outcome.seconds}
     if outcome.returncode not in (None, 0):
         return record | {
             "survived": False,
@@ -128,13 +128,15 @@ def main() -> None:
         durations[target] = round(outcome.seconds, 2)
         print(f"{target}: uninterrupted in {outcome.seconds:.1f} s", flush=True)
     kills, missed = [], 0
+    windows = dict(durations)  # offsets are drawn in (0, window); a run that ends sooner shrinks it
     for index in range(2 * args.kills):  # a run may end before its offset: that kill is not counted
         if len(kills) == args.kills:
             break
         target = TARGETS[len(kills) % len(TARGETS)]
-        record = one_kill(target, work, index, durations[target], rng, grader)
+        record = one_kill(target, work, index, windows[target], rng, grader)
         if not record["killed"]:
             missed += 1
+            windows[target] = min(windows[target], record["seconds"])
             continue
         kills.append(record)
         verdict = "survived" if record["survived"] else record["differences"]
