@@ -27,6 +27,14 @@ SUBSET = {  # folder under data/samples -> number of files (sorted, first N)
     "bad": 7,
 }
 MIRRORS = ["*-mirror.html"]  # the sample's planted near-duplicates, with their originals
+TINY_LLAMA = {  # the `train.init` of the training tests' tiny Llama (random weights)
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 64,
+}
 
 
 @pytest.fixture(scope="session")

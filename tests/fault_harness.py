@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SAMPLES, subset_recipe  # noqa: E402
+from conftest import SAMPLES, TINY_LLAMA, subset_recipe  # noqa: E402
 
 INJECT = ROOT / "tests" / "faults"
 # the only JSON values allowed to differ between runs: measured durations and speeds, and the run's
@@ -48,14 +48,7 @@ SUBSET = {  # a small corner of the sample: every input kind, near-duplicates an
     "bad": ["*"],
 }
 TRAIN = {  # a tiny Llama: two stages of a few steps, a checkpoint every 2 steps
-    "init": {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 64,
-    },
+    "init": TINY_LLAMA,
     "seq_len": 64,
     "micro_batch": 2,
     "global_batch": 4,

@@ -16,20 +16,13 @@ import psutil
 import pytest
 import torch
 import yaml
-from conftest import ROOT
+from conftest import ROOT, TINY_LLAMA
 
 from training.checkpoint import EXPORT_MARKER
 from training.data import PackedWindows, ReplayMixture, TokenShards, exact_counts
 
 TINY = {
-    "init": {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 64,
-    },
+    "init": TINY_LLAMA,
     "seq_len": 64,
     "micro_batch": 2,
     "global_batch": 8,
