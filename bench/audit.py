@@ -32,7 +32,7 @@ def index_build_cpu_seconds(near_duplicates: bool) -> float:
     import glob
     import time
 
-    from curation.decont import ContaminationIndex, NearDuplicateIndex, UnitText, load_benchmark_texts
+    from contracts.contamination import ContaminationIndex, NearDuplicateIndex, UnitText, load_benchmark_texts
 
     start = time.process_time()
     texts = load_benchmark_texts([Path(p) for p in sorted(glob.glob(str(KIT / "benchmarks" / "*.jsonl")))])

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from datatrove.data import Document, Media
 
-from curation.recipe import load_recipe
+from curation.config import load_corpus_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -224,7 +224,7 @@ def run_pipeline(recipe_path: Path, name: str, workers: int, overrides: dict | N
     input_mb = (
         sum(
             p.stat().st_size
-            for src in load_recipe(path).inputs
+            for src in load_corpus_recipe(path).inputs
             for p in (Path(src.path).glob(src.glob) if src.glob else [Path(src.path)])
             if p.is_file()
         )

@@ -59,7 +59,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from curation.recipe import DistillConfig, GradingConfig, LocalGraderConfig, ModelScoresConfig
+    from curation.config import DistillConfig, GradingConfig, LocalGraderConfig, ModelScoresConfig
     from curation.select.distill import DistilledScorer, GradeDistiller
     from curation.select.grading import LlmGrader
     from curation.select.model_scores import BaseModelScorer, task_example_texts

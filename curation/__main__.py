@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from curation.recipe import RecipeError, load_recipe
+from contracts.recipe import RecipeError
+from curation.config import load_corpus_recipe
 from curation.report.html import funnel_steps
 from curation.report.stats import EDIT_STATS
 
@@ -32,7 +33,7 @@ def redirect_fd2(target):
 
 
 def summary(console: Console, recipe, seconds: float) -> None:
-    root = recipe.corpus_dir
+    root = recipe.layout.corpus
     stats = json.loads((root / "stats.json").read_text())
     table = Table(title=f"corpus `{recipe.name}` in {seconds:.0f} s", show_lines=False)
     for col in ("step", "in", "kept", "dropped (top reasons)"):
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     # the console keeps the real stderr; during the run, fd 2 (ours and the workers') goes to a log file
     console = Console(file=os.fdopen(os.dup(2), "w"), stderr=True)
     try:
-        recipe = load_recipe(args.recipe)
+        recipe = load_corpus_recipe(args.recipe)
     except RecipeError as e:
         console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
         return 2
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from curation.pipeline import CorpusPipeline
 
     pipeline = CorpusPipeline(recipe)
-    log_path = recipe.corpus_dir / "logs" / "console.log"
+    log_path = recipe.layout.corpus_logs / "console.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"corpus `{recipe.name}`: {len(pipeline.stages)} stages; datatrove's log: {log_path}")
     start = time.time()
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     for notice in notices:
         console.print(f"[yellow]{notice}[/yellow]")
     if recipe.executor.type == "slurm":
-        console.print(f"submitted to Slurm; the report will be at {recipe.corpus_dir / 'report.html'}")
+        console.print(f"submitted to Slurm; the report will be at {recipe.layout.corpus_report}")
         return 0
     summary(console, recipe, time.time() - start)
     return 0

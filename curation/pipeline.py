@@ -39,7 +39,9 @@ from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
 from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
+from contracts.recipe import remove_under
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
+from curation.config import SOURCE_KINDS, CorpusRecipe
 from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
 from curation.extractors import recipe_extractors
@@ -55,7 +57,6 @@ from curation.readers import (
     StageReader,
     WarcRecordReader,
 )
-from curation.recipe import SOURCE_KINDS, Recipe, remove_under
 from curation.report import CorpusReport
 from curation.writers import RejectedWriter
 
@@ -80,9 +81,9 @@ class Stage:
 class CorpusPipeline:
     """Builds the stages from a recipe and runs them with the recipe's executor."""
 
-    def __init__(self, recipe: Recipe):
+    def __init__(self, recipe: CorpusRecipe):
         self.recipe = recipe
-        self.root = recipe.corpus_dir
+        self.root = recipe.layout.corpus
         self.tasks = recipe.executor.tasks
         self.work = self.root / "work"
         self.stages = self._stages()

@@ -5,9 +5,9 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from curation.recipe import RecipeError, UnsafePathError
+from contracts.items import TaskError
+from contracts.recipe import RecipeError, UnsafePathError
 from evaluation.config import EvalError, RunConfig, load_eval_config
-from evaluation.tasks import TaskError
 
 
 def _task_table(run: RunConfig, results: dict) -> Table:

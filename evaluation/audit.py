@@ -17,17 +17,18 @@ from pathlib import Path
 import numpy as np
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.readers import JsonlReader, ParquetReader
 
-from curation.decont import (
+from contracts.contamination import (
     BenchmarkText,
     ContaminationIndex,
     NearDuplicateIndex,
     NearDuplicateSettings,
+    NgramSettings,
     UnitText,
     load_benchmark_texts,
 )
-from curation.readers import docs_folder_reader
-from curation.recipe import NgramSettings, remove_under
+from contracts.recipe import remove_under
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
 
@@ -211,6 +212,15 @@ def clean_subset_scores(eval_results: dict, items: list[dict]) -> dict[str, dict
     return out
 
 
+def corpus_reader(folder: Path) -> JsonlReader | ParquetReader:
+    """The documents to scan: a corpus's docs/ as the corpus stage writes them (JSONL or Parquet)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder {folder} does not exist (run `make corpus` first)")
+    if any(folder.rglob("*.parquet")):
+        return ParquetReader(str(folder), glob_pattern="**/*.parquet", default_metadata={})
+    return JsonlReader(str(folder), glob_pattern="**/*.jsonl*", default_metadata={})
+
+
 def _cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -225,7 +235,7 @@ def run_audit(run: RunConfig, progress=None) -> dict:
     texts = load_benchmark_texts(files)
     ngrams = run.decontaminate.ngrams if run.decontaminate else NgramSettings()
     corpus = Path(cfg.corpus) if cfg.corpus else run.run_dir / "corpus" / "docs"
-    reader = docs_folder_reader(corpus)
+    reader = corpus_reader(corpus)
     remove_under(run.run_dir, out)
     scan = ContaminationScan(str(out / "matches"), texts, ngrams, cfg.near_duplicates)
     if progress:

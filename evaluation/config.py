@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from curation.decont.near_duplicates import NearDuplicateSettings
-from curation.recipe import (
-    DecontaminateConfig,
+from contracts.contamination import NearDuplicateSettings, NgramSettings
+from contracts.items import TaskGlob
+from contracts.recipe import (
+    RecipeBase,
     RecipeError,
     SafeName,
     Strict,
-    TaskGlob,
     UnsafePathError,
+    load_recipe,
     safe_name,
-    validate_section,
 )
 
 
@@ -84,16 +84,21 @@ class AuditConfig(Strict):
     workers: int = Field(2, ge=1)
 
 
-class RunConfig(Strict):
-    name: SafeName
-    output_dir: str = "out"
+class DecontaminationNgrams(BaseModel):
+    """The corpus stage's `decontaminate:` section as the audit reads it: what counts as overlap."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ngrams: NgramSettings = NgramSettings()
+
+
+class RunConfig(RecipeBase):
+    """The harness's and the audit's view of the recipe."""
+
+    sections: ClassVar[tuple[str, ...]] = ("eval", "audit")
+
     eval: EvalConfig = EvalConfig()
     audit: AuditConfig = AuditConfig()
-    decontaminate: DecontaminateConfig | None = None  # its n-gram settings are the audit's
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
+    decontaminate: DecontaminationNgrams | None = None  # its n-gram settings are the audit's
 
     def task_files(self) -> list[tuple[TaskSource, Path]]:
         return [(src, path) for src in self.eval.tasks for path in src.files()]
@@ -101,7 +106,7 @@ class RunConfig(Strict):
 
 def load_eval_config(path: str | Path) -> RunConfig:
     """The harness's part of the recipe, with its task paths checked; RecipeError names key and file."""
-    run = validate_section(path, RunConfig, ("name", "output_dir", "eval", "audit", "decontaminate"))
+    run = load_recipe(path, RunConfig)
     for i, src in enumerate(run.eval.tasks):
         if not src.optional and not src.files():
             raise RecipeError(f"{path}: eval.tasks.{i}.path: {src.path!r} matches no file")

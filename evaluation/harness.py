@@ -18,7 +18,8 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from curation.recipe import UnsafePathError, path_under, safe_name
+from contracts.items import McItem, Template, language_template, load_items
+from contracts.recipe import UnsafePathError, path_under, safe_name
 from evaluation.config import EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
 from evaluation.intervals import (
@@ -28,7 +29,6 @@ from evaluation.intervals import (
     ratio_interval,
 )
 from evaluation.scoring import LoglikelihoodScorer, score_items
-from evaluation.tasks import McItem, Template, language_template, load_items
 
 METRICS = ("acc", "acc_norm", "acc_bytes")
 EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from evaluation.tasks import McItem, Template
+from contracts.items import McItem, Template
 
 
 class LoglikelihoodScorer:

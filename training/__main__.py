@@ -11,7 +11,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from curation.recipe import RecipeError
+from contracts.recipe import RecipeError
 from training.config import load_train_config
 from training.data import DataError
 from training.model import TokenizerMismatch
@@ -21,8 +21,8 @@ from training.model_import import resolve_model
 def summary(run) -> None:
     from training.curves import plot_curves
 
-    metrics = run.train_dir / "metrics.jsonl"
-    plot_curves(metrics, run.train_dir / "curves.png")
+    metrics = run.out.metrics
+    plot_curves(metrics, run.out.curves)
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     print(f"\ntraining `{run.name}`" + (f", selection `{run.selection}`" if run.selection else "") + " done")
     for stage in dict.fromkeys(r["stage"] for r in rows):
@@ -32,8 +32,8 @@ def summary(run) -> None:
         first, last = evals[0], evals[-1]
         val = ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in last)
         print(f"  {stage}: {len(losses)} steps, {speed:,.0f} tokens/s; validation loss {val}")
-    print(f"  metrics: {metrics}\n  curves:  {run.train_dir / 'curves.png'}")
-    print(f"  models:  {run.train_dir / 'hf'}/<stage>/ (AutoModelForCausalLM.from_pretrained)")
+    print(f"  metrics: {metrics}\n  curves:  {run.out.curves}")
+    print(f"  models:  {run.out.exports}/<stage>/ (AutoModelForCausalLM.from_pretrained)")
 
 
 def ready_selections(run) -> list[str]:

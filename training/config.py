@@ -1,18 +1,19 @@
 """The recipe's `train:` section, validated before any work starts (errors name the key and file).
 
-The recipe file and its error wording are shared by every stage (`curation.recipe.validate_section`);
-the corpus itself reaches the trainer only through the files written under `out/<name>/corpus/`.
+The recipe file and its error wording are shared by every stage (`contracts.recipe`); the corpus
+itself reaches the trainer only through the files written under `out/<name>/corpus/`.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from curation.recipe import SafeName, Strict, validate_section
+from contracts.layout import TrainLayout
+from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe
 from training.data import TokenShards, exact_counts
 
 
@@ -109,44 +110,31 @@ class TrainConfig(Strict):
         return self.selection_stages or [self.stages[-1].name]
 
 
-class RunConfig(Strict):
-    """What the trainer needs from the whole recipe (and, for a selection run, which selection)."""
+class RunConfig(RecipeBase):
+    """The trainer's view of the recipe (and, for a selection run, which selection)."""
 
-    name: SafeName
-    output_dir: str = "out"
+    sections: ClassVar[tuple[str, ...]] = ("train",)
+
     train: TrainConfig
     selection: SafeName | None = None
 
     @property
-    def corpus_dir(self) -> Path:
-        return Path(self.output_dir) / self.name / "corpus"
-
-    @property
-    def train_dir(self) -> Path:
-        root = Path(self.output_dir) / self.name / "train"
-        return root / "selections" / self.selection if self.selection else root
+    def out(self) -> TrainLayout:
+        """This run's folder: the main run's, or the selection's."""
+        return self.layout.train_run(self.selection)
 
     def train_tokens(self, corpus: str) -> Path:
         """A corpus's training shards: the selection's for `domain` in a selection run."""
         if self.selection and corpus == "domain":
-            return (
-                Path(self.output_dir)
-                / self.name
-                / "select"
-                / "budgets"
-                / self.selection
-                / "tokens"
-                / "domain"
-                / "train"
-            )
-        return self.corpus_dir / "tokens" / corpus / "train"
+            return self.layout.selection_tokens(self.selection)
+        return self.layout.corpus_tokens(corpus, "train")
 
     def for_selection(self, selection: str) -> RunConfig:
         """The selection run: the selection stages only, from the main run's export before them."""
         names = self.train.selection_stage_names()
         stages = [s for s in self.train.stages if s.name in names]
         first = self.train.stages.index(stages[0])
-        start = self.train_dir / "hf" / self.train.stages[first - 1].name if first else self.train.model
+        start = self.out.export(self.train.stages[first - 1].name) if first else self.train.model
         run = self.model_copy(update={"selection": selection})
         if self.train.selection_length == "one_pass" and run.train_tokens("domain").is_dir():
             stages = [run._one_pass(s) for s in stages]
@@ -167,5 +155,5 @@ class RunConfig(Strict):
 
 
 def load_train_config(path: str | Path) -> RunConfig:
-    """The trainer's part of the recipe; RecipeError names the key and the file."""
-    return validate_section(path, RunConfig, ("name", "output_dir", "train"))
+    """The trainer's part of the recipe (the whole recipe is checked); RecipeError names key and file."""
+    return load_recipe(path, RunConfig)

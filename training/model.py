@@ -13,11 +13,11 @@ class TokenizerMismatch(RuntimeError):
     """The model would read token ids that mean something else to it."""
 
 
-def corpus_tokenizer(shards_tokenizer: str, corpus_dir: Path) -> PreTrainedTokenizerBase:
+def corpus_tokenizer(shards_tokenizer: str, corpus_tokenizer_dir: Path) -> PreTrainedTokenizerBase:
     """The tokenizer named in the shards' metadata (a tokenizer.json inside the corpus folder)."""
     folder = Path(shards_tokenizer).parent
     if not (folder / "tokenizer.json").is_file():  # the corpus was built from another directory
-        folder = corpus_dir / "tokenizer"
+        folder = corpus_tokenizer_dir
     return AutoTokenizer.from_pretrained(str(folder))
 
 

@@ -58,7 +58,7 @@ class Trainer:
             f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         )
         self.bf16 = self.device.type == "cuda" and self.cfg.precision != "fp32"
-        self.root = run.train_dir
+        self.root = run.out.root
         per_step = self.world * self.cfg.micro_batch
         if self.cfg.global_batch % per_step:
             raise ValueError(
@@ -67,7 +67,7 @@ class Trainer:
             )
         self.accum = self.cfg.global_batch // per_step
         names = sorted({name for stage in self.cfg.stages for name in stage.mixture})
-        tokens = run.corpus_dir / "tokens"
+        tokens = run.layout.tokens
         self.train_windows = {
             n: PackedWindows(
                 TokenShards(run.train_tokens(n)), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
@@ -86,7 +86,7 @@ class Trainer:
             if (tokens / n / "val").is_dir()
         }
         shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
-        self.tokenizer = corpus_tokenizer(shards_tokenizer, run.corpus_dir)
+        self.tokenizer = corpus_tokenizer(shards_tokenizer, run.layout.tokenizer)
         torch.manual_seed(self.cfg.seed)
         model = build_model(self.cfg.model, self.cfg.init, self.tokenizer, self.cfg.tokenizer_check)
         self.model = model.to(self.device)

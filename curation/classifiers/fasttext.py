@@ -17,9 +17,9 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from curation.config import ExtractConfig
 from curation.extractors import Rejected, recipe_extractors
 from curation.readers.records import UNREAD, JsonlRecordReader
-from curation.recipe import ExtractConfig
 
 _SPACE = re.compile(r"\s+")
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff])")

@@ -7,9 +7,9 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.decont.index import ContaminationIndex, Run, load_benchmark_texts
-from curation.decont.units import UnitText
-from curation.recipe import DecontaminateConfig
+from contracts.contamination.index import ContaminationIndex, Run, load_benchmark_texts
+from contracts.contamination.units import UnitText
+from curation.config import DecontaminateConfig
 
 
 class Decontaminate(BaseFilter):

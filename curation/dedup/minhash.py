@@ -14,8 +14,9 @@ import xxhash
 from datatrove.data import Document
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupFilter, MinhashDedupSignature
 
+from contracts.contamination.units import splitmix64
+
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _ODD = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -25,12 +26,6 @@ def normalised_text(doc: Document) -> str:
 
 
 _WORD = re.compile(r"\w+")
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
 
 
 def ngram_hashes(units: list[str], n: int) -> np.ndarray:

@@ -6,14 +6,14 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.tokens import DocumentTokenizer
 
-from curation.recipe import Recipe
+from curation.config import CorpusRecipe
 
 
-def shard_writer(recipe: Recipe, folder: Path, name: str) -> DocumentTokenizer:
+def shard_writer(recipe: CorpusRecipe, folder: Path, name: str) -> DocumentTokenizer:
     """datatrove's tokenizer writing `folder/*.ds` with the corpus's tokenizer: what the trainer reads."""
     return DocumentTokenizer(
         str(folder),
-        tokenizer_name_or_path=str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
+        tokenizer_name_or_path=str(recipe.layout.tokenizer_file),
         eos_token=recipe.tokenizer.eos_token,
         max_tokens_per_file=recipe.output.max_tokens_per_shard,
         seed=recipe.output.seed,

@@ -19,7 +19,7 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 from scipy.stats import rankdata
 
-from curation.recipe import BudgetConfig
+from curation.config import BudgetConfig
 from curation.select.outputs import finished_files
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
 from curation.classifiers.fasttext import fasttext_line, precision_recall, train_fasttext
-from curation.recipe import DistillConfig
+from curation.config import DistillConfig
 
 
 def expected_grade(model, line: str) -> float:

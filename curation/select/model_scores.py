@@ -19,7 +19,7 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from curation.recipe import ModelScoresConfig
+from curation.config import ModelScoresConfig
 
 
 class TaskExampleError(ValueError):

@@ -32,9 +32,9 @@ from pathlib import Path
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
+from curation.config import CorpusRecipe
 from curation.output.tokens import shard_writer
 from curation.readers import docs_folder_reader
-from curation.recipe import Recipe
 from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
 from curation.select.grading import LlmGrader, grader_health
@@ -43,7 +43,7 @@ from curation.select.outputs import partial_folder, publish, remove
 from curation.writers import RejectedWriter
 
 
-def _run(recipe: Recipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
+def _run(recipe: CorpusRecipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
     """One datatrove run over the steps; never skipped as "completed": every selection step
     recomputes from its inputs (the grade cache is what makes grading resumable)."""
     LocalPipelineExecutor(
@@ -55,11 +55,11 @@ def _run(recipe: Recipe, steps: list, logs: str, tasks: int = 1, workers: int = 
     ).run()
 
 
-def select_dir(recipe: Recipe) -> Path:
+def select_dir(recipe: CorpusRecipe) -> Path:
     return Path(recipe.output_dir) / recipe.name / "select"
 
 
-def remove_stale(recipe: Recipe) -> list[Path]:
+def remove_stale(recipe: CorpusRecipe) -> list[Path]:
     """Removes from `select/` what this recipe does not make (the grades, classifier, scores and
     selections of sections it no longer has; what killed steps left half written); returns them.
     The grade cache stays: its grades are keyed by everything that made them."""
@@ -85,11 +85,11 @@ def made_by(step: str, config, tasks: int = 1) -> dict:
     return {"step": step, "tasks": tasks, "config": config.model_dump(mode="json")}
 
 
-def run_grading(recipe: Recipe) -> dict:
+def run_grading(recipe: CorpusRecipe) -> dict:
     """Grade the sample; return counts by status and the histogram of rounded grades."""
     out = select_dir(recipe)
     grader = LlmGrader(str(out / "grades"), recipe.select.grading)
-    _run(recipe, [docs_folder_reader(recipe.corpus_dir / "docs"), grader], "grading")
+    _run(recipe, [docs_folder_reader(recipe.layout.docs), grader], "grading")
     grades = [json.loads(line) for line in (out / "grades" / "grades.jsonl").read_text().splitlines()]
     return {
         "sampled": len(grades),
@@ -101,10 +101,10 @@ def run_grading(recipe: Recipe) -> dict:
     }
 
 
-def run_distill(recipe: Recipe) -> dict:
+def run_distill(recipe: CorpusRecipe) -> dict:
     """Train the classifier on the grades, score every document with it; return its metrics."""
     out, config = select_dir(recipe), recipe.select.distill
-    docs = recipe.corpus_dir / "docs"
+    docs = recipe.layout.docs
     partial = partial_folder(out / "distilled")
     distiller = GradeDistiller(str(out / "grades" / "grades.jsonl"), str(partial), config)
     _run(recipe, [docs_folder_reader(docs), distiller], "distill")
@@ -117,7 +117,7 @@ def run_distill(recipe: Recipe) -> dict:
     return json.loads((out / "distilled" / "metrics.json").read_text())
 
 
-def run_selections(recipe: Recipe) -> dict[str, dict]:
+def run_selections(recipe: CorpusRecipe) -> dict[str, dict]:
     """Each budget keeps its domain training documents and tokenizes them; return selection.json's."""
     results = {}
     for name, config in recipe.select.budgets.items():
@@ -126,13 +126,13 @@ def run_selections(recipe: Recipe) -> dict[str, dict]:
         selector = BudgetSelector(
             config,
             {score: str(select_dir(recipe) / "scores" / score) for score in config.scores},
-            str(recipe.corpus_dir / "tokenizer" / "tokenizer.json"),
+            str(recipe.layout.tokenizer_file),
             str(out / "selection.json"),
             RejectedWriter(str(out / "rejected" / "budget"), "budget"),
             label=name,
         )
         steps = [
-            docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train"),
+            docs_folder_reader(recipe.layout.corpus_docs("domain", "train")),
             selector,
             JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
             shard_writer(recipe, out / "tokens" / "domain" / "train", "domain_train"),
@@ -143,7 +143,7 @@ def run_selections(recipe: Recipe) -> dict[str, dict]:
     return results
 
 
-def run_model_scores(recipe: Recipe) -> dict:
+def run_model_scores(recipe: CorpusRecipe) -> dict:
     """ETS/ETA scores of the domain training documents; return how many and which."""
     config = recipe.select.scores
     texts = task_example_texts([path for examples in config.task_examples for path in examples.files()])
@@ -153,7 +153,7 @@ def run_model_scores(recipe: Recipe) -> dict:
         scorer = FastTextTaskSimilarity(config.fasttext, texts, str(partial))
     else:
         scorer = BaseModelScorer(config, texts, str(partial))
-    domain_train = docs_folder_reader(recipe.corpus_dir / "docs" / "domain" / "train")
+    domain_train = docs_folder_reader(recipe.layout.corpus_docs("domain", "train"))
     tasks = recipe.executor.tasks
     _run(recipe, [domain_train, scorer], "model_scores", tasks)  # one model in memory
     names = ["ets"] if config.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])

@@ -4,7 +4,9 @@ import pytest
 import yaml
 from conftest import ROOT, run_corpus
 
-from curation.recipe import RecipeError, UnsafePathError, load_recipe, path_under, remove_under, safe_name
+from contracts.recipe import RecipeError, UnsafePathError, path_under, remove_under, safe_name
+from curation.config import load_corpus_recipe
+from training.config import load_train_config
 
 
 def write(tmp_path, data) -> str:
@@ -19,7 +21,7 @@ def base() -> dict:
 
 def test_default_recipe_is_valid(monkeypatch):
     monkeypatch.chdir(ROOT)
-    recipe = load_recipe("recipes/default.yaml")
+    recipe = load_corpus_recipe("recipes/default.yaml")
     assert recipe.name == "default"
     assert {src.format for src in recipe.inputs} == {"html", "pdf", "warc", "jsonl"}
 
@@ -68,7 +70,7 @@ def test_errors_name_key_and_file(tmp_path, monkeypatch, mutate, key, words):
     mutate(recipe)
     path = write(tmp_path, recipe)
     with pytest.raises(RecipeError) as err:
-        load_recipe(path)
+        load_corpus_recipe(path)
     message = str(err.value)
     assert path in message and key in message and words in message, message
 
@@ -77,19 +79,19 @@ def test_an_absent_optional_input_is_left_out_with_a_notice(tmp_path, monkeypatc
     monkeypatch.chdir(ROOT)
     recipe = base()
     recipe["inputs"].append({"name": "kit", "path": "no/such/kit.jsonl.gz", "optional": True})
-    loaded = load_recipe(write(tmp_path, recipe))
+    loaded = load_corpus_recipe(write(tmp_path, recipe))
     assert [src.label for src in loaded.inputs] == [src["name"] for src in base()["inputs"]]
     assert "inputs.7 (kit): no/such/kit.jsonl.gz is absent; optional, left out" in capsys.readouterr().err
     recipe["inputs"][-1]["optional"] = False
     with pytest.raises(RecipeError, match="inputs.7.path"):
-        load_recipe(write(tmp_path, recipe))
+        load_corpus_recipe(write(tmp_path, recipe))
 
 
 def test_not_yaml_and_not_mapping(tmp_path):
     with pytest.raises(RecipeError, match="not valid YAML"):
-        load_recipe(write(tmp_path, "name: [unclosed"))
+        load_corpus_recipe(write(tmp_path, "name: [unclosed"))
     with pytest.raises(RecipeError, match="a recipe is a mapping"):
-        load_recipe(write(tmp_path, "- just a list"))
+        load_corpus_recipe(write(tmp_path, "- just a list"))
 
 
 def test_unknown_filter_argument_fails_before_work(tmp_path):
@@ -114,7 +116,7 @@ def test_slurm_recipe_builds_a_dependent_job_chain(tmp_path, monkeypatch):
     recipe = base()
     recipe["output_dir"] = str(tmp_path / "out")
     recipe["executor"] = {"type": "slurm", "tasks": 8, "workers": 4, "slurm": {"partition": "cpu"}}
-    pipeline = CorpusPipeline(load_recipe(write(tmp_path, recipe)))
+    pipeline = CorpusPipeline(load_corpus_recipe(write(tmp_path, recipe)))
     chain = pipeline.executors()
     assert all(isinstance(e, SlurmPipelineExecutor) for e in chain)
     assert [e.depends for e in chain[1:]] == chain[:-1]
@@ -127,26 +129,27 @@ def test_slurm_needs_its_section(tmp_path, monkeypatch):
     recipe = base()
     recipe["executor"] = {"type": "slurm"}
     with pytest.raises(RecipeError, match="executor: type: slurm needs a `slurm:` section"):
-        load_recipe(write(tmp_path, recipe))
+        load_corpus_recipe(write(tmp_path, recipe))
 
 
 def test_a_recipe_extends_another_key_by_key(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    recipe = load_recipe("recipes/default-select.yaml")
-    assert recipe.name == "default-select" and recipe.inputs == load_recipe("recipes/default.yaml").inputs
-    assert set(recipe.select.budgets) == {"llm", "ets", "eta", "random"}
-    assert recipe.train["selections"] == ["llm", "ets", "eta", "random"]
-    assert recipe.train["stages"][0]["name"] == "base"  # merged into, not replaced
+    recipe = load_corpus_recipe("recipes/default-select.yaml")
+    assert recipe.inputs == load_corpus_recipe("recipes/default.yaml").inputs
+    assert recipe.name == "default-select" and set(recipe.select.budgets) == {"llm", "ets", "eta", "random"}
+    train = load_train_config("recipes/default-select.yaml").train
+    assert train.selections == ["llm", "ets", "eta", "random"]
+    assert train.stages[0].name == "base"  # merged into, not replaced
     (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
     with pytest.raises(RecipeError, match="extends itself"):
-        load_recipe(tmp_path / "a.yaml")
+        load_corpus_recipe(tmp_path / "a.yaml")
     (tmp_path / "c.yaml").write_text("extends: missing.yaml\nname: c\n")
     with pytest.raises(RecipeError, match="missing.yaml: recipe file not found"):
-        load_recipe(tmp_path / "c.yaml")
+        load_corpus_recipe(tmp_path / "c.yaml")
     bad = base() | {"select": {"budgets": {"x": {"method": "best"}}}}
     with pytest.raises(RecipeError, match=r"r.yaml: select.budgets.x.method"):
-        load_recipe(write(tmp_path, bad))
+        load_corpus_recipe(write(tmp_path, bad))
 
 
 @pytest.mark.parametrize("name", ["cpt", "v1.2_final-b", "SmolLM2-135M", "a.."])

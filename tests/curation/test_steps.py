@@ -9,11 +9,11 @@ from conftest import SAMPLES
 from datatrove.data import Document, Media
 
 from curation.classifiers import ClassifierScorer, ClassifierTrainer
+from curation.config import ClassifierConfig, TokenizerConfig
 from curation.extractors import PdfExtractor
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder
 from curation.readers import RECORD_READERS, DocumentFileReader, WarcRecordReader
-from curation.recipe import ClassifierConfig, TokenizerConfig
 
 
 def sample_records(n: int = 12) -> list[dict]:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import ROOT, SAMPLES, run_corpus, subset_recipe
 
+from curation.config import load_corpus_recipe
 from curation.pipeline import CorpusPipeline
-from curation.recipe import load_recipe
 
 
 def corpus_content(root: Path) -> list[tuple[str, str, str, str]]:
@@ -111,7 +111,7 @@ def test_an_input_added_before_the_resume_is_read_once(tmp_path):
 
 
 def test_a_folder_that_cannot_be_removed_stops_the_run_before_its_new_fingerprint(tmp_path):
-    pipeline = CorpusPipeline(load_recipe(subset_recipe(tmp_path, name="stuck")))
+    pipeline = CorpusPipeline(load_corpus_recipe(subset_recipe(tmp_path, name="stuck")))
     marker = pipeline.root / "logs" / "extract" / "fingerprint"
     marker.parent.mkdir(parents=True)
     marker.write_text("an older recipe")

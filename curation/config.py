@@ -1,89 +1,25 @@
-"""Recipes: one YAML file describes a whole corpus build, validated before any work starts.
+"""The corpus stage's sections of the recipe (`inputs` to `executor`, and `select`).
 
-Every error names the offending key and the recipe file, so a typo costs seconds, not a cluster job.
-Relative paths are resolved against the directory `make`/`python -m curation` runs from.
+The recipe file, its `extends`, and its error wording belong to `contracts.recipe`; the steps take
+plain arguments, built here and in `curation.pipeline` from these sections.
 """
 
 from __future__ import annotations
 
 import glob
-import re
-import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.contamination import NgramSettings
+from contracts.items import TaskGlob
+from contracts.recipe import RecipeBase, RecipeError, SafeName, Strict, load_recipe, recipe_error
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 SOURCE_KINDS = ("web", "document")
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class RecipeError(ValueError):
-    """A recipe problem, phrased as `file: key: what is wrong`."""
-
-
-class UnsafePathError(ValueError):
-    """A name or path that would put a file outside the folder it belongs in."""
-
-
-# one path component: starts with a letter or digit, so never `.`, `..`, a hidden file or an option
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def safe_name(name: object) -> str:
-    """`name` unchanged when it can be a file or folder name; else UnsafePathError.
-
-    Every name that becomes a path (recipe, stage, selection, corpus, task, model label) passes here,
-    so data or a recipe can never write or delete outside its run folder.
-    """
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
-        raise UnsafePathError(
-            f"{name!r} is not a safe name: use letters, digits, '.', '_' or '-', starting with a letter"
-            " or digit (at most 128 characters)"
-        )
-    return name
-
-
-SafeName = Annotated[str, AfterValidator(safe_name)]  # a recipe field checked with `safe_name`
-
-
-def path_under(root: str | Path, *parts: str | Path) -> Path:
-    """`root/parts`, resolved, when it lies strictly inside `root` (resolved too); else UnsafePathError.
-
-    An absolute part replaces `root` (pathlib's rule), so a full path can be checked the same way.
-    """
-    base = Path(root).resolve()
-    path = base.joinpath(*parts).resolve()
-    if path == base or not path.is_relative_to(base):
-        raise UnsafePathError(f"{path} is not inside {base}")
-    return path
-
-
-def remove_under(root: str | Path, folder: str | Path) -> None:
-    """Delete `folder` and its contents after checking it lies inside `root` (a run's out/<name>/).
-
-    A missing folder is fine; any other failure raises, so callers never record a state they
-    did not reach.
-    """
-    path = path_under(root, Path(folder).absolute())
-    if path.exists():
-        shutil.rmtree(path)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class InputSource(Strict):
@@ -247,27 +183,6 @@ class OutputConfig(Strict):
     docs_format: Literal["jsonl", "parquet"] = "jsonl"
     max_tokens_per_shard: int | None = Field(None, ge=1000)
     seed: int = 0
-
-
-class TaskGlob(Strict):
-    """Benchmark task files (JSONL) by path or glob; `optional` ones may match nothing."""
-
-    path: str
-    optional: bool = False  # e.g. ../shared/data/benchmarks: used when present, skipped when not
-
-    def files(self) -> list[Path]:
-        return [Path(p) for p in sorted(glob.glob(self.path, recursive=True))]
-
-
-class NgramSettings(Strict):
-    """What counts as benchmark overlap; `make audit` and the `decontaminate` step share it."""
-
-    words: int = Field(13, ge=1)  # n for space-delimited languages
-    chars: int = Field(25, ge=1)  # n for `char_languages`, in characters
-    min_words: int = Field(8, ge=1)  # shorter items use their whole length, down to this
-    min_chars: int = Field(12, ge=1)
-    char_languages: list[str] = ["ja", "zh"]
-    template_items: int = Field(5, ge=2)  # a seed in this many items of one task is template text
 
 
 class DecontaminateConfig(Strict):
@@ -436,9 +351,39 @@ class ExecutorConfig(Strict):
         return self
 
 
-class Recipe(Strict):
-    name: SafeName
-    output_dir: str = "out"
+class EvalTask(BaseModel):
+    """An `eval.tasks` entry as decontamination reads it (the evaluation stage checks the rest)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    path: str
+    optional: bool = False
+
+
+class EvalTasks(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    tasks: list[EvalTask] = []
+
+
+class CorpusRecipe(RecipeBase):
+    """The corpus stage's view: its own sections, and the eval tasks decontamination defaults to."""
+
+    sections: ClassVar[tuple[str, ...]] = (
+        "inputs",
+        "extract",
+        "normalise",
+        "languages",
+        "passages",
+        "filters",
+        "dedup",
+        "pii",
+        "decontaminate",
+        "classifiers",
+        "tokenizer",
+        "output",
+        "select",
+        "executor",
+    )
+
     inputs: list[InputSource] = Field(min_length=1)
     extract: ExtractConfig = ExtractConfig()
     normalise: NormaliseConfig = NormaliseConfig()
@@ -454,10 +399,7 @@ class Recipe(Strict):
     output: OutputConfig = OutputConfig()
     select: SelectConfig | None = None
     executor: ExecutorConfig = ExecutorConfig()
-    # later stages (training, evaluation) own their sections; the corpus stage passes them through
-    train: dict[str, Any] | None = None
-    eval: dict[str, Any] | None = None
-    audit: dict[str, Any] | None = None
+    eval: EvalTasks | None = None  # the evaluation stage's section: only its task files are read here
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -478,41 +420,15 @@ class Recipe(Strict):
                         )
         return value
 
-    @property
-    def run_dir(self) -> Path:
-        """out/<name>/: everything this recipe writes, and the only place its runs may delete."""
-        return Path(self.output_dir) / self.name
-
-    @property
-    def corpus_dir(self) -> Path:
-        return self.run_dir / "corpus"
-
     def decontamination_tasks(self) -> list[TaskGlob]:
         if self.decontaminate is None:
             return []
         if self.decontaminate.tasks:
             return self.decontaminate.tasks
-        return [
-            TaskGlob(path=t["path"], optional=t.get("optional", False))
-            for t in (self.eval or {}).get("tasks", [])
-        ]
+        return [TaskGlob(path=t.path, optional=t.optional) for t in self.eval.tasks] if self.eval else []
 
 
-def _format_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid recipe"]
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        if loc[-1:] == ["[key]"]:  # a mapping's key: the message names it
-            loc = loc[:-2]
-        key = ".".join(loc) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {path}: {key}: {msg}")
-    return "\n".join(lines)
-
-
-def _check_paths(path: Path, recipe: Recipe) -> None:
+def _check_paths(path: Path, recipe: CorpusRecipe) -> None:
     problems = []
     for i, src in enumerate(recipe.inputs):
         if not Path(src.path).exists():
@@ -546,55 +462,13 @@ def _check_paths(path: Path, recipe: Recipe) -> None:
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")
     if problems:
-        raise RecipeError("\n".join([f"{path}: invalid recipe"] + [f"  {path}: {p}" for p in problems]))
+        raise recipe_error(path, problems)
 
 
-def read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """The recipe's mapping; `extends: other.yaml` (relative to this file) starts from that recipe,
-    with this file's mappings merged in key by key and everything else replaced."""
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys (name, inputs, ...)")
-    base = raw.pop("extends", None)
-    if base is None:
-        return raw
-    parent = (path.parent / str(base)).resolve()
-    if parent in seen:
-        raise RecipeError(f"{path}: extends: {base!r} extends itself")
-    return _merged(read_recipe(parent, seen + (parent,)), raw)
-
-
-def _merged(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        both = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = _merged(base[key], value) if both else value
-    return out
-
-
-def validate_section(path: str | Path, model: type[ModelT], keys: tuple[str, ...] | None = None) -> ModelT:
-    """Read the recipe file and validate it (or just the `keys` one stage owns, e.g. the trainer's
-    `name`, `output_dir`, `train`) against `model`; raise RecipeError naming the key and the file.
-
-    The recipe is the one file every stage reads, so this is where its errors get their wording.
-    """
-    path = Path(path)
-    raw = read_recipe(path)
-    try:
-        return model.model_validate(raw if keys is None else {k: raw[k] for k in keys if k in raw})
-    except ValidationError as e:
-        raise RecipeError(_format_error(path, e)) from None
-
-
-def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
+def load_corpus_recipe(path: str | Path, check_paths: bool = True) -> CorpusRecipe:
     """Parse and validate a recipe; raise RecipeError naming the key and the file."""
     path = Path(path)
-    recipe = validate_section(path, Recipe)
+    recipe = load_recipe(path, CorpusRecipe)
     _check_filter_arguments(path, recipe)
     if check_paths:
         recipe = _present_inputs(path, recipe)
@@ -602,7 +476,7 @@ def load_recipe(path: str | Path, check_paths: bool = True) -> Recipe:
     return recipe
 
 
-def _present_inputs(path: Path, recipe: Recipe) -> Recipe:
+def _present_inputs(path: Path, recipe: CorpusRecipe) -> CorpusRecipe:
     """The recipe without its absent `optional` inputs, each named on stderr."""
     present = [src for src in recipe.inputs if not src.optional or Path(src.path).exists()]
     for i, src in enumerate(recipe.inputs):
@@ -615,7 +489,7 @@ def _present_inputs(path: Path, recipe: Recipe) -> Recipe:
     return recipe.model_copy(update={"inputs": present})
 
 
-def _check_filter_arguments(path: Path, recipe: Recipe) -> None:
+def _check_filter_arguments(path: Path, recipe: CorpusRecipe) -> None:
     """Filter overrides are datatrove keyword arguments: check them against the real signatures."""
     from curation.filters.heuristics import filter_settings
 
@@ -625,4 +499,4 @@ def _check_filter_arguments(path: Path, recipe: Recipe) -> None:
                 try:
                     filter_settings(kind, lang, name, recipe.filters)
                 except ValueError as e:
-                    raise RecipeError(f"{path}: invalid recipe\n  {path}: {e}") from None
+                    raise recipe_error(path, [str(e)]) from None

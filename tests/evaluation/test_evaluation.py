@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
+from contracts.items import McItem, TaskError, language_template, load_items
 from evaluation.intervals import (
     bootstrap_interval,
     paired_difference,
@@ -14,7 +15,6 @@ from evaluation.intervals import (
     ratio_interval,
 )
 from evaluation.scoring import LoglikelihoodScorer, score_items
-from evaluation.tasks import McItem, TaskError, language_template, load_items
 
 ITEMS = [
     McItem(
@@ -369,7 +369,7 @@ def test_sample_must_be_positive_and_baselines_known(tmp_path):
     import yaml
     from conftest import ROOT
 
-    from curation.recipe import RecipeError
+    from contracts.recipe import RecipeError
     from evaluation.config import EvalError, load_eval_config
     from evaluation.harness import choose_models
 
@@ -469,7 +469,7 @@ def test_two_task_files_with_one_task_are_an_error_before_any_model_loads(tmp_pa
     ],
 )
 def test_model_labels_baselines_and_corpora_are_checked_at_config_time(tmp_path, section, key, words):
-    from curation.recipe import RecipeError
+    from contracts.recipe import RecipeError
     from evaluation.config import load_eval_config
 
     path = _eval_recipe(tmp_path, section)

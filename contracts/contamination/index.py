@@ -1,5 +1,5 @@
 """N-gram overlap between documents and benchmark items: the one index behind `make audit` and the
-corpus's `Decontaminate` step.
+corpus's `Decontaminate` step, so both agree on what counts as contamination.
 
 Text is normalised (NFKC, lower case) and cut into units: a run of word characters for
 space-delimited scripts, a single character for Japanese and Chinese, so one unit stream serves
@@ -17,9 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
-from curation.decont.units import HashTable, UnitText, item_windows, unit_hashes, window_hashes
-from curation.recipe import NgramSettings
+from contracts.contamination.units import HashTable, UnitText, item_windows, unit_hashes, window_hashes
+from contracts.items import load_items
+from contracts.recipe import Strict
+
+
+class NgramSettings(Strict):
+    """What counts as benchmark overlap; `make audit` and the `decontaminate` step share it."""
+
+    words: int = Field(13, ge=1)  # n for space-delimited languages
+    chars: int = Field(25, ge=1)  # n for `char_languages`, in characters
+    min_words: int = Field(8, ge=1)  # shorter items use their whole length, down to this
+    min_chars: int = Field(12, ge=1)
+    char_languages: list[str] = ["ja", "zh"]
+    template_items: int = Field(5, ge=2)  # a seed in this many items of one task is template text
 
 
 @dataclass(frozen=True)
@@ -169,8 +182,6 @@ class ContaminationIndex:
 
 def load_benchmark_texts(paths: list[Path]) -> list[BenchmarkText]:
     """The items of the recipe's task files, as matched text (context + question, then the answer)."""
-    from evaluation.tasks import load_items
-
     texts = []
     for path in paths:
         for item in load_items(path):

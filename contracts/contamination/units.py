@@ -15,13 +15,21 @@ from functools import cache, cached_property
 
 import numpy as np
 
-from curation.dedup.minhash import splitmix64
-
 _CJK = [(0x3005, 0x3005), (0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)]
 _OTHER, _WORD, _UNIT_CHAR = 0, 1, 2  # a unit char (Japanese/Chinese) is a unit on its own
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _FILTER_BITS = 20  # a 1 MiB presence table in front of a sorted hash array
 _LOW_BYTES = np.array([(1 << 8 * i) - 1 for i in range(8)] + [2**64 - 1], dtype=np.uint64)  # masks
+
+
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixer applied elementwise: the hash finaliser every dacp n-gram hash ends with."""
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
 
 
 def normalise(text: str) -> str:

@@ -15,9 +15,16 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 from pydantic import Field
 
-from curation.decont.index import BenchmarkText
-from curation.decont.units import HashTable, UnitText, item_windows, splitmix64, unit_hashes, window_hashes
-from curation.recipe import Strict
+from contracts.contamination.index import BenchmarkText
+from contracts.contamination.units import (
+    HashTable,
+    UnitText,
+    item_windows,
+    splitmix64,
+    unit_hashes,
+    window_hashes,
+)
+from contracts.recipe import Strict
 
 
 class NearDuplicateSettings(Strict):

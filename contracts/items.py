@@ -6,13 +6,26 @@ A malformed row is reported with its file and line, never skipped silently.
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts.recipe import Strict
+
 
 class TaskError(ValueError):
     """A task file problem, phrased as `file:line: what is wrong`."""
+
+
+class TaskGlob(Strict):
+    """Benchmark task files (JSONL) by path or glob; `optional` ones may match nothing."""
+
+    path: str
+    optional: bool = False  # e.g. ../shared/data/benchmarks: used when present, skipped when not
+
+    def files(self) -> list[Path]:
+        return [Path(p) for p in sorted(glob.glob(self.path, recursive=True))]
 
 
 @dataclass(frozen=True)

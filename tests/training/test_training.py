@@ -320,12 +320,12 @@ def test_activation_checkpointing_gives_the_same_losses(corpus_run):
 
 
 def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus_run):
-    from curation.recipe import BudgetConfig, SelectConfig, load_recipe
+    from curation.config import BudgetConfig, SelectConfig, load_corpus_recipe
     from curation.select.stage import run_selections
     from training.config import load_train_config
 
     recipe = train_recipe(corpus_run, "train-select", selections=["half"])
-    corpus_recipe = load_recipe(corpus_run["recipe"]).model_copy(
+    corpus_recipe = load_corpus_recipe(corpus_run["recipe"]).model_copy(
         update={
             "name": "train-select",
             "select": SelectConfig(budgets={"half": BudgetConfig(tokens=0.5, method="random")}),
@@ -337,12 +337,12 @@ def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus
     assert "selection `half` done" in result.stdout
     train = corpus_run["work"] / "out" / "train-select" / "train"
     run = load_train_config(recipe).for_selection("half")
-    assert run.train_dir == train / "selections" / "half" and run.train.model == str(train / "hf" / "main")
+    assert run.out.root == train / "selections" / "half" and run.train.model == str(train / "hf" / "main")
     assert len(TokenShards(run.train_tokens("domain"))) == selection["kept_tokens"] < selection["tokens"]
-    assert (run.train_dir / "hf" / "cpt" / "config.json").is_file()
+    assert (run.out.root / "hf" / "cpt" / "config.json").is_file()
 
     main_cpt = [r for r in metric_rows(train) if r["stage"] == "cpt"]
-    selected = metric_rows(run.train_dir)
+    selected = metric_rows(run.out.root)
     assert {r["stage"] for r in selected} == {"cpt"}
     assert len([r for r in selected if "loss" in r]) == len([r for r in main_cpt if "loss" in r]) == 8
     # both cpt stages begin from the same weights (the base export) on the same validation text ...
@@ -373,7 +373,7 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     from test_model_import import write_gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from curation.recipe import BudgetConfig, SelectConfig, load_recipe
+    from curation.config import BudgetConfig, SelectConfig, load_corpus_recipe
     from curation.select.stage import run_selections
     from training.config import load_train_config
 
@@ -392,7 +392,7 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
         selections=["third"],
         selection_length="one_pass",
     )
-    corpus_recipe = load_recipe(corpus_run["recipe"]).model_copy(
+    corpus_recipe = load_corpus_recipe(corpus_run["recipe"]).model_copy(
         update={
             "name": "train-gguf",
             "select": SelectConfig(budgets={"third": BudgetConfig(tokens=0.3, method="random")}),
@@ -413,5 +413,5 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     windows = (len(TokenShards(run.train_tokens("domain"))) - 1) // TINY["seq_len"]
     per_step = exact_counts(stage["mixture"], TINY["global_batch"])["domain"]
     assert run.train.stages[0].steps == math.ceil(windows / per_step) != stage["steps"]
-    rows = metric_rows(run.train_dir)
+    rows = metric_rows(run.out.root)
     assert len([r for r in rows if "loss" in r]) == math.ceil(windows / per_step)

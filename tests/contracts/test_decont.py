@@ -11,27 +11,25 @@ from pathlib import Path
 import pytest
 import trafilatura
 import yaml
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
-from curation.decont import (
+from contracts.contamination import (
     BenchmarkText,
     ContaminationIndex,
-    Decontaminate,
     NearDuplicateIndex,
     NearDuplicateSettings,
     UnitText,
     load_benchmark_texts,
 )
-from curation.recipe import DecontaminateConfig
+from curation.config import DecontaminateConfig
+from curation.decont import Decontaminate
 from curation.report.stats import stage_stats, step_rows
 from curation.writers import RejectedWriter
 from evaluation.audit import run_audit
 from evaluation.config import load_eval_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def paragraphs(path: Path, min_words: int = 0) -> list[str]:
@@ -288,7 +286,7 @@ def test_audit_cli_and_recipe_errors(planted, tmp_path):
 
 def test_audit_never_deletes_outside_its_run_folder(planted, tmp_path):
     """out/<name>/audit is cleared before each audit: a link out of the run is refused, not followed."""
-    from curation.recipe import UnsafePathError
+    from contracts.recipe import UnsafePathError
 
     root, task, corpus, _, _ = planted
     elsewhere = tmp_path / "elsewhere"

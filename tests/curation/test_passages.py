@@ -7,10 +7,10 @@ import pytest
 from conftest import SAMPLES
 from datatrove.data import Document
 
+from curation.config import SOURCE_KINDS
 from curation.extractors import PdfExtractor
 from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.filters.passages import passage_spans
-from curation.recipe import SOURCE_KINDS
 
 # filings the stock judgment (datatrove's filters on whole documents) dropped, with its reason
 DROPPED_BEFORE = {

@@ -27,7 +27,7 @@ import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
-from curation.recipe import (
+from curation.config import (
     BudgetConfig,
     DistillConfig,
     GradingConfig,

@@ -1,0 +1,209 @@
+"""The run layout: every path under `out/<name>/`, named once.
+
+Stages exchange data only through these files, so each stage can run on another machine:
+
+    out/<name>/corpus/   docs/<corpus>/<split>/, tokens/<corpus>/<split>/, tokenizer/, classifiers/,
+                         rejected/<step>/, logs/<stage>/, work/, stats.json, report.html, recipe.yaml
+    out/<name>/select/   grades/, distilled/, scores/<score>/, budgets/<selection>/{docs,tokens,
+                         rejected}/, logs/, report.html
+    out/<name>/train/    hf/<stage>/, checkpoints/, metrics.jsonl, curves.png; selections/<selection>/
+                         holds the same for each selection run
+    out/<name>/eval/     results.json, report.html, lm_eval_tasks/
+    out/<name>/audit/    contamination.json, report.html, matches/, logs/
+    out/models/<name>/   models converted once from `gguf:` sources, shared by every recipe
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainLayout:
+    """One training run's folder: `train/` or `train/selections/<selection>/`."""
+
+    root: Path
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "hf"
+
+    def export(self, stage: str) -> Path:
+        """A stage's Hugging Face export (from_pretrained); complete once `export.json` is in it."""
+        return self.exports / stage
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    output_dir: Path
+    name: str
+
+    @property
+    def root(self) -> Path:
+        return self.output_dir / self.name
+
+    @property
+    def models(self) -> Path:
+        """Converted models, outside any run folder: one conversion serves every recipe."""
+        return self.output_dir / "models"
+
+    # the corpus stage
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus"
+
+    @property
+    def docs(self) -> Path:
+        return self.corpus / "docs"
+
+    def corpus_docs(self, corpus: str, split: str) -> Path:
+        return self.docs / corpus / split
+
+    @property
+    def tokens(self) -> Path:
+        return self.corpus / "tokens"
+
+    def corpus_tokens(self, corpus: str, split: str) -> Path:
+        return self.tokens / corpus / split
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.corpus / "tokenizer"
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.tokenizer / "tokenizer.json"
+
+    @property
+    def classifiers(self) -> Path:
+        return self.corpus / "classifiers"
+
+    @property
+    def rejected(self) -> Path:
+        return self.corpus / "rejected"
+
+    @property
+    def corpus_logs(self) -> Path:
+        return self.corpus / "logs"
+
+    @property
+    def work(self) -> Path:
+        """Intermediate datasets between corpus stages (filtered, deduplicated, signatures)."""
+        return self.corpus / "work"
+
+    @property
+    def corpus_stats(self) -> Path:
+        return self.corpus / "stats.json"
+
+    @property
+    def corpus_report(self) -> Path:
+        return self.corpus / "report.html"
+
+    @property
+    def recipe_copy(self) -> Path:
+        return self.corpus / "recipe.yaml"
+
+    # data selection
+    @property
+    def select(self) -> Path:
+        return self.root / "select"
+
+    @property
+    def grades(self) -> Path:
+        return self.select / "grades"
+
+    @property
+    def grades_file(self) -> Path:
+        return self.grades / "grades.jsonl"
+
+    @property
+    def distilled(self) -> Path:
+        return self.select / "distilled"
+
+    @property
+    def scores(self) -> Path:
+        return self.select / "scores"
+
+    def score(self, name: str) -> Path:
+        return self.scores / name
+
+    @property
+    def budgets(self) -> Path:
+        return self.select / "budgets"
+
+    def selection(self, name: str) -> Path:
+        return self.budgets / name
+
+    def selection_docs(self, name: str) -> Path:
+        return self.selection(name) / "docs" / "domain" / "train"
+
+    def selection_tokens(self, name: str) -> Path:
+        """A selection's domain training shards: what a selection run reads instead of the corpus's."""
+        return self.selection(name) / "tokens" / "domain" / "train"
+
+    @property
+    def select_logs(self) -> Path:
+        return self.select / "logs"
+
+    @property
+    def select_report(self) -> Path:
+        return self.select / "report.html"
+
+    # training
+    @property
+    def train(self) -> TrainLayout:
+        return TrainLayout(self.root / "train")
+
+    @property
+    def selection_runs(self) -> Path:
+        return self.root / "train" / "selections"
+
+    def train_run(self, selection: str | None = None) -> TrainLayout:
+        """The main training run, or a selection's run."""
+        return TrainLayout(self.selection_runs / selection) if selection else self.train
+
+    # evaluation
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def eval_results(self) -> Path:
+        return self.eval / "results.json"
+
+    @property
+    def eval_report(self) -> Path:
+        return self.eval / "report.html"
+
+    @property
+    def lm_eval_tasks(self) -> Path:
+        return self.eval / "lm_eval_tasks"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def audit_result(self) -> Path:
+        return self.audit / "contamination.json"
+
+    @property
+    def audit_report(self) -> Path:
+        return self.audit / "report.html"

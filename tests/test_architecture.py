@@ -1,0 +1,83 @@
+"""The package boundaries, read from the source with `ast`: stages meet only in `contracts` and on disk."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+STAGES = ("curation", "training", "evaluation")
+# what each package may import of the project's packages
+ALLOWED = {
+    "contracts": {"contracts"},
+    "figures": {"figures"},
+    **{stage: {stage, "contracts", "figures"} for stage in STAGES},
+}
+RUN_PATH_PARTS = {"tokens", "hf", "budgets"}  # folders of out/<name>/ named in contracts/layout.py only
+MAX_FUNCTION_LINES = 60
+
+
+def modules(*packages: str) -> list[tuple[Path, ast.Module]]:
+    return [
+        (path, ast.parse(path.read_text(), str(path)))
+        for package in packages
+        for path in sorted((ROOT / package).rglob("*.py"))
+    ]
+
+
+def project_imports(tree: ast.Module) -> set[str]:
+    """Top-level project packages a module imports, at any depth (function-local imports too)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names & set(ALLOWED)
+
+
+@pytest.mark.parametrize("package", list(ALLOWED))
+def test_a_package_imports_only_what_lies_below_it(package):
+    wrong = {
+        f"{path.relative_to(ROOT)} imports {sorted(found - ALLOWED[package])}"
+        for path, tree in modules(package)
+        if (found := project_imports(tree)) - ALLOWED[package]
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def builds_run_path(node: ast.AST) -> bool:
+    """`x / "hf"`, `"hf" / x`, or `Path(..., "hf")` / `x.joinpath("hf")`."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        parts = (node.left, node.right)
+    elif isinstance(node, ast.Call):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        parts = node.args if name in ("Path", "joinpath", "PurePath") else ()
+    else:
+        return False
+    return any(isinstance(p, ast.Constant) and p.value in RUN_PATH_PARTS for p in parts)
+
+
+def test_run_paths_are_named_in_the_layout_module_only():
+    layout = ROOT / "contracts" / "layout.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path, tree in modules("contracts", "figures", *STAGES)
+        if path != layout
+        for node in ast.walk(tree)
+        if builds_run_path(node)
+    ]
+    assert not found, f"run paths built outside contracts/layout.py: {found}"
+    assert any(builds_run_path(node) for node in ast.walk(ast.parse(layout.read_text())))  # the check sees them
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path, tree in modules("contracts", "figures", *STAGES)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, "\n".join(long)
