@@ -22,7 +22,8 @@ STYLE = """<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;c
 table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left;vertical-align:top}
 small{color:#666}mark{background:#ffd54f}.passage{max-width:46em;white-space:pre-wrap}
-pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}.ex{margin:6px 0}</style>"""
+pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}
+.ex{margin:6px 0}</style>"""
 
 
 def new_figure(width: float = 7, height: float = 3.2, ncols: int = 1) -> tuple[Figure, Axes | list[Axes]]:

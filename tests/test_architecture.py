@@ -69,7 +69,8 @@ def test_run_paths_are_named_in_the_layout_module_only():
         if builds_run_path(node)
     ]
     assert not found, f"run paths built outside contracts/layout.py: {found}"
-    assert any(builds_run_path(node) for node in ast.walk(ast.parse(layout.read_text())))  # the check sees them
+    # the check does see them where they belong
+    assert any(builds_run_path(node) for node in ast.walk(ast.parse(layout.read_text())))
 
 
 def test_no_function_is_longer_than_a_screen():
