@@ -74,8 +74,9 @@ def audit_once(name: str, near_duplicates: bool) -> dict:
     }
     path = work / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
-    result = run_audit(load_eval_config(path))
-    stats = json.loads(next((work / "audit" / "logs" / "stats").glob("*.json")).read_text())
+    run = load_eval_config(path)
+    result = run_audit(run)
+    stats = json.loads(next((run.layout.audit_logs / "stats").glob("*.json")).read_text())
     scan = next(s for s in stats if "contamination scan" in s["name"])
     scan_seconds = scan["time_stats"]["total"]
     return {

@@ -59,38 +59,44 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from curation.config import DistillConfig, GradingConfig, LocalGraderConfig, ModelScoresConfig
+    from curation.config import DistillConfig
     from curation.select.distill import DistilledScorer, GradeDistiller
-    from curation.select.grading import LlmGrader
+    from curation.select.grading import LlmGrader, TransformersGrader
     from curation.select.model_scores import BaseModelScorer, task_example_texts
+    from curation.select.stage import fasttext_settings
 
     docs = documents()
     torch.set_num_threads(1)  # per core
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = model_folder(tmp / "model")
-        grading = GradingConfig(
+        grader = LlmGrader(
+            str(tmp / "grades" / "grades.jsonl"),
+            str(tmp / "grades" / "cache"),
+            TransformersGrader(str(model), batch_size=16, max_tokens=256),
             sample=GRADED,
             max_chars=2000,
             rubric=str(ROOT / "recipes" / "rubrics" / "short.txt"),
-            local=LocalGraderConfig(model=str(model), batch_size=16, max_tokens=256),
         )
         start = time.perf_counter()
-        LlmGrader(str(tmp / "grades"), grading).run(docs)
+        grader.run(docs)
         grading_rate = rate(GRADED, start)
         grades = [json.loads(line) for line in (tmp / "grades" / "grades.jsonl").read_text().splitlines()]
         # the classifier: trained on the graded sample (terciles of the grades), then scoring every document
+        fasttext = fasttext_settings(DistillConfig())  # the recipe's defaults
         GradeDistiller(
-            str(tmp / "grades" / "grades.jsonl"), str(tmp / "distilled"), DistillConfig(labels="terciles")
+            str(tmp / "grades" / "grades.jsonl"), str(tmp / "distilled"), fasttext, labels="terciles"
         ).run(docs)
         start = time.perf_counter()
         for _ in DistilledScorer(str(tmp / "distilled" / "model.bin"), str(tmp / "scores"), 4000).run(docs):
             pass
         classifier_rate = rate(len(docs), start)
-        scores = ModelScoresConfig(model=str(model), max_tokens=256, batch_size=16)
         examples = task_example_texts([ROOT / "data" / "tasks" / "gnucash-demo-examples.jsonl"])
+        scorer = BaseModelScorer(
+            str(model), examples, str(tmp / "model_scores"), max_tokens=256, batch_size=16
+        )
         start = time.perf_counter()
-        for _ in BaseModelScorer(scores, examples, str(tmp / "model_scores")).run(docs[:SCORED]):
+        for _ in scorer.run(docs[:SCORED]):
             pass
         model_rate = rate(SCORED, start)
     result = {

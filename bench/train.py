@@ -20,9 +20,15 @@ from pathlib import Path
 import torch
 import yaml
 
+from contracts.layout import RunLayout
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CORPUS = ROOT / "out" / "default" / "corpus"
+DEFAULT = RunLayout(ROOT / "out", "default")  # the corpus every benchmark run links to
+
+
+def layout(name: str) -> RunLayout:
+    return RunLayout(ROOT / "out", name)
 
 
 def recipe(name: str, steps: int, train_overrides: dict | None = None) -> Path:
@@ -30,18 +36,18 @@ def recipe(name: str, steps: int, train_overrides: dict | None = None) -> Path:
     train = data["train"] | {"eval_every": 10_000, "checkpoint_every": 10_000, "resume": "never"}
     train["stages"] = [{"name": "bench", "mixture": {"replay": 1.0}, "steps": steps}]
     data = {"name": name, "output_dir": "out", "train": train | (train_overrides or {})}
-    (ROOT / "out" / name).mkdir(parents=True, exist_ok=True)
-    link = ROOT / "out" / name / "corpus"
-    if not link.exists():
-        link.symlink_to(CORPUS.resolve())
-    path = ROOT / "out" / name / "recipe.yaml"
+    run = layout(name)
+    run.root.mkdir(parents=True, exist_ok=True)
+    if not run.corpus.exists():
+        run.corpus.symlink_to(DEFAULT.corpus.resolve())
+    path = run.root / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
 def our_loop(nproc: int, steps: int, threads: int) -> dict:
     name = f"bench-train-{nproc}p"
-    shutil.rmtree(ROOT / "out" / name / "train", ignore_errors=True)
+    shutil.rmtree(layout(name).train.root, ignore_errors=True)
     path = recipe(name, steps)
     env = os.environ | {"OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
@@ -49,10 +55,7 @@ def our_loop(nproc: int, steps: int, threads: int) -> dict:
     subprocess.run(
         command, cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    rows = [
-        json.loads(line)
-        for line in (ROOT / "out" / name / "train" / "metrics.jsonl").read_text().splitlines()
-    ]
+    rows = [json.loads(line) for line in layout(name).train.metrics.read_text().splitlines()]
     speeds = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r][3:]  # after warm-up steps
     return {
         "processes": nproc,
@@ -71,11 +74,11 @@ def plain_loop(steps: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     cfg = load_train_config(recipe("bench-train-plain", steps)).train
-    shards = TokenShards(CORPUS / "tokens" / "replay" / "train")
+    shards = TokenShards(DEFAULT.corpus_tokens("replay", "train"))
     windows = {"replay": PackedWindows(shards, cfg.seq_len, corpus_seed(cfg.seed, "replay"))}
     mixture = ReplayMixture(windows, {"replay": 1.0}, cfg.global_batch, seed=0)
     torch.manual_seed(cfg.seed)
-    model = build_model(None, cfg.init, corpus_tokenizer(shards.tokenizer_path, CORPUS))
+    model = build_model(None, cfg.init, corpus_tokenizer(shards.tokenizer_path, DEFAULT.tokenizer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=cfg.betas, weight_decay=cfg.weight_decay)
     speeds = []
     for step in range(steps):
@@ -107,7 +110,7 @@ def gpu_1b(steps: int) -> dict:
         "max_position_embeddings": 2048,
     }
     name = "bench-train-gpu1b"
-    shutil.rmtree(ROOT / "out" / name / "train", ignore_errors=True)
+    shutil.rmtree(layout(name).train.root, ignore_errors=True)
     overrides = {"init": init, "seq_len": 2048, "micro_batch": 8, "global_batch": 16, "compile": True}
     path = recipe(name, steps, overrides)
     command = [
@@ -121,10 +124,7 @@ def gpu_1b(steps: int) -> dict:
         str(path),
     ]
     subprocess.run(command, cwd=ROOT, check=True)
-    rows = [
-        json.loads(line)
-        for line in (ROOT / "out" / name / "train" / "metrics.jsonl").read_text().splitlines()
-    ]
+    rows = [json.loads(line) for line in layout(name).train.metrics.read_text().splitlines()]
     rows = [r for r in rows if "mfu" in r][5:]
     return {
         "device": torch.cuda.get_device_name(),
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--gpu-1b", action="store_true")
     args = parser.parse_args()
     os.chdir(ROOT)
-    if not (CORPUS / "tokens").is_dir():
+    if not DEFAULT.tokens.is_dir():
         print("building the default corpus first ...", flush=True)
         subprocess.run([sys.executable, "-m", "curation", "run", "recipes/default.yaml"], check=True)
     cores = os.cpu_count() or 1

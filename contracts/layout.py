@@ -134,6 +134,11 @@ class RunLayout:
         return self.grades / "grades.jsonl"
 
     @property
+    def grade_cache(self) -> Path:
+        """Grades kept across runs, one file per grader identity."""
+        return self.grades / "cache"
+
+    @property
     def distilled(self) -> Path:
         return self.select / "distilled"
 
@@ -157,6 +162,10 @@ class RunLayout:
     def selection_tokens(self, name: str) -> Path:
         """A selection's domain training shards: what a selection run reads instead of the corpus's."""
         return self.selection(name) / "tokens" / "domain" / "train"
+
+    def selection_rejected(self, name: str) -> Path:
+        """The documents a selection left out, in `<step>/` as the corpus's `rejected/`."""
+        return self.selection(name) / "rejected"
 
     @property
     def select_logs(self) -> Path:
@@ -207,3 +216,11 @@ class RunLayout:
     @property
     def audit_report(self) -> Path:
         return self.audit / "report.html"
+
+    @property
+    def audit_matches(self) -> Path:
+        return self.audit / "matches"
+
+    @property
+    def audit_logs(self) -> Path:
+        return self.audit / "logs"

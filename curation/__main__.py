@@ -1,4 +1,6 @@
-"""`python -m curation run RECIPE` builds the corpus; `validate RECIPE` only checks the recipe."""
+"""`python -m curation run RECIPE` builds the corpus, `select RECIPE` selects from it (the work is in
+`curation.pipeline` and `curation.select.stage`; here only the console summary); `validate RECIPE`
+only checks the recipe."""
 
 import argparse
 import json
@@ -33,8 +35,7 @@ def redirect_fd2(target):
 
 
 def summary(console: Console, recipe, seconds: float) -> None:
-    root = recipe.layout.corpus
-    stats = json.loads((root / "stats.json").read_text())
+    stats = json.loads(recipe.layout.corpus_stats.read_text())
     table = Table(title=f"corpus `{recipe.name}` in {seconds:.0f} s", show_lines=False)
     for col in ("step", "in", "kept", "dropped (top reasons)"):
         table.add_column(col, justify="right" if col in ("in", "kept") else "left")
@@ -70,82 +71,77 @@ def summary(console: Console, recipe, seconds: float) -> None:
             console.print(
                 f"  {name} classifier (held-out): precision {m['precision']:.2f}, recall {m['recall']:.2f}"
             )
-    console.print(f"report: [link]{(root / 'report.html').resolve()}[/link]")
+    console.print(f"report: [link]{recipe.layout.corpus_report.resolve()}[/link]")
 
 
 def select(console: Console, recipe) -> int:
-    parts = recipe.select and [
+    sections = recipe.select and [
         k for k in ("grading", "distill", "scores", "budgets") if getattr(recipe.select, k)
     ]
-    if not parts:
+    if not sections:
         console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
         return 2
-    from curation.select.stage import (
-        remove_stale,
-        run_distill,
-        run_grading,
-        run_model_scores,
-        run_selections,
-        select_dir,
-    )
+    from curation.select.stage import run_select
+
+    def removed(names: list[str]) -> None:
+        console.print(f"removed what the recipe no longer makes: {', '.join(names)}", soft_wrap=True)
 
     start = time.time()
-    if stale := [path.relative_to(select_dir(recipe)).as_posix() for path in remove_stale(recipe)]:
-        console.print(f"removed what the recipe no longer makes: {', '.join(stale)}", soft_wrap=True)
     try:
-        graded = run_grading(recipe) if recipe.select.grading else None
-        distilled = run_distill(recipe) if recipe.select.distill else None
-        scored = run_model_scores(recipe) if recipe.select.scores else None
-        selected = run_selections(recipe)
+        made = run_select(recipe, removed)
     except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
         console.print(f"[red]selection failed: {e}[/red]", highlight=False)
         return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the grades received are cached; run again to go on[/yellow]")
         return 130
-    console.print(f"[bold]select `{recipe.name}`[/bold] ({', '.join(parts)}) in {time.time() - start:.0f} s")
-    if graded:
-        print_grading(console, graded)
-    if distilled:
-        f1 = "-" if distilled["f1"] is None else f"{distilled['f1']:.2f}"
+    console.print(
+        f"[bold]select `{recipe.name}`[/bold] ({', '.join(sections)}) in {time.time() - start:.0f} s"
+    )
+    if made.grading:
+        print_grading(console, made.grading)
+    if made.distilled:
+        print_distilled(console, made.distilled)
+    if made.scores:
         console.print(
-            f"distilled classifier, {distilled['held_out_documents']} held-out documents: "
-            f"Spearman {distilled['spearman']}, F1 {f1} at grade >= {distilled['threshold']}"
+            f"base-model scores {', '.join(made.scores['scores'])} from {made.scores['model']} "
+            f"({made.scores['task_examples']} task examples)"
         )
-        if not distilled["trusted"]:
-            console.print(
-                f"[yellow]its agreement with the grader is below {distilled['min_spearman']}: "
-                "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
-            )
-    if scored:
-        console.print(
-            f"base-model scores {', '.join(scored['scores'])} from {scored['model']} "
-            f"({scored['task_examples']} task examples)"
-        )
-    if selected:
-        table = Table(title="selections of the domain training documents (kept/all)")
-        for col in ("selection", "method", "scores", "documents", "tokens", "budget"):  # kept/all
-            table.add_column(col, justify="left" if col in ("selection", "method", "scores") else "right")
-        for name, s in selected.items():
-            scores = (
-                "-" if s["method"] == "random" else ", ".join(f"{k} {w:g}" for k, w in s["scores"].items())
-            )
-            table.add_row(
-                name,
-                s["method"],
-                scores,
-                f"{s['kept_documents']}/{s['documents']}",
-                f"{s['kept_tokens']:,}/{s['tokens']:,}",
-                f"{s['budget_tokens']:,}",
-            )
-        console.print(table)
-        console.print(f"selections: {select_dir(recipe) / 'budgets'}/<selection>/ (docs, tokens, rejected)")
-    from curation.select.report import render_select_report
-
-    report = select_dir(recipe) / "report.html"
-    report.write_text(render_select_report(select_dir(recipe), recipe.name), encoding="utf-8")
-    console.print(f"report: [link]{report.resolve()}[/link]")
+    if made.selections:
+        print_selections(console, made.selections)
+        console.print(f"selections: {recipe.layout.budgets}/<selection>/ (docs, tokens, rejected)")
+    console.print(f"report: [link]{recipe.layout.select_report.resolve()}[/link]")
     return 0
+
+
+def print_distilled(console: Console, metrics: dict) -> None:
+    f1 = "-" if metrics["f1"] is None else f"{metrics['f1']:.2f}"
+    console.print(
+        f"distilled classifier, {metrics['held_out_documents']} held-out documents: "
+        f"Spearman {metrics['spearman']}, F1 {f1} at grade >= {metrics['threshold']}"
+    )
+    if not metrics["trusted"]:
+        console.print(
+            f"[yellow]its agreement with the grader is below {metrics['min_spearman']}: "
+            "do not let it stand in for the grader (grade more documents or check the rubric)[/yellow]"
+        )
+
+
+def print_selections(console: Console, selections: dict[str, dict]) -> None:
+    table = Table(title="selections of the domain training documents (kept/all)")
+    for col in ("selection", "method", "scores", "documents", "tokens", "budget"):  # kept/all
+        table.add_column(col, justify="left" if col in ("selection", "method", "scores") else "right")
+    for name, s in selections.items():
+        scores = "-" if s["method"] == "random" else ", ".join(f"{k} {w:g}" for k, w in s["scores"].items())
+        table.add_row(
+            name,
+            s["method"],
+            scores,
+            f"{s['kept_documents']}/{s['documents']}",
+            f"{s['kept_tokens']:,}/{s['tokens']:,}",
+            f"{s['budget_tokens']:,}",
+        )
+    console.print(table)
 
 
 def print_grading(console: Console, result: dict) -> None:

@@ -1,16 +1,10 @@
-"""The corpus stage as a chain of datatrove executors, one per stage, connected through files.
+"""The corpus stage as a chain of datatrove executors, one per declared `Stage`, connected by files.
 
-Layout under `out/<name>/corpus/` (the contract later stages read):
-  work/<stage>/            intermediate documents and dedup files
-  logs/<stage>/            datatrove logs, per-task stats, completion markers, fingerprint (recipe
-                           sections, benchmark files, and for `extract` the input listing)
-  rejected/<step>/         every dropped document, with `rejected_step` and `rejected_reason`
-                           (decontaminate/: documents dropped for benchmark overlap)
-  classifiers/             domain.bin/.json, quality.bin/.json (held-out precision/recall)
-  docs/<corpus>/<split>/   curated documents with all metadata (corpus: domain|replay, split: train|val)
-  tokenizer/               tokenizer.json + transformers files
-  tokens/<corpus>/<split>/ datatrove token shards (*.ds, *.ds.index, *.ds.metadata)
-  stats.json, report.html, recipe.yaml
+Every folder is a `contracts.layout.RunLayout` path under `out/<name>/corpus/`; stages hand each
+other intermediate documents and dedup files in `work/<folder>/`. `logs/<stage>/` holds datatrove's
+logs, per-task stats, completion markers and the stage's fingerprint (its recipe sections, benchmark
+files, and for `extract` the input listing): a changed fingerprint reruns the stage and every later
+one. `rejected/<step>/` holds every dropped document, with `rejected_step` and `rejected_reason`.
 """
 
 from __future__ import annotations
@@ -40,11 +34,11 @@ from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from contracts.recipe import remove_under
-from curation.classifiers import ClassifierScorer, ClassifierTrainer
-from curation.config import SOURCE_KINDS, CorpusRecipe
+from curation.classifiers import ClassifierScorer, ClassifierTrainer, FastTextSettings, SeedReader
+from curation.config import SOURCE_KINDS, ClassifierConfig, CorpusRecipe
 from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
-from curation.extractors import recipe_extractors
+from curation.extractors import Extractor, HtmlExtractor, PdfExtractor
 from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.formatters import NfkcFormatter
 from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
@@ -62,17 +56,20 @@ from curation.writers import RejectedWriter
 
 CORPORA = ("domain", "replay")
 SPLITS = ("train", "val")
+EXTRACT_REJECTS = ("read", "pdf", "html", "language", "passages", "passages_cut", "heuristics")
 
 
 @dataclass
 class Stage:
-    """One datatrove executor: its steps, task count, the folders it owns and what it depends on."""
+    """One datatrove executor, declared: the folders it reads and owns, its task count, what reruns
+    it, and its steps (built when the executor is)."""
 
     name: str
-    build: Callable[[], list]
+    inputs: list[Path]  # what it reads: the recipe's inputs, or earlier stages' outputs
+    outputs: list[Path]  # what it owns: emptied when it reruns
     tasks: int
-    outputs: list[Path]
-    recipe_keys: tuple[str, ...]
+    fingerprint_keys: tuple[str, ...]  # recipe sections whose change reruns it (and every later stage)
+    steps: Callable[[], list]
     files: list[Path] = field(default_factory=list)  # inputs outside the recipe (benchmark files)
     listing: list = field(default_factory=list)  # input files by name, size and time (too big to hash)
     fingerprint: str = field(default="")
@@ -83,13 +80,13 @@ class CorpusPipeline:
 
     def __init__(self, recipe: CorpusRecipe):
         self.recipe = recipe
-        self.root = recipe.layout.corpus
+        self.layout = recipe.layout
         self.tasks = recipe.executor.tasks
-        self.work = self.root / "work"
+        self.work = self.layout.work
         self.stages = self._stages()
         previous = ""
         for stage in self.stages:
-            sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.recipe_keys}
+            sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.fingerprint_keys}
             files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in stage.files}
             payload = json.dumps(
                 [previous, stage.name, stage.tasks, sections, files, stage.listing],
@@ -100,13 +97,38 @@ class CorpusPipeline:
 
     # ---- helpers -------------------------------------------------------------------------------
     def rejected(self, step: str, default_reason: str | None = None) -> RejectedWriter:
-        return RejectedWriter(str(self.root / "rejected" / step), step, default_reason)
+        return RejectedWriter(str(self.layout.rejected / step), step, default_reason)
 
     def reader(self, folder: Path) -> StageReader:
         return StageReader(str(folder), glob_pattern="*.jsonl.gz")
 
     def writer(self, folder: Path) -> JsonlWriter:
         return JsonlWriter(str(folder), output_filename="${rank}.jsonl.gz")
+
+    def logs(self, stage: str) -> Path:
+        return self.layout.corpus_logs / stage
+
+    @property
+    def _unique(self) -> Path:
+        """What near-duplicate removal reads: the exact-deduplicated documents, or the filtered."""
+        return self.work / ("exact" if self.recipe.dedup.exact else "filtered")
+
+    def _extractors(self, rejected=lambda fmt: None) -> dict[str, Extractor]:
+        """The extractors with the recipe's `extract` limits, by format; `rejected(fmt)` gives each
+        its exclusion writer. Inputs and classifier seed files go through the same ones."""
+        extract = self.recipe.extract
+        return {
+            "pdf": PdfExtractor(
+                extract.pdf_timeout_s,
+                extract.pdf_min_chars_per_page,
+                rejected("pdf"),
+                max_pages=extract.max_pdf_pages,
+                max_text_chars=extract.max_text_chars,
+            ),
+            "html": HtmlExtractor(
+                extract.html_backend, extract.html_timeout_s, rejected("html"), extract.max_text_chars
+            ),
+        }
 
     def _input_readers(self) -> list:
         readers = []
@@ -175,133 +197,38 @@ class CorpusPipeline:
             seed=mh.seed,
         )
 
-    # ---- the stages ----------------------------------------------------------------------------
+    # ---- the stages, in data-flow order ------------------------------------------------------
     def _stages(self) -> list[Stage]:
-        r, w, T = self.recipe, self.work, self.tasks
-        rej = self.root / "rejected"
-        extract_rejects = ["read", "pdf", "html", "language", "passages", "passages_cut", "heuristics"]
-        stages = [
-            Stage(
-                "extract",
-                self._extract_steps,
-                T,
-                [w / "filtered", *(rej / name for name in extract_rejects)],
-                ("inputs", "extract", "normalise", "languages", "passages", "filters"),
-                listing=self._input_listing(),
-            ),
+        dedup = self.recipe.dedup
+        return [
+            self._extract(),
+            *(self._exact_dedup() if dedup.exact else []),
+            *(self._minhash_clusters() if dedup.minhash else []),
+            self._dedup_filter(),
+            self._classifiers(),
+            self._select(),
+            self._tokenizer(),
+            self._tokenize(),
+            self._report(),
         ]
-        current = w / "filtered"
-        if r.dedup.exact:
-            exact_cfg = ExactDedupConfig(content_getter=normalised_text)
-            stages += [
-                Stage(
-                    "exact_signatures",
-                    lambda: [
-                        self.reader(w / "filtered"),
-                        ExactDedupSignature(str(w / "exact_sigs"), exact_cfg),
-                    ],
-                    T,
-                    [w / "exact_sigs"],
-                    ("dedup",),
-                ),
-                Stage(
-                    "exact_find",
-                    lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), exact_cfg)],
-                    1,
-                    [w / "exact_dups"],
-                    (),
-                ),
-                Stage(
-                    "exact_filter",
-                    lambda: [
-                        self.reader(w / "filtered"),
-                        ExactDedupFilter(
-                            str(w / "exact_dups"),
-                            exact_cfg,
-                            exclusion_writer=self.rejected("exact_dedup", "exact_duplicate"),
-                        ),
-                        self.writer(w / "exact"),
-                    ],
-                    T,
-                    [w / "exact", rej / "exact_dedup"],
-                    (),
-                ),
-            ]
-            current = w / "exact"
-        source = current
-        if r.dedup.minhash:
-            mh = r.dedup.minhash
-            cfg = self._minhash_config()
-            stages += [
-                Stage(
-                    "minhash_signatures",
-                    lambda: [
-                        self.reader(source),
-                        FastMinhashSignature(
-                            str(w / "mh_sigs"), cfg, mh.char_ngrams, mh.char_ngram_languages
-                        ),
-                    ],
-                    T,
-                    [w / "mh_sigs"],
-                    ("dedup",),
-                ),
-                Stage(
-                    "minhash_buckets",
-                    lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=cfg)],
-                    mh.buckets,
-                    [w / "mh_buckets"],
-                    (),
-                ),
-                Stage(
-                    "minhash_cluster",
-                    lambda: [
-                        MinhashDedupCluster(
-                            str(w / "mh_buckets"), str(w / "mh_clusters"), config=cfg, save_cluster_size=True
-                        )
-                    ],
-                    1,
-                    [w / "mh_clusters"],
-                    (),
-                ),
-            ]
-        stages += [
-            Stage(
-                "dedup_filter",
-                lambda: self._dedup_filter_steps(source),
-                T,
-                [w / "deduped", rej / "minhash_dedup", rej / "decontaminate"],
-                ("pii", "decontaminate"),
-                self._decontamination_files(),
-            ),
-            Stage(
-                "classifiers",
-                self._classifier_steps,
-                1 + (r.classifiers.quality is not None),  # one task per classifier
-                [self.root / "classifiers"],
-                ("classifiers",),
-            ),
-            Stage("select", self._select_steps, T, [self.root / "docs", rej / "quality"], ("output",)),
-            Stage(
-                "tokenizer",
-                lambda: [
-                    TokenizerBuilder(str(self.root / "tokenizer"), r.tokenizer, str(self.root / "docs"))
-                ],
-                1,
-                [self.root / "tokenizer"],
-                ("tokenizer",),
-            ),
-        ]
-        return stages + [
-            Stage("tokenize", self._tokenize_steps, T, [self.root / "tokens"], ()),
-            Stage("report", lambda: [CorpusReport(self.root, [s.name for s in self.stages])], 1, [], ()),
-        ]
+
+    def _extract(self) -> Stage:
+        return Stage(
+            name="extract",
+            inputs=[Path(src.path) for src in self.recipe.inputs],
+            outputs=[self.work / "filtered", *(self.layout.rejected / step for step in EXTRACT_REJECTS)],
+            tasks=self.tasks,
+            fingerprint_keys=("inputs", "extract", "normalise", "languages", "passages", "filters"),
+            steps=self._extract_steps,
+            listing=self._input_listing(),
+        )
 
     def _extract_steps(self) -> list:
         r = self.recipe
         steps = [
             *self._input_readers(),
             ReadLimits(r.extract.max_text_chars, self.rejected("read")),
-            *recipe_extractors(r.extract, self.rejected).values(),
+            *self._extractors(self.rejected).values(),
         ]
         if r.normalise.ftfy:
             steps.append(FTFYFormatter())
@@ -327,9 +254,101 @@ class CorpusPipeline:
         ]
         return steps
 
-    def _dedup_filter_steps(self, source: Path) -> list:
-        steps: list = [self.reader(source)]
-        if self.recipe.dedup.minhash:
+    def _exact_dedup(self) -> list[Stage]:
+        """datatrove's three exact-deduplication stages: signatures, duplicates found, filtered."""
+        w, config = self.work, ExactDedupConfig(content_getter=normalised_text)
+        return [
+            Stage(
+                name="exact_signatures",
+                inputs=[w / "filtered"],
+                outputs=[w / "exact_sigs"],
+                tasks=self.tasks,
+                fingerprint_keys=("dedup",),
+                steps=lambda: [
+                    self.reader(w / "filtered"),
+                    ExactDedupSignature(str(w / "exact_sigs"), config),
+                ],
+            ),
+            Stage(
+                name="exact_find",
+                inputs=[w / "exact_sigs"],
+                outputs=[w / "exact_dups"],
+                tasks=1,
+                fingerprint_keys=(),
+                steps=lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), config)],
+            ),
+            Stage(
+                name="exact_filter",
+                inputs=[w / "filtered", w / "exact_dups"],
+                outputs=[w / "exact", self.layout.rejected / "exact_dedup"],
+                tasks=self.tasks,
+                fingerprint_keys=(),
+                steps=lambda: [
+                    self.reader(w / "filtered"),
+                    ExactDedupFilter(
+                        str(w / "exact_dups"),
+                        config,
+                        exclusion_writer=self.rejected("exact_dedup", "exact_duplicate"),
+                    ),
+                    self.writer(w / "exact"),
+                ],
+            ),
+        ]
+
+    def _minhash_clusters(self) -> list[Stage]:
+        """datatrove's MinHash stages up to the clusters; `dedup_filter` drops all but one of each."""
+        w, mh, config = self.work, self.recipe.dedup.minhash, self._minhash_config()
+        return [
+            Stage(
+                name="minhash_signatures",
+                inputs=[self._unique],
+                outputs=[w / "mh_sigs"],
+                tasks=self.tasks,
+                fingerprint_keys=("dedup",),
+                steps=lambda: [
+                    self.reader(self._unique),
+                    FastMinhashSignature(str(w / "mh_sigs"), config, mh.char_ngrams, mh.char_ngram_languages),
+                ],
+            ),
+            Stage(
+                name="minhash_buckets",
+                inputs=[w / "mh_sigs"],
+                outputs=[w / "mh_buckets"],
+                tasks=mh.buckets,
+                fingerprint_keys=(),
+                steps=lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=config)],
+            ),
+            Stage(
+                name="minhash_cluster",
+                inputs=[w / "mh_buckets"],
+                outputs=[w / "mh_clusters"],
+                tasks=1,
+                fingerprint_keys=(),
+                steps=lambda: [
+                    MinhashDedupCluster(
+                        str(w / "mh_buckets"), str(w / "mh_clusters"), config=config, save_cluster_size=True
+                    )
+                ],
+            ),
+        ]
+
+    def _dedup_filter(self) -> Stage:
+        clusters = [self.work / "mh_clusters"] if self.recipe.dedup.minhash else []
+        rejected = self.layout.rejected
+        return Stage(
+            name="dedup_filter",
+            inputs=[self._unique, *clusters],
+            outputs=[self.work / "deduped", rejected / "minhash_dedup", rejected / "decontaminate"],
+            tasks=self.tasks,
+            fingerprint_keys=("pii", "decontaminate"),
+            steps=self._dedup_filter_steps,
+            files=self._decontamination_files(),
+        )
+
+    def _dedup_filter_steps(self) -> list:
+        r = self.recipe
+        steps: list = [self.reader(self._unique)]
+        if r.dedup.minhash:
             steps.append(
                 MinhashClusterFilter(
                     str(self.work / "mh_clusters"),
@@ -337,12 +356,18 @@ class CorpusPipeline:
                     load_cluster_sizes=True,
                 )
             )
-        if self.recipe.pii.emails or self.recipe.pii.ips:
-            steps.append(PIIFormatter(remove_emails=self.recipe.pii.emails, remove_ips=self.recipe.pii.ips))
-        if self.recipe.decontaminate:
+        if r.pii.emails or r.pii.ips:
+            steps.append(PIIFormatter(remove_emails=r.pii.emails, remove_ips=r.pii.ips))
+        if d := r.decontaminate:
             steps.append(
                 Decontaminate(
-                    self._decontamination_files(), self.recipe.decontaminate, self.rejected("decontaminate")
+                    self._decontamination_files(),
+                    d.ngrams,
+                    d.action,
+                    d.margin_chars,
+                    d.min_fragment_chars,
+                    d.max_spans,
+                    exclusion_writer=self.rejected("decontaminate"),
                 )
             )
         steps.append(self.writer(self.work / "deduped"))
@@ -351,20 +376,51 @@ class CorpusPipeline:
     def _decontamination_files(self) -> list[Path]:
         return [path for task in self.recipe.decontamination_tasks() for path in task.files()]
 
-    def _classifier_steps(self) -> list:
-        out = str(self.root / "classifiers")
+    def _classifiers(self) -> Stage:
         clf = self.recipe.classifiers
-        # seed text comes from documents already extracted: kept ones, and those the filters dropped
-        extracted = [str(self.work / "filtered"), str(self.root / "rejected")]
+        return Stage(
+            name="classifiers",
+            # seed text comes from documents already extracted: kept ones, and those the filters dropped
+            inputs=[self.work / "filtered", self.layout.rejected],
+            outputs=[self.layout.classifiers],
+            tasks=1 + (clf.quality is not None),  # one task per classifier
+            fingerprint_keys=("classifiers",),
+            steps=lambda: [
+                self._trainer("domain", clf.domain, 0),
+                *([self._trainer("quality", clf.quality, 1)] if clf.quality else []),
+            ],
+        )
+
+    def _trainer(self, label: str, clf: ClassifierConfig, task: int) -> ClassifierTrainer:
+        """Task `task` trains `label`; seed files that are inputs too are read as extracted."""
         extract = self.recipe.extract  # seed files are read and extracted as inputs are
-        steps = [ClassifierTrainer(out, "domain", clf.domain, extracted, task=0, extract=extract)]
-        if clf.quality:
-            steps.append(ClassifierTrainer(out, "quality", clf.quality, extracted, task=1, extract=extract))
-        return steps
+        return ClassifierTrainer(
+            str(self.layout.classifiers),
+            label,
+            FastTextSettings(clf.epochs, clf.word_ngrams, clf.hash_buckets, clf.lr, clf.max_chars, clf.seed),
+            clf.threshold,
+            clf.held_out,
+            positive=clf.positive,
+            negative=clf.negative,
+            seeds=SeedReader(self._extractors(), extract.max_file_bytes, extract.max_record_bytes),
+            model=clf.model,
+            extracted_dirs=[str(self.work / "filtered"), str(self.layout.rejected)],
+            task=task,
+        )
+
+    def _select(self) -> Stage:
+        return Stage(
+            name="select",
+            inputs=[self.work / "deduped", self.layout.classifiers],
+            outputs=[self.layout.docs, self.layout.rejected / "quality"],
+            tasks=self.tasks,
+            fingerprint_keys=("output",),
+            steps=self._select_steps,
+        )
 
     def _select_steps(self) -> list:
         clf, out = self.recipe.classifiers, self.recipe.output
-        models = self.root / "classifiers"
+        models = self.layout.classifiers
         steps: list = [self.reader(self.work / "deduped")]
         if clf.quality:
             steps.append(
@@ -388,24 +444,71 @@ class CorpusPipeline:
         steps.append(TrainValSplit(out.val_fraction, out.seed))
         writer_cls = JsonlWriter if out.docs_format == "jsonl" else ParquetWriter
         ext = "jsonl.gz" if out.docs_format == "jsonl" else "parquet"
-        steps.append(writer_cls(str(self.root / "docs"), output_filename="${corpus}/${split}/${rank}." + ext))
+        steps.append(writer_cls(str(self.layout.docs), output_filename="${corpus}/${split}/${rank}." + ext))
         return steps
 
+    def _tokenizer(self) -> Stage:
+        return Stage(
+            name="tokenizer",
+            inputs=[self.layout.docs],
+            outputs=[self.layout.tokenizer],
+            tasks=1,
+            fingerprint_keys=("tokenizer",),
+            steps=lambda: [self._tokenizer_builder()],
+        )
+
+    def _tokenizer_builder(self) -> TokenizerBuilder:
+        tok, out = self.recipe.tokenizer, str(self.layout.tokenizer)
+        if tok.path:
+            return TokenizerBuilder(out, tok.eos_token, path=tok.path)
+        corpora = CORPORA if tok.train.corpus == "both" else (tok.train.corpus,)
+        return TokenizerBuilder(
+            out,
+            tok.eos_token,
+            train_dirs=[str(self.layout.corpus_docs(corpus, "train")) for corpus in corpora],
+            vocab_size=tok.train.vocab_size,
+            min_frequency=tok.train.min_frequency,
+        )
+
+    def _tokenize(self) -> Stage:
+        return Stage(
+            name="tokenize",
+            inputs=[self.layout.docs, self.layout.tokenizer],
+            outputs=[self.layout.tokens],
+            tasks=self.tasks,
+            fingerprint_keys=(),
+            steps=self._tokenize_steps,
+        )
+
     def _tokenize_steps(self) -> list:
-        jobs = []
+        r, jobs = self.recipe, []
         for corpus in CORPORA:
             for split in SPLITS:
-                docs = str(self.root / "docs" / corpus / split)
+                docs = self.layout.corpus_docs(corpus, split)
                 reader = (
-                    self.reader(Path(docs))
-                    if self.recipe.output.docs_format == "jsonl"
-                    else StageParquetReader(docs)
+                    self.reader(docs) if r.output.docs_format == "jsonl" else StageParquetReader(str(docs))
                 )
                 tokenizer = shard_writer(
-                    self.recipe, self.root / "tokens" / corpus / split, f"{corpus}_{split}"
+                    self.layout.corpus_tokens(corpus, split),
+                    f"{corpus}_{split}",
+                    self.layout.tokenizer_file,
+                    r.tokenizer.eos_token,
+                    r.output.max_tokens_per_shard,
+                    r.output.seed,
                 )
                 jobs.append((reader, tokenizer))
         return [CorpusTokenizer(jobs)]
+
+    def _report(self) -> Stage:
+        layout = self.layout
+        return Stage(
+            name="report",
+            inputs=[layout.docs, layout.rejected, layout.classifiers, layout.tokens],  # and every log
+            outputs=[],  # stats.json and report.html are rewritten on every run
+            tasks=1,
+            fingerprint_keys=(),
+            steps=lambda: [CorpusReport(layout, [stage.name for stage in self.stages])],
+        )
 
     # ---- running -------------------------------------------------------------------------------
     def prepare(self) -> list[str]:
@@ -415,7 +518,7 @@ class CorpusPipeline:
         stale = False
         run_dir = self.recipe.run_dir
         for stage in self.stages:
-            marker = self.root / "logs" / stage.name / "fingerprint"
+            marker = self.logs(stage.name) / "fingerprint"
             recorded = marker.read_text().strip() if marker.is_file() else None
             if stale or (recorded is not None and recorded != stage.fingerprint):
                 if recorded is not None and not stale:
@@ -423,18 +526,18 @@ class CorpusPipeline:
                         f"recipe or inputs changed since the last run: recomputing from stage `{stage.name}`"
                     )
                 stale = True
-                for folder in [*stage.outputs, self.root / "logs" / stage.name]:  # the marker last
+                for folder in [*stage.outputs, self.logs(stage.name)]:  # the marker last
                     remove_under(run_dir, folder)
             marker.parent.mkdir(parents=True, exist_ok=True)
             partial = marker.with_name(marker.name + ".tmp")
             partial.write_text(stage.fingerprint)
             os.replace(partial, marker)  # a crash leaves the old fingerprint or the new, never half
         owned = {folder for stage in self.stages for folder in stage.outputs}
-        for folder in (self.root / "rejected").glob("*"):
+        for folder in self.layout.rejected.glob("*"):
             if folder not in owned:  # a step the recipe no longer has (e.g. dedup switched off)
                 remove_under(run_dir, folder)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "recipe.yaml").write_text(
+        self.layout.corpus.mkdir(parents=True, exist_ok=True)
+        self.layout.recipe_copy.write_text(
             yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)
         )
         return notices
@@ -445,10 +548,10 @@ class CorpusPipeline:
         chain = []
         for stage in self.stages:
             common = {
-                "pipeline": stage.build(),
+                "pipeline": stage.steps(),
                 "tasks": stage.tasks,
                 "workers": min(ex.workers, stage.tasks),
-                "logging_dir": str(self.root / "logs" / stage.name),
+                "logging_dir": str(self.logs(stage.name)),
                 "depends": chain[-1] if chain else None,
                 "skip_completed": stage.name != "report",  # the report always reflects the current state
             }
@@ -498,7 +601,5 @@ class CorpusPipeline:
             executor.depends = None
             start = time.perf_counter()
             executor.run()
-            (self.root / "logs" / stage.name / "wall_seconds").write_text(
-                f"{time.perf_counter() - start:.3f}"
-            )
+            (self.logs(stage.name) / "wall_seconds").write_text(f"{time.perf_counter() - start:.3f}")
         return notices

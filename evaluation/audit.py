@@ -31,6 +31,7 @@ from contracts.contamination import (
 from contracts.recipe import remove_under
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
+from evaluation.report import write_audit
 
 CLEAN_BELOW, DIRTY_FROM = 0.2, 0.8  # Llama-2's buckets, by the share of item tokens covered
 CONTEXT_CHARS = 160  # document text shown each side of a match
@@ -226,66 +227,73 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def scan_corpus(run: RunConfig, reader: PipelineStep, scan: ContaminationScan) -> dict:
+    """Runs the scan over the corpus with datatrove's executor: documents, bytes, wall and CPU seconds
+    (this process and its workers: the cost in cores)."""
+    cfg, logs = run.audit, run.layout.audit_logs
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    LocalPipelineExecutor([reader, scan], tasks=cfg.tasks, workers=cfg.workers, logging_dir=str(logs)).run()
+    seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    totals = {"documents": 0, "bytes": 0}
+    for path in sorted((logs / "stats").glob("*.json")):
+        for step in json.loads(path.read_text()):
+            if "contamination scan" in step["name"]:
+                for key in totals:
+                    value = step["stats"].get(key, 0)
+                    totals[key] += value.get("total", 0) if isinstance(value, dict) else value
+    return totals | {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2)}
+
+
+def read_matches(folder: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def audit_method(ngrams: NgramSettings, near: NearDuplicateSettings | None) -> dict:
+    """How items were matched, stated in the result so it can be read without the recipe."""
+    return {
+        "normalisation": "NFKC, lower case, punctuation and whitespace ignored",
+        "fields": "context + question (input), then the correct choice (label)",
+        "units": "words for space-delimited languages, characters for " + ", ".join(ngrams.char_languages),
+        "ngrams": ngrams.model_dump(),
+        "buckets": {"clean": f"coverage < {CLEAN_BELOW}", "dirty": f"coverage >= {DIRTY_FROM}"},
+        "near_duplicates": near.model_dump() if near else None,
+    }
+
+
 def run_audit(run: RunConfig, progress=None) -> dict:
-    cfg = run.audit
-    out = run.run_dir / "audit"
+    """Scan the corpus for the benchmark items, score each item, then write contamination.json and
+    report.html (with clean-subset scores where `make eval` ran)."""
+    cfg, layout = run.audit, run.layout
     files = [path for _, path in run.task_files()]
     if not files:
         raise FileNotFoundError("no benchmark task files: the recipe's eval.tasks match nothing")
     texts = load_benchmark_texts(files)
     ngrams = run.decontaminate.ngrams if run.decontaminate else NgramSettings()
-    corpus = Path(cfg.corpus) if cfg.corpus else run.run_dir / "corpus" / "docs"
+    corpus = Path(cfg.corpus) if cfg.corpus else layout.docs
     reader = corpus_reader(corpus)
-    remove_under(run.run_dir, out)
-    scan = ContaminationScan(str(out / "matches"), texts, ngrams, cfg.near_duplicates)
+    remove_under(layout.root, layout.audit)
+    scan = ContaminationScan(str(layout.audit_matches), texts, ngrams, cfg.near_duplicates)
     if progress:
         progress(f"scanning {corpus} with {cfg.workers} workers")
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
-    LocalPipelineExecutor(
-        [reader, scan], tasks=cfg.tasks, workers=cfg.workers, logging_dir=str(out / "logs")
-    ).run()
-    seconds, cpu_seconds = time.perf_counter() - start, _cpu_seconds() - cpu_start
-    matches = [
-        json.loads(line)
-        for path in sorted((out / "matches").glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-    ]
-    stats = [json.loads(p.read_text()) for p in sorted((out / "logs" / "stats").glob("*.json"))]
-    totals = {"documents": 0, "bytes": 0}
-    for task_stats in stats:
-        for step in task_stats:
-            if "contamination scan" in step["name"]:
-                for key in totals:
-                    value = step["stats"].get(key, 0)
-                    totals[key] += value.get("total", 0) if isinstance(value, dict) else value
-    items = item_results(scan.exact, matches)
+    scanned = scan_corpus(run, reader, scan)
+    items = item_results(scan.exact, read_matches(layout.audit_matches))
     for r in items:
         for m in r["matches"] + r["near_duplicates"]:
             del m["item"]
-    eval_path = run.run_dir / "eval" / "results.json"
+    scored = layout.eval_results
     result = {
         "corpus": str(corpus),
-        "documents": totals["documents"],
-        "bytes": totals["bytes"],
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(cpu_seconds, 2),  # this process and its workers: the cost in cores
-        "method": {
-            "normalisation": "NFKC, lower case, punctuation and whitespace ignored",
-            "fields": "context + question (input), then the correct choice (label)",
-            "units": "words for space-delimited languages, characters for "
-            + ", ".join(ngrams.char_languages),
-            "ngrams": ngrams.model_dump(),
-            "buckets": {"clean": f"coverage < {CLEAN_BELOW}", "dirty": f"coverage >= {DIRTY_FROM}"},
-            "near_duplicates": cfg.near_duplicates.model_dump() if cfg.near_duplicates else None,
-        },
+        **scanned,
+        "method": audit_method(ngrams, cfg.near_duplicates),
         "tasks": task_summary(items),
-        "clean_subset": clean_subset_scores(json.loads(eval_path.read_text()), items)
-        if eval_path.is_file()
+        "clean_subset": clean_subset_scores(json.loads(scored.read_text()), items)
+        if scored.is_file()
         else {},
         "items": items,
     }
-    (out / "contamination.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    from evaluation.report import render_audit_report
-
-    (out / "report.html").write_text(render_audit_report(result, cfg.worst_items))
+    write_audit(layout, result, cfg.worst_items)
     return result

@@ -1,6 +1,8 @@
 """`python -m evaluation eval RECIPE`: every model on every task, with intervals and paired differences.
 
-Writes `out/<name>/eval/results.json`, `report.html` and `lm_eval_tasks/<task>.yaml`.
+`plan_eval` checks everything before any model loads, `evaluate` scores, and `write_eval`
+(evaluation/report.py) writes `out/<name>/eval/results.json` and `report.html`; the tasks are also
+exported as `lm_eval_tasks/<task>.yaml`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.items import McItem, Template, language_template, load_items
+from contracts.layout import TrainLayout
 from contracts.recipe import UnsafePathError, path_under, safe_name
-from evaluation.config import EvalError, RunConfig, model_label
+from evaluation.config import EvalConfig, EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
 from evaluation.intervals import (
     bootstrap_interval,
@@ -28,17 +31,21 @@ from evaluation.intervals import (
     paired_ratio_difference,
     ratio_interval,
 )
+from evaluation.report import write_eval
 from evaluation.scoring import LoglikelihoodScorer, score_items
 
 METRICS = ("acc", "acc_norm", "acc_bytes")
 EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)
 
+Progress = Callable[[str], None] | None
+Documents = list[tuple[float, int]]  # per document: bits and UTF-8 bytes
 
-def stage_exports(train_dir: Path) -> dict[str, str]:
+
+def stage_exports(train: TrainLayout) -> dict[str, str]:
     """A training run's Hugging Face exports, in stage order: complete ones only (the marker is
     written last; an export cut short has none)."""
-    stages = stage_order(read_metrics(train_dir / "metrics.jsonl"))
-    folders = {s: train_dir / "hf" / safe_name(s) for s in stages}
+    stages = stage_order(read_metrics(train.metrics))
+    folders = {s: train.export(safe_name(s)) for s in stages}
     return {s: str(folder) for s, folder in folders.items() if (folder / EXPORT_MARKER).is_file()}
 
 
@@ -54,14 +61,13 @@ class Arm:
 def training_arms(run: RunConfig) -> dict[str, Arm]:
     """The training run's stage exports (the first is the baseline), then each data selection's
     (`<stage>-<selection>`: the same stage trained on the selection)."""
-    train = run.run_dir / "train"
-    arms = {stage: Arm(path, stage) for stage, path in stage_exports(train).items()}
-    for selection in sorted(p for p in (train / "selections").glob("*") if p.is_dir()):
-        for stage, path in stage_exports(selection).items():
-            label = f"{stage}-{safe_name(selection.name)}"
+    arms = {stage: Arm(path, stage) for stage, path in stage_exports(run.layout.train).items()}
+    for selection in sorted(p.name for p in run.layout.selection_runs.glob("*") if p.is_dir()):
+        for stage, path in stage_exports(run.layout.train_run(selection)).items():
+            label = f"{stage}-{safe_name(selection)}"
             if label in arms:
                 raise EvalError(f"models {arms[label].path} and {path} would both be labelled {label!r}")
-            arms[label] = Arm(path, stage, selection.name)
+            arms[label] = Arm(path, stage, selection)
     return arms
 
 
@@ -81,7 +87,7 @@ def choose_models(run: RunConfig) -> dict[str, str]:
     models = dict(run.eval.reference_models) | own
     if not models:
         raise FileNotFoundError(
-            f"no models to evaluate: `eval.models` is empty and {run.run_dir / 'train' / 'hf'} has no "
+            f"no models to evaluate: `eval.models` is empty and {run.layout.train.exports} has no "
             "stage exports (run `make train` first)"
         )
     for label, source in models.items():
@@ -99,8 +105,7 @@ def pairs(labels: list[str], baselines: list[str]) -> list[tuple[str, str]]:
 
 
 def _arm_metrics(run: RunConfig, arm: Arm) -> list[dict]:
-    train = run.run_dir / "train"
-    return read_metrics((train / "selections" / arm.selection if arm.selection else train) / "metrics.jsonl")
+    return read_metrics(run.layout.train_run(arm.selection).metrics)
 
 
 def _arms_by_model(run: RunConfig, models: dict[str, str]) -> dict[str, Arm]:
@@ -116,7 +121,7 @@ def _arms_by_model(run: RunConfig, models: dict[str, str]) -> dict[str, Arm]:
 def model_costs(run: RunConfig, models: dict[str, str]) -> dict[str, dict | None]:
     """Per model: tokens and seconds of its own stage, and cumulative tokens (costs.arm_cost); a
     reference model trained nothing here (0), a model the run did not train is unknown (null)."""
-    main = read_metrics(run.run_dir / "train" / "metrics.jsonl")
+    main = read_metrics(run.layout.train.metrics)
     arms = _arms_by_model(run, models)
     out: dict[str, dict | None] = {}
     for label in models:
@@ -132,7 +137,7 @@ def model_costs(run: RunConfig, models: dict[str, str]) -> dict[str, dict | None
 
 def equal_compute_results(run: RunConfig, models: dict[str, str]) -> dict[str, dict]:
     """Each selection model beside the full run's same stage at the selection's tokens."""
-    main = read_metrics(run.run_dir / "train" / "metrics.jsonl")
+    main = read_metrics(run.layout.train.metrics)
     return {
         label: equal_compute(_arm_metrics(run, arm), main, arm.stage)
         for label, arm in _arms_by_model(run, models).items()
@@ -168,9 +173,7 @@ def fewshot_templates(items: list[McItem], pool: list[McItem], shots: int, seed:
 
 
 @torch.no_grad()
-def bits_per_byte(
-    model, tokenizer, texts: list[str], prefix_ids: list[int], window: int
-) -> list[tuple[float, int]]:
+def bits_per_byte(model, tokenizer, texts: list[str], prefix_ids: list[int], window: int) -> Documents:
     """Per document: negative log-likelihood in bits and UTF-8 bytes. Their sums' ratio is bits per
     byte, comparable across tokenizers; per document, it can be resampled for intervals."""
     out = []
@@ -194,13 +197,13 @@ def validation_texts(run: RunConfig, corpus: str, limit: int, chars: int | None 
     """The first `limit` non-empty validation documents, each cut to `chars` characters: the same text
     for every model, and a bounded time on long filings."""
     texts = []
-    for path in sorted((run.run_dir / "corpus" / "docs" / corpus / "val").glob("*.jsonl.gz")):
+    for path in sorted(run.layout.corpus_docs(corpus, "val").glob("*.jsonl.gz")):
         with gzip.open(path, "rt") as f:
             texts += [json.loads(line)["text"][:chars] for line in f]
     return [t for t in texts if t][:limit]
 
 
-def bpb_summary(docs: list[tuple[float, int]]) -> dict:
+def bpb_summary(docs: Documents) -> dict:
     """Total bits per byte with a 95% interval over documents (ratio of sums on each resample)."""
     bits, n_bytes = zip(*docs)
     low, high = ratio_interval(bits, n_bytes)
@@ -212,7 +215,7 @@ def bpb_summary(docs: list[tuple[float, int]]) -> dict:
     }
 
 
-def perplexity_pairs(docs: dict[str, list[tuple[float, int]]], pair_list: list[tuple[str, str]]) -> dict:
+def perplexity_pairs(docs: dict[str, Documents], pair_list: list[tuple[str, str]]) -> dict:
     """`other - baseline` in bits per byte on the same documents and resamples (lower is better)."""
     out = {}
     for baseline, other in pair_list:
@@ -222,7 +225,7 @@ def perplexity_pairs(docs: dict[str, list[tuple[float, int]]], pair_list: list[t
     return out
 
 
-def document_table(by_model: dict[str, list[tuple[float, int]]]) -> dict:
+def document_table(by_model: dict[str, Documents]) -> dict:
     """Per-document bytes (the same text for every model) and each model's bits: for re-analysis."""
     first = next(iter(by_model.values()))
     return {
@@ -309,6 +312,54 @@ def write_lm_eval_tasks(tasks: dict[str, TaskRun], folder: Path) -> None:
         )
 
 
+class EvalPlan(NamedTuple):
+    """What an evaluation scores, every part checked before any model loads: models by label, the
+    (baseline, other) pairs, tasks, the items left out, and each corpus's validation texts."""
+
+    models: dict[str, str]
+    pairs: list[tuple[str, str]]
+    tasks: dict[str, TaskRun]
+    rejected: list[dict]
+    texts: dict[str, list[str]]
+
+
+def plan_eval(run: RunConfig) -> EvalPlan:
+    cfg = run.eval
+    models = choose_models(run)
+    tasks, rejected = load_tasks(run)
+    texts = {
+        c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
+    }
+    pair_list = pairs(list(models), cfg.baselines or list(models)[:1])
+    return EvalPlan(models, pair_list, tasks, rejected, {c: t for c, t in texts.items() if t})
+
+
+class ModelScores(NamedTuple):
+    """One model's results: its prefix policy, per-item scores by task, per-document bits by corpus."""
+
+    prefix: str
+    items: dict[str, list[dict]]
+    documents: dict[str, Documents]
+
+
+def score_model(cfg: EvalConfig, label: str, source: str, plan: EvalPlan, progress: Progress) -> ModelScores:
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    scorer = LoglikelihoodScorer(model, tokenizer, cfg.batch_size, cfg.prefix)
+    items = {}
+    for name, task in plan.tasks.items():
+        if progress:
+            progress(f"{label}: {name}")
+        items[name] = score_items(scorer, task.items, task.template_for)
+    window = perplexity_window(model, cfg.perplexity_window)
+    documents = {}
+    for corpus, texts in plan.texts.items():
+        if progress:
+            progress(f"{label}: bits per byte on {corpus}")
+        documents[corpus] = bits_per_byte(model, tokenizer, texts, scorer.prefix_ids, window)
+    return ModelScores(scorer.prefix, items, documents)
+
+
 def task_results(tasks: dict[str, TaskRun], scores: dict[str, dict[str, list[dict]]], pair_list) -> dict:
     """Per task: n, each model's means with intervals, paired differences, per-item scores."""
     out = {}
@@ -331,48 +382,38 @@ def task_results(tasks: dict[str, TaskRun], scores: dict[str, dict[str, list[dic
     return out
 
 
-def run_eval(run: RunConfig, progress=None) -> dict:
-    cfg = run.eval
-    out = run.run_dir / "eval"
-    models = choose_models(run)
-    pair_list = pairs(list(models), cfg.baselines or list(models)[:1])
-    tasks, rejected = load_tasks(run)
-    texts = {
-        c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
-    }
-    write_lm_eval_tasks(tasks, out / "lm_eval_tasks")
-    prefix: dict[str, str] = {}
-    scores: dict[str, dict[str, list[dict]]] = {}
-    docs: dict[str, dict[str, list[tuple[float, int]]]] = {c: {} for c, t in texts.items() if t}
-    for label, source in models.items():
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
-        scorer = LoglikelihoodScorer(model, tokenizer, cfg.batch_size, cfg.prefix)
-        prefix[label] = scorer.prefix
-        for name, task in tasks.items():
-            if progress:
-                progress(f"{label}: {name}")
-            scores.setdefault(name, {})[label] = score_items(scorer, task.items, task.template_for)
-        window = perplexity_window(model, cfg.perplexity_window)
-        for corpus in docs:
-            if progress:
-                progress(f"{label}: bits per byte on {corpus}")
-            docs[corpus][label] = bits_per_byte(model, tokenizer, texts[corpus], scorer.prefix_ids, window)
+def eval_results(run: RunConfig, plan: EvalPlan, scored: dict[str, ModelScores]) -> dict:
+    """results.json: per task and per corpus, each model with intervals and the paired differences;
+    then what each model cost to train."""
+    scores = {name: {label: s.items[name] for label, s in scored.items()} for name in plan.tasks}
+    docs = {c: {label: s.documents[c] for label, s in scored.items()} for c in plan.texts}
     intervals = {c: {m: bpb_summary(d) for m, d in by_model.items()} for c, by_model in docs.items()}
-    results: dict = {
-        "models": models,
-        "prefix": prefix,
-        "tasks": task_results(tasks, scores, pair_list),
+    return {
+        "models": plan.models,
+        "prefix": {label: s.prefix for label, s in scored.items()},
+        "tasks": task_results(plan.tasks, scores, plan.pairs),
         "perplexity_bits_per_byte": {c: {m: s["bpb"] for m, s in by.items()} for c, by in intervals.items()},
         "perplexity_intervals": intervals,
-        "perplexity_paired": {c: perplexity_pairs(by_model, pair_list) for c, by_model in docs.items()},
+        "perplexity_paired": {c: perplexity_pairs(by_model, plan.pairs) for c, by_model in docs.items()},
         "perplexity_documents": {c: document_table(by_model) for c, by_model in docs.items()},
-        "cost": model_costs(run, models),
-        "equal_compute": equal_compute_results(run, models),
-        "rejected_items": rejected,
+        "cost": model_costs(run, plan.models),
+        "equal_compute": equal_compute_results(run, plan.models),
+        "rejected_items": plan.rejected,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    from evaluation.report import render_eval_report
 
-    (out / "report.html").write_text(render_eval_report(results))
+
+def evaluate(run: RunConfig, plan: EvalPlan, progress: Progress = None) -> dict:
+    """Every model of the plan on every task and corpus, one model in memory at a time."""
+    scored = {
+        label: score_model(run.eval, label, source, plan, progress) for label, source in plan.models.items()
+    }
+    return eval_results(run, plan, scored)
+
+
+def run_eval(run: RunConfig, progress: Progress = None) -> dict:
+    """Plan (nothing loaded yet), export the tasks for lm-evaluation-harness, score, write."""
+    plan = plan_eval(run)
+    write_lm_eval_tasks(plan.tasks, run.layout.lm_eval_tasks)
+    results = evaluate(run, plan, progress)
+    write_eval(run.layout, results)
     return results

@@ -1,48 +1,31 @@
-"""One HTML page for people: the score table with intervals, paired differences, and a plot."""
+"""What people read: the HTML pages of `eval` and `audit` (written beside their JSON results) and the
+console summaries the entry point prints."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from html import escape
 
-import matplotlib
 import numpy as np
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from contracts.layout import RunLayout
+from figures import STYLE, figure_html, new_figure, table_html
 
-
-def _png(fig) -> str:
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+BUCKETS = ("clean", "partial", "dirty", "too_short")
+DPI = 100
 
 
-_NO_PAIRS = "<tr><td colspan=5>none</td></tr>"
-_STYLE = """<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}small{color:#666}
-mark{background:#ffd54f}.passage{max-width:46em;white-space:pre-wrap}</style>"""
+def write_eval(layout: RunLayout, results: dict) -> None:
+    """`eval/results.json` (for re-analysis and the audit's clean subset) and `eval/report.html`."""
+    layout.eval_results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    layout.eval_report.write_text(render_eval_report(results))
 
 
-def _plot(results: dict) -> str:
-    tasks = list(results["tasks"])
-    models = list(results["models"])
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(tasks) * len(models)), 3.8))
-    width = 0.8 / max(1, len(models))
-    for k, model in enumerate(models):
-        means = [results["tasks"][t]["scores"][model]["acc"]["mean"] for t in tasks]
-        lows = [m - results["tasks"][t]["scores"][model]["acc"]["ci95"][0] for t, m in zip(tasks, means)]
-        highs = [results["tasks"][t]["scores"][model]["acc"]["ci95"][1] - m for t, m in zip(tasks, means)]
-        xs = [i + k * width for i in range(len(tasks))]
-        ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, label=model)
-    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(tasks))], tasks, rotation=20)
-    ax.set(ylabel="acc (95% bootstrap interval)", ylim=(0, 1))
-    ax.legend()
-    return _png(fig)
+def write_audit(layout: RunLayout, result: dict, worst: int) -> None:
+    """`audit/contamination.json` and `audit/report.html` with the `worst` items' passages."""
+    layout.audit_result.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    layout.audit_report.write_text(render_audit_report(result, worst))
 
 
 def format_tokens(n: int) -> str:
@@ -56,6 +39,54 @@ def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 7200 else f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
 
 
+def _page(title: str, body: str) -> str:
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+{STYLE}</head><body>
+{body}
+</body></html>"""
+
+
+def _or_none(rows: list[list]) -> list[list]:
+    return rows or [["none"]]
+
+
+# the evaluation page
+
+
+def _acc_plot(results: dict) -> str:
+    tasks = list(results["tasks"])
+    models = list(results["models"])
+    fig, ax = new_figure(max(5, 1.6 * len(tasks) * len(models)), 3.8)
+    width = 0.8 / max(1, len(models))
+    for k, model in enumerate(models):
+        acc = [results["tasks"][t]["scores"][model]["acc"] for t in tasks]
+        means = [a["mean"] for a in acc]
+        lows = [m - a["ci95"][0] for a, m in zip(acc, means)]
+        highs = [a["ci95"][1] - m for a, m in zip(acc, means)]
+        xs = [i + k * width for i in range(len(tasks))]
+        ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, label=model)
+    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(tasks))], tasks, rotation=20)
+    ax.set(ylabel="acc (95% bootstrap interval)", ylim=(0, 1))
+    ax.legend()
+    return figure_html(fig, DPI)
+
+
+def _tradeoff_plot(results: dict) -> str:
+    """Domain against general (replay) bits per byte: down and left is better on both."""
+    domain, replay = (results["perplexity_intervals"][c] for c in ("domain", "replay"))
+    fig, ax = new_figure(6, 4.5)
+    for model in (m for m in results["models"] if m in domain and m in replay):
+        x, y = replay[model], domain[model]
+        xerr = [[x["bpb"] - x["ci95"][0]], [x["ci95"][1] - x["bpb"]]]
+        yerr = [[y["bpb"] - y["ci95"][0]], [y["ci95"][1] - y["bpb"]]]
+        ax.errorbar(x["bpb"], y["bpb"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, elinewidth=1, label=model)
+        ax.annotate(model, (x["bpb"], y["bpb"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set(xlabel="replay (general) bits per byte", ylabel="domain bits per byte")
+    ax.legend(fontsize=8)
+    ax.set_title("lower is better on both axes (95% intervals over documents)", fontsize=9)
+    return figure_html(fig, DPI)
+
+
 def _ci(interval: list[float], digits: int = 3) -> str:
     return f"<small>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</small>"
 
@@ -67,152 +98,143 @@ def _verdict(d: dict, lower_is_better: bool = False) -> str:
     return "<b>better beyond noise</b>" if better else "<b>worse beyond noise</b>"
 
 
-def _cost_cells(cost: dict | None) -> str:
+def _cost_cells(cost: dict | None) -> list[str]:
     if cost is None:
-        return "<td>?</td><td>?</td>"
-    return (
-        f"<td>{format_tokens(cost['tokens'])} <small>({format_tokens(cost['cumulative_tokens'])} "
-        f"in all)</small></td><td>{format_seconds(cost['seconds'])}</td>"
-    )
+        return ["?", "?"]
+    return [
+        f"{format_tokens(cost['tokens'])} <small>({format_tokens(cost['cumulative_tokens'])} in all)</small>",
+        format_seconds(cost["seconds"]),
+    ]
 
 
-def _arms_table(results: dict) -> str:
+def _models_html(results: dict) -> str:
     """One row per model: bits per byte per corpus, acc per task, and what its training cost."""
     bpb = results.get("perplexity_intervals", {})
     tasks = results["tasks"]
-    head = "".join(f"<th>{escape(c)} bits/byte</th>" for c in bpb) + "".join(
-        f"<th>{escape(t)} acc <small>(n={e['n']})</small></th>" for t, e in tasks.items()
-    )
-    rows = []
-    for model in results["models"]:
-        cells = "".join(
-            f"<td>{by[model]['bpb']:.4f} {_ci(by[model]['ci95'], 4)}</td>" if model in by else "<td>-</td>"
-            for by in bpb.values()
-        ) + "".join(
-            f"<td>{e['scores'][model]['acc']['mean']:.3f} {_ci(e['scores'][model]['acc']['ci95'])}</td>"
-            for e in tasks.values()
-        )
-        cost = _cost_cells(results.get("cost", {}).get(model))
-        rows.append(f"<tr><td>{escape(model)}</td>{cells}{cost}</tr>")
-    return (
-        f"<table><tr><th>model</th>{head}<th>tokens trained <small>(own stage)</small></th>"
-        f"<th>training time</th></tr>{''.join(rows)}</table>"
-    )
+    headers = [
+        "model",
+        *(f"{c} bits/byte" for c in bpb),
+        *(f"{t} acc (n={e['n']})" for t, e in tasks.items()),
+        "tokens trained (own stage)",
+        "training time",
+    ]
+    rows = [
+        [
+            escape(model),
+            *(
+                f"{by[model]['bpb']:.4f} {_ci(by[model]['ci95'], 4)}" if model in by else "-"
+                for by in bpb.values()
+            ),
+            *(
+                f"{e['scores'][model]['acc']['mean']:.3f} {_ci(e['scores'][model]['acc']['ci95'])}"
+                for e in tasks.values()
+            ),
+            *_cost_cells(results.get("cost", {}).get(model)),
+        ]
+        for model in results["models"]
+    ]
+    return table_html(headers, rows)
 
 
-def _bpb_pairs_table(results: dict) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(corpus)}</td><td>{escape(pair)}</td><td>{d['mean']:+.4f}</td>"
-        f"<td>[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]</td>"
-        f"<td>{_verdict(d, lower_is_better=True)}</td></tr>"
+def _bpb_pairs_html(results: dict) -> str:
+    rows = [
+        [
+            escape(corpus),
+            escape(pair),
+            f"{d['mean']:+.4f}",
+            f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
+            _verdict(d, lower_is_better=True),
+        ]
         for corpus, by_pair in results.get("perplexity_paired", {}).items()
         for pair, d in by_pair.items()
-    )
-    return (
-        "<table><tr><th>corpus</th><th>models</th><th>difference</th><th>95% interval</th><th>verdict</th>"
-        f"</tr>{rows or _NO_PAIRS}</table>"
-    )
+    ]
+    return table_html(["corpus", "models", "difference", "95% interval", "verdict"], _or_none(rows))
 
 
 def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _equal_compute_table(results: dict) -> str:
-    rows, width = [], 1
+def _equal_compute_html(results: dict) -> str:
+    rows = []
     for model, e in results.get("equal_compute", {}).items():
         own, full = e["selection_val_loss"] or {}, e["full_run_val_loss_at_tokens"]
-        cells = (
-            "".join(f"<td>{escape(c)}: {_loss(v)} vs {_loss(full[c])}</td>" for c, v in own.items())
+        losses = (
+            "<br>".join(f"{escape(c)}: {_loss(v)} vs {_loss(full[c])}" for c, v in own.items())
             if full
-            else "<td>the full run trained fewer tokens on this stage: no comparison</td>"
+            else "the full run trained fewer tokens on this stage: no comparison"
         )
-        rows.append(f"<tr><td>{escape(model)}</td><td>{format_tokens(e['tokens'])}</td>{cells}</tr>")
-        width = max(width, len(own))
-    return (
-        f"<table><tr><th>selection model</th><th>tokens</th><th colspan={width}>validation loss: "
-        f"selection vs full run at the same tokens</th></tr>{''.join(rows)}</table>"
-    )
+        rows.append([escape(model), format_tokens(e["tokens"]), losses])
+    headers = ["selection model", "tokens", "validation loss: selection vs full run at the same tokens"]
+    return table_html(headers, rows)
 
 
-def _tradeoff_plot(results: dict) -> str:
-    """Domain against general (replay) bits per byte: down and left is better on both."""
-    domain, replay = (results["perplexity_intervals"][c] for c in ("domain", "replay"))
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for model in (m for m in results["models"] if m in domain and m in replay):
-        x, y = replay[model], domain[model]
-        xerr = [[x["bpb"] - x["ci95"][0]], [x["ci95"][1] - x["bpb"]]]
-        yerr = [[y["bpb"] - y["ci95"][0]], [y["ci95"][1] - y["bpb"]]]
-        ax.errorbar(x["bpb"], y["bpb"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, elinewidth=1, label=model)
-        ax.annotate(model, (x["bpb"], y["bpb"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set(xlabel="replay (general) bits per byte", ylabel="domain bits per byte")
-    ax.legend(fontsize=8)
-    ax.set_title("lower is better on both axes (95% intervals over documents)", fontsize=9)
-    return _png(fig)
+def _task_scores_html(results: dict) -> str:
+    rows = [
+        [
+            escape(task),
+            entry["n"],
+            escape(model),
+            *(f"{s['mean']:.3f} {_ci(s['ci95'])}" for s in scores.values()),
+        ]
+        for task, entry in results["tasks"].items()
+        for model, scores in entry["scores"].items()
+    ]
+    return table_html(["task", "items", "model", "acc", "acc_norm", "acc_bytes"], rows)
 
 
-def _task_rows(results: dict) -> str:
-    rows = []
-    for task, entry in results["tasks"].items():
-        for model, scores in entry["scores"].items():
-            cells = "".join(f"<td>{s['mean']:.3f} {_ci(s['ci95'])}</td>" for s in scores.values())
-            rows.append(
-                f"<tr><td>{escape(task)}</td><td>{entry['n']}</td><td>{escape(model)}</td>{cells}</tr>"
-            )
-    return "".join(rows)
-
-
-def _acc_pair_rows(results: dict) -> str:
-    return "".join(
-        f"<tr><td>{escape(task)}</td><td>{escape(pair)}</td><td>{m['acc']['mean']:+.3f}</td>"
-        f"<td>[{m['acc']['ci95'][0]:+.3f}, {m['acc']['ci95'][1]:+.3f}]</td><td>{_verdict(m['acc'])}</td></tr>"
+def _acc_pairs_html(results: dict) -> str:
+    rows = [
+        [
+            escape(task),
+            escape(pair),
+            f"{m['acc']['mean']:+.3f}",
+            f"[{m['acc']['ci95'][0]:+.3f}, {m['acc']['ci95'][1]:+.3f}]",
+            _verdict(m["acc"]),
+        ]
         for task, entry in results["tasks"].items()
         for pair, m in entry["paired"].items()
-    )
+    ]
+    return table_html(["task", "models", "mean", "95% interval", "verdict"], rows)
 
 
 def render_eval_report(results: dict) -> str:
-    plot = f'<img src="data:image/png;base64,{_plot(results)}">' if results["tasks"] else ""
     has_both = {"domain", "replay"} <= set(results.get("perplexity_intervals", {}))
-    tradeoff = f'<img src="data:image/png;base64,{_tradeoff_plot(results)}">' if has_both else ""
     equal = (
         "<h2>Equal compute: validation loss after the same tokens (lower is better)</h2>"
         "<p>Each selection run's final validation loss beside the full run's on the same stage after as "
-        "many tokens (linear between its evaluations).</p>" + _equal_compute_table(results)
+        "many tokens (linear between its evaluations).</p>" + _equal_compute_html(results)
         if results.get("equal_compute")
         else ""
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>evaluation</title>
-{_STYLE}</head><body>
-<h1>Evaluation</h1>
+    return _page(
+        "evaluation",
+        f"""<h1>Evaluation</h1>
 <p>Multiple choice by log-likelihood; 95% bootstrap intervals over items. Bits per byte on the
 validation splits: lower is better, fair across tokenizers; 95% intervals resample documents (ratio of
 summed bits to summed bytes). Tokens and time: the model's own training stage from the trainer's
 metrics (optimizer steps only, validation excluded); reference models trained nothing here.
 Prefix policy per model:
 {escape(str(results["prefix"]))}.</p>
-{_arms_table(results)}
-{tradeoff}
+{_models_html(results)}
+{_tradeoff_plot(results) if has_both else ""}
 <h2>Paired differences in bits per byte (same documents; lower is better)</h2>
-{_bpb_pairs_table(results)}
+{_bpb_pairs_html(results)}
 {equal}
 <h2>Scores per task</h2>
-<table><tr><th>task</th><th>items</th><th>model</th><th>acc</th><th>acc_norm</th><th>acc_bytes</th></tr>
-{_task_rows(results)}</table>
+{_task_scores_html(results)}
 <h2>Paired differences (acc, same items)</h2>
-<table><tr><th>task</th><th>models</th><th>mean</th><th>95% interval</th><th>verdict</th></tr>
-{_acc_pair_rows(results)}</table>
-{plot}
-</body></html>"""
+{_acc_pairs_html(results)}
+{_acc_plot(results) if results["tasks"] else ""}""",
+    )
 
 
-BUCKETS = ("clean", "partial", "dirty", "too_short")
-_NONE = "<tr><td colspan=2>none</td></tr>"
+# the audit page
 
 
 def _bucket_plot(tasks: dict) -> str:
     names = list(tasks)
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.2))
+    fig, ax = new_figure(7, 0.5 * len(names) + 1.2)
     left = np.zeros(len(names))
     for bucket, colour in zip(BUCKETS, ("#66bb6a", "#ffa726", "#ef5350", "#bdbdbd")):
         share = np.array([tasks[t][bucket] / tasks[t]["items"] for t in names])
@@ -220,7 +242,7 @@ def _bucket_plot(tasks: dict) -> str:
         left += share
     ax.set(xlabel="share of items", xlim=(0, 1))
     ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return _png(fig)
+    return figure_html(fig, DPI)
 
 
 def _passage(m: dict) -> str:
@@ -231,72 +253,231 @@ def _passage(m: dict) -> str:
     )
 
 
-def render_audit_report(result: dict, worst: int) -> str:
-    tasks = result["tasks"]
-    rows = "".join(
-        f"<tr><td>{escape(t)}</td><td>{s['items']}</td>"
-        + "".join(f"<td>{s[b]} <small>({s[b] / s['items']:.0%})</small></td>" for b in BUCKETS)
-        + f"<td>{s['input_match']}</td><td>{s['input_label_match']}</td><td>{s['near_duplicate']}</td></tr>"
+def _buckets_html(tasks: dict) -> str:
+    headers = ["task", "items", "clean", "partial", "dirty", "too short"]
+    headers += ["input matched", "input + answer matched", "near-duplicate"]
+    rows = [
+        [
+            escape(t),
+            s["items"],
+            *(f"{s[b]} <small>({s[b] / s['items']:.0%})</small>" for b in BUCKETS),
+            s["input_match"],
+            s["input_label_match"],
+            s["near_duplicate"],
+        ]
         for t, s in tasks.items()
-    )
+    ]
+    return table_html(headers, rows)
+
+
+def _worst_html(items: list[dict], worst: int) -> str:
+    """The items with the most of their input in the corpus, each with its longest matching passage."""
     matched = sorted(
-        (r for r in result["items"] if r["matches"]),
-        key=lambda r: (r["coverage"], r["longest_units"]),
-        reverse=True,
+        (r for r in items if r["matches"]), key=lambda r: (r["coverage"], r["longest_units"]), reverse=True
     )
-    worst_rows = "".join(
-        f"<tr><td>{escape(r['id'])}<br><small>{r['bucket']}, coverage {r['coverage']:.0%}, longest "
-        f"{r['longest_units']} units, {r['documents']} document(s)"
-        f"{', with its answer' if r['input_label_match'] else ''}</small></td>"
-        f"<td>{_passage(r['matches'][0])}</td></tr>"
+    rows = [
+        [
+            f"{escape(r['id'])}<br><small>{r['bucket']}, coverage {r['coverage']:.0%}, longest "
+            f"{r['longest_units']} units, {r['documents']} document(s)"
+            f"{', with its answer' if r['input_label_match'] else ''}</small>",
+            _passage(r["matches"][0]),
+        ]
         for r in matched[:worst]
-    )
+    ]
+    return table_html(["item", "longest matching passage (highlighted)"], _or_none(rows))
+
+
+def _near_html(items: list[dict], worst: int) -> str:
     near = sorted(
-        (r for r in result["items"] if r["near_duplicates"]),
+        (r for r in items if r["near_duplicates"]),
         key=lambda r: r["near_duplicates"][0]["jaccard"],
         reverse=True,
     )
-    near_rows = "".join(
-        f"<tr><td>{escape(r['id'])}<br><small>Jaccard {r['near_duplicates'][0]['jaccard']:.2f}, "
-        f"{r['bucket']} by n-grams</small></td><td>{_passage(r['near_duplicates'][0])}</td></tr>"
+    rows = [
+        [
+            f"{escape(r['id'])}<br><small>Jaccard {r['near_duplicates'][0]['jaccard']:.2f}, "
+            f"{r['bucket']} by n-grams</small>",
+            _passage(r["near_duplicates"][0]),
+        ]
         for r in near[:worst]
-    )
-    clean_rows = "".join(
-        f"<tr><td>{escape(t)}</td><td>{escape(m)}</td>"
-        f"<td>{s['full']['acc']:.3f} <small>(n={s['full']['n']})</small></td>"
-        + (
-            f"<td>{s['clean']['acc']:.3f} <small>[{s['clean']['ci95'][0]:.3f}, {s['clean']['ci95'][1]:.3f}] "
-            f"(n={s['clean']['n']})</small></td>"
+    ]
+    return table_html(["item", "resembling passage"], _or_none(rows))
+
+
+def _clean_subset_html(clean_subset: dict) -> str:
+    rows = [
+        [
+            escape(t),
+            escape(m),
+            f"{s['full']['acc']:.3f} <small>(n={s['full']['n']})</small>",
+            f"{s['clean']['acc']:.3f} <small>[{s['clean']['ci95'][0]:.3f}, {s['clean']['ci95'][1]:.3f}] "
+            f"(n={s['clean']['n']})</small>"
             if s["clean"]["n"]
-            else "<td><small>no clean items</small></td>"
-        )
-        + "</tr>"
-        for t, by_model in result["clean_subset"].items()
+            else "<small>no clean items</small>",
+        ]
+        for t, by_model in clean_subset.items()
         for m, s in by_model.items()
+    ]
+    if not rows:
+        return (
+            "<p><small>Run <code>make eval</code> to see each model's score on the clean subset.</small></p>"
+        )
+    return "<h2>Scores on the clean subset</h2>" + table_html(
+        ["task", "model", "acc, all items", "acc, clean items"], rows
     )
-    clean_section = (
-        f"<h2>Scores on the clean subset</h2><table><tr><th>task</th><th>model</th><th>acc, all items</th>"
-        f"<th>acc, clean items</th></tr>{clean_rows}</table>"
-        if clean_rows
-        else "<p><small>Run <code>make eval</code> to see each model's score on the clean subset.</small></p>"
-    )
+
+
+def render_audit_report(result: dict, worst: int) -> str:
     method = result["method"]
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>contamination audit</title>
-{_STYLE}</head><body>
-<h1>Contamination audit</h1>
+    return _page(
+        "contamination audit",
+        f"""<h1>Contamination audit</h1>
 <p>{result["documents"]} documents ({result["bytes"] / 1e6:.1f} MB) from
 <code>{escape(result["corpus"])}</code> in {result["seconds"]:.1f} s.
 Text: {escape(method["normalisation"])}; matched fields: {escape(method["fields"])};
 units: {escape(method["units"])}; n-grams: <code>{escape(json.dumps(method["ngrams"]))}</code>;
 buckets by the share of the input covered: clean &lt; 20%, dirty &ge; 80%.</p>
-<table><tr><th>task</th><th>items</th><th>clean</th><th>partial</th><th>dirty</th><th>too short</th>
-<th>input matched</th><th>input + answer matched</th><th>near-duplicate</th></tr>{rows}</table>
-{f'<img src="data:image/png;base64,{_bucket_plot(tasks)}">' if tasks else ""}
-{clean_section}
+{_buckets_html(result["tasks"])}
+{_bucket_plot(result["tasks"]) if result["tasks"] else ""}
+{_clean_subset_html(result["clean_subset"])}
 <h2>Most contaminated items</h2>
-<table><tr><th>item</th><th>longest matching passage (highlighted)</th></tr>
-{worst_rows or _NONE}</table>
+{_worst_html(result["items"], worst)}
 <h2>Near-duplicates (MinHashLSH, reported apart from n-gram matches)</h2>
 <p><small>{escape(json.dumps(method["near_duplicates"]))}</small></p>
-<table><tr><th>item</th><th>resembling passage</th></tr>{near_rows or _NONE}</table>
-</body></html>"""
+{_near_html(result["items"], worst)}""",
+    )
+
+
+# the console summaries
+
+
+def _task_console(name: str, results: dict) -> Table:
+    wide = len(results["models"]) <= 3  # with more models the intervals stay in the report
+    table = Table(title=f"evaluation `{name}` (acc{', 95% interval' if wide else ''})")
+    table.add_column("task")
+    for model in results["models"]:
+        table.add_column(model, justify="right")
+    for task, entry in results["tasks"].items():
+        cells = [
+            f"{s['acc']['mean']:.3f}"
+            + (f" [{s['acc']['ci95'][0]:.2f}, {s['acc']['ci95'][1]:.2f}]" if wide else "")
+            for s in entry["scores"].values()
+        ]
+        table.add_row(f"{task} ({entry['n']})", *cells)
+    return table
+
+
+def _models_console(results: dict) -> Table:
+    """Per model: bits per byte with intervals and what its own training stage cost."""
+    bpb = results.get("perplexity_intervals", {})
+    table = Table(title="bits per byte (95% interval over documents; lower is better) and training cost")
+    for column in ("model", *(f"{c} bits/byte" for c in bpb), "tokens", "time"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model in results["models"]:
+        cells = [
+            f"{by[model]['bpb']:.4f} [{by[model]['ci95'][0]:.4f}, {by[model]['ci95'][1]:.4f}]"
+            if model in by
+            else "-"
+            for by in bpb.values()
+        ]
+        cost = results.get("cost", {}).get(model)
+        spent = [format_tokens(cost["tokens"]), format_seconds(cost["seconds"])] if cost else ["?", "?"]
+        table.add_row(model, *cells, *spent)
+    return table
+
+
+def _acc_pairs_console(results: dict) -> Table | None:
+    """Per pair, over the tasks: how often the difference in acc is beyond noise."""
+    pairs = list(next(iter(results["tasks"].values()), {"paired": {}})["paired"])
+    if not pairs:
+        return None
+    diffs = Table(title="paired differences in acc over the tasks (95% interval excludes 0)")
+    for col in ("models", "better", "worse", "mean difference"):
+        diffs.add_column(col, justify="left" if col == "models" else "right")
+    for pair in pairs:
+        per_task = [entry["paired"][pair]["acc"] for entry in results["tasks"].values()]
+        diffs.add_row(
+            pair,
+            str(sum(d["significant"] and d["mean"] > 0 for d in per_task)),
+            str(sum(d["significant"] and d["mean"] < 0 for d in per_task)),
+            f"{sum(d['mean'] for d in per_task) / len(per_task):+.3f}",
+        )
+    return diffs
+
+
+def _difference(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    mark = " *" if d["significant"] else "  "
+    return f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]{mark}"
+
+
+def _bpb_pairs_console(results: dict) -> Table | None:
+    paired = results.get("perplexity_paired", {})
+    pairs = list(dict.fromkeys(p for by_pair in paired.values() for p in by_pair))
+    if not pairs:
+        return None
+    table = Table(title="paired differences in bits per byte (negative: lower, better; * beyond noise)")
+    table.add_column("models")
+    for corpus in paired:
+        table.add_column(corpus, justify="right")
+    for pair in pairs:
+        table.add_row(pair, *(_difference(by_pair.get(pair)) for by_pair in paired.values()))
+    return table
+
+
+def _equal_compute_console(results: dict) -> Table | None:
+    rows = results.get("equal_compute", {})
+    if not rows:
+        return None
+    table = Table(title="equal compute: validation loss, selection vs the full run at the same tokens")
+    for column in ("model", "tokens", "selection", "full run"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, e in rows.items():
+        own, full = e["selection_val_loss"] or {}, e["full_run_val_loss_at_tokens"]
+        table.add_row(
+            model,
+            format_tokens(e["tokens"]),
+            ", ".join(f"{c} {v:.4f}" for c, v in own.items()),
+            ", ".join(f"{c} {full[c]:.4f}" for c in own) if full else "full run trained fewer tokens",
+        )
+    return table
+
+
+def eval_tables(name: str, results: dict) -> list[Table]:
+    """The console summary of `eval`: scores per task, bits per byte and cost, then the pairs."""
+    tables = [
+        _task_console(name, results),
+        _models_console(results),
+        _acc_pairs_console(results),
+        _bpb_pairs_console(results),
+        _equal_compute_console(results),
+    ]
+    return [t for t in tables if t is not None]
+
+
+def audit_table(name: str, result: dict) -> Table:
+    """The console summary of `audit`: each task's items by bucket."""
+    table = Table(
+        title=f"contamination audit `{name}`: {result['documents']} documents, "
+        f"{result['bytes'] / 1e6:.1f} MB in {result['seconds']:.0f} s"
+    )
+    for column in ("task", "items", "clean", "partial", "dirty", "short", "+answer", "near"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    keys = ("items", "clean", "partial", "dirty", "too_short", "input_label_match", "near_duplicate")
+    for task, s in result["tasks"].items():
+        table.add_row(task, *(str(s[k]) for k in keys))
+    return table
+
+
+def clean_subset_lines(result: dict) -> list[str]:
+    """Per task: each model's acc on all items and on the clean ones."""
+    return [
+        f"{task}: acc all / clean "
+        + ", ".join(
+            f"{m} {s['full']['acc']:.3f} / "
+            + (f"{s['clean']['acc']:.3f} (n={s['clean']['n']})" if s["clean"]["n"] else "-")
+            for m, s in by_model.items()
+        )
+        for task, by_model in result["clean_subset"].items()
+    ]

@@ -28,8 +28,9 @@ PARTIAL = ".partial"
 EXPORT_MARKER = "export.json"  # last file of a Hugging Face export: readers can require it
 
 
-def checkpoint_dir(root: Path, stage: str, step: int) -> Path:
-    return root / "checkpoints" / f"{stage}-{step:07d}"
+def checkpoint_dir(checkpoints: Path, stage: str, step: int) -> Path:
+    """`<stage>-<step>` in the run's checkpoint folder (`TrainLayout.checkpoints`)."""
+    return checkpoints / f"{stage}-{step:07d}"
 
 
 def partial_dir(folder: Path) -> Path:
@@ -107,11 +108,10 @@ def save(folder: Path, model, optimizer, state: dict, keep: int = 2) -> None:
     dist.barrier()
 
 
-def latest(root: Path) -> Path | None:
+def latest(checkpoints: Path) -> Path | None:
     """The newest complete checkpoint, chosen by rank 0 for every rank; it removes incomplete ones."""
     found: list[Path | None] = [None]
     if dist.get_rank() == 0:
-        checkpoints = root / "checkpoints"
         for folder in checkpoints.iterdir() if checkpoints.is_dir() else []:
             if trainer_state(folder) is None:
                 shutil.rmtree(folder, ignore_errors=True)

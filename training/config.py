@@ -129,6 +129,10 @@ class RunConfig(RecipeBase):
             return self.layout.selection_tokens(self.selection)
         return self.layout.corpus_tokens(corpus, "train")
 
+    def ready_selections(self) -> list[str]:
+        """The recipe's selections whose token shards exist (the others wait for `make select`)."""
+        return [s for s in self.train.selections if self.layout.selection_tokens(s).is_dir()]
+
     def for_selection(self, selection: str) -> RunConfig:
         """The selection run: the selection stages only, from the main run's export before them."""
         names = self.train.selection_stage_names()

@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
+import torch.distributed as dist
+
 from training.checkpoint import partial_dir, publish
+from training.config import RunConfig
 
 PREFIX = "gguf:"
 
@@ -77,7 +81,24 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     return out
 
 
-def resolve_model(model: str, output_dir: str | Path) -> str:
-    """A hub id or folder as it is; a `gguf:` model as its converted folder (converting it once)."""
+def resolve_model(model: str, models_dir: Path) -> str:
+    """A hub id or folder as it is; a `gguf:` model as its folder in `models_dir` (converted once)."""
     path = gguf_file(model)
-    return model if path is None else str(converted_folder(path, Path(output_dir) / "models"))
+    return model if path is None else str(converted_folder(path, models_dir))
+
+
+def with_model_folder(run: RunConfig) -> RunConfig:
+    """The run with a `gguf:` model replaced by its converted folder (rank 0 converts, once)."""
+    if run.train.model is None:
+        return run
+    shared: list = [None]
+    if int(os.environ.get("RANK", 0)) == 0:
+        try:
+            shared[0] = resolve_model(run.train.model, run.layout.models)
+        except FileNotFoundError as e:  # every rank must learn of it, or the others wait forever
+            shared[0] = e
+    if dist.is_initialized():
+        dist.broadcast_object_list(shared, src=0)
+    if isinstance(shared[0], FileNotFoundError):
+        raise shared[0]
+    return run.model_copy(update={"train": run.train.model_copy(update={"model": shared[0]})})

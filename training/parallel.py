@@ -1,8 +1,25 @@
-"""FSDP2: shard each decoder block, then the root; bf16 compute with fp32 reduction on GPU."""
+"""The process group, and FSDP2: shard each decoder block, then the root; bf16 compute with fp32
+reduction on GPU."""
+
+import os
+from datetime import timedelta
 
 import torch
+import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+
+def init_process_group() -> None:
+    """NCCL on GPU, gloo on CPU; a plain `python -m training` is a world of one."""
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    if "RANK" not in os.environ:
+        os.environ.update(
+            RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511"
+        )
+    dist.init_process_group(backend, timeout=timedelta(minutes=30))
 
 
 def decoder_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import checkpoint
-from training.config import RunConfig, Stage
+from training.config import RunConfig, Schedule, Stage
 from training.data import PackedWindows, ReplayMixture, TokenShards, corpus_seed, validation_batches
 from training.model import build_model, corpus_tokenizer, flops_per_token
 from training.parallel import apply_fsdp
@@ -41,8 +41,9 @@ def stage_steps(stage: Stage, global_batch: int, seq_len: int) -> int:
 
 
 def sequence_losses(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Each sequence's mean next-token loss."""
-    logits = model(input_ids=tokens[:, :-1]).logits
+    """Each sequence's mean next-token loss. No KV cache: training never reuses it, and a cache built
+    in every forward made compiled blocks recompile until dynamo gave up (measured on an H200)."""
+    logits = model(input_ids=tokens[:, :-1], use_cache=False).logits
     return F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], reduction="none").mean(1)
 
 
@@ -58,7 +59,7 @@ class Trainer:
             f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
         )
         self.bf16 = self.device.type == "cuda" and self.cfg.precision != "fp32"
-        self.root = run.out.root
+        self.out = run.out
         per_step = self.world * self.cfg.micro_batch
         if self.cfg.global_batch % per_step:
             raise ValueError(
@@ -67,7 +68,6 @@ class Trainer:
             )
         self.accum = self.cfg.global_batch // per_step
         names = sorted({name for stage in self.cfg.stages for name in stage.mixture})
-        tokens = run.layout.tokens
         self.train_windows = {
             n: PackedWindows(
                 TokenShards(run.train_tokens(n)), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
@@ -76,14 +76,14 @@ class Trainer:
         }
         self.val = {
             n: validation_batches(
-                PackedWindows(TokenShards(tokens / n / "val"), self.cfg.seq_len, 0),
+                PackedWindows(TokenShards(run.layout.corpus_tokens(n, "val")), self.cfg.seq_len, 0),
                 self.cfg.eval_batches,
                 self.cfg.micro_batch,
                 self.rank,
                 self.world,
             )
             for n in names
-            if (tokens / n / "val").is_dir()
+            if run.layout.corpus_tokens(n, "val").is_dir()
         }
         shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
         self.tokenizer = corpus_tokenizer(shards_tokenizer, run.layout.tokenizer)
@@ -107,7 +107,6 @@ class Trainer:
         self.fingerprint = hashlib.sha256(
             json.dumps([settings, corpus], sort_keys=True).encode()
         ).hexdigest()[:16]
-        self.metrics_path = self.root / "metrics.jsonl"
         self.loggers = self._loggers()
 
     # ---- bookkeeping ---------------------------------------------------------------------------
@@ -121,19 +120,19 @@ class Trainer:
         if self.cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(self.root / "tensorboard"))
+            writer = SummaryWriter(str(self.out.tensorboard))
             loggers.append(lambda row: [writer.add_scalar(k, v, row["step"]) for k, v in _scalars(row)])
         if self.cfg.wandb:
             import wandb
 
-            wandb.init(project=self.cfg.wandb, name=self.run.name, dir=str(self.root))
+            wandb.init(project=self.cfg.wandb, name=self.run.name, dir=str(self.out.root))
             loggers.append(lambda row: wandb.log(dict(_scalars(row)), step=row["step"]))
         return loggers
 
     def log(self, row: dict) -> None:
         if self.rank != 0:
             return
-        with open(self.metrics_path, "a") as f:
+        with open(self.out.metrics, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())  # on disk before the checkpoint that follows it
@@ -143,17 +142,17 @@ class Trainer:
     def _truncate_metrics(self, state: dict) -> None:
         """After a resume, the lines the interrupted run wrote past its checkpoint (a torn last line
         among them) are dropped: the resumed run writes them again."""
-        if self.rank == 0 and self.metrics_path.is_file():
+        if self.rank == 0 and self.out.metrics.is_file():
             step, stage = state["global_step"], state["stage_name"]
             kept = []
-            for line in self.metrics_path.read_text().splitlines():
+            for line in self.out.metrics.read_text().splitlines():
                 try:
                     row = json.loads(line)
                 except ValueError:
                     continue
                 if row["step"] < step or (row["step"] == step and row["stage"] == stage):
                     kept.append(line + "\n")
-            checkpoint.write_atomic(self.metrics_path, "".join(kept))
+            checkpoint.write_atomic(self.out.metrics, "".join(kept))
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -173,31 +172,14 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        resume = checkpoint.latest(self.root) if self.cfg.resume == "auto" else None
-        state = {"stage": 0, "step": 0, "global_step": 0, "data": None}
-        if resume is not None:
-            state = checkpoint.trainer_state(resume)
-            if state.get("config") != self.fingerprint:
-                raise ValueError(
-                    f"{resume} was written with a different `train:` section or corpus; resuming "
-                    f"would continue in the wrong place: delete {self.root} or set `train.resume: never`"
-                )
-            self._truncate_metrics(state)
-            if self.rank == 0:
-                print(
-                    f"resuming from {resume} (stage `{state['stage_name']}`, step {state['step']})",
-                    flush=True,
-                )
-        elif self.rank == 0:  # a fresh start: no checkpoint of an earlier run outranks or joins ours
-            shutil.rmtree(self.root / "checkpoints", ignore_errors=True)
-            self.metrics_path.unlink(missing_ok=True)
+        self.out.root.mkdir(parents=True, exist_ok=True)
+        resume, state = self._starting_point()
         global_step = state["global_step"]
         for index, stage in enumerate(self.cfg.stages):
             total = stage_steps(stage, self.cfg.global_batch, self.cfg.seq_len)
             finished = index < state["stage"] or (index == state["stage"] and state["step"] >= total)
             if resume is not None and finished:
-                if index == state["stage"] and not checkpoint.exported(self._export_dir(stage), state):
+                if index == state["stage"] and not checkpoint.exported(self.out.export(stage.name), state):
                     checkpoint.load(resume, self.model)  # the run was killed while exporting the stage
                     self._export(stage, state)
                 continue
@@ -226,18 +208,34 @@ class Trainer:
             global_step = end["global_step"]
             self._export(stage, end)
 
-    def _export_dir(self, stage: Stage) -> Path:
-        return self.root / "hf" / stage.name
+    def _starting_point(self) -> tuple[Path | None, dict]:
+        """The checkpoint to resume from (None for a fresh start) and the trainer state to start at."""
+        resume = checkpoint.latest(self.out.checkpoints) if self.cfg.resume == "auto" else None
+        if resume is None:
+            if self.rank == 0:  # a fresh start: no checkpoint of an earlier run outranks or joins ours
+                shutil.rmtree(self.out.checkpoints, ignore_errors=True)
+                self.out.metrics.unlink(missing_ok=True)
+            return None, {"stage": 0, "step": 0, "global_step": 0, "data": None}
+        state = checkpoint.trainer_state(resume)
+        if state.get("config") != self.fingerprint:
+            raise ValueError(
+                f"{resume} was written with a different `train:` section or corpus; resuming "
+                f"would continue in the wrong place: delete {self.out.root} or set `train.resume: never`"
+            )
+        self._truncate_metrics(state)
+        if self.rank == 0:
+            print(f"resuming from {resume} (stage `{state['stage_name']}`, step {state['step']})", flush=True)
+        return resume, state
 
     def _export(self, stage: Stage, state: dict) -> None:
         """The stage's Hugging Face folder, from the weights of its last checkpoint (`state`)."""
-        checkpoint.export_hf(self.model, self.tokenizer, self._export_dir(stage), state)
+        folder = self.out.export(stage.name)
+        checkpoint.export_hf(self.model, self.tokenizer, folder, state)
         if self.rank == 0:
-            print(f"stage `{stage.name}` done: Hugging Face model in {self._export_dir(stage)}", flush=True)
+            print(f"stage `{stage.name}` done: Hugging Face model in {folder}", flush=True)
 
     def _train_stage(self, index, stage, total, start, global_step, optimizer, mixture) -> dict:
         """Steps `start`..`total` of the stage; returns the trainer state of its last checkpoint."""
-        cfg, sched = self.cfg, stage.schedule
         bar = tqdm(
             total=total, initial=start, desc=f"stage {stage.name}", disable=self.rank != 0, dynamic_ncols=True
         )
@@ -253,73 +251,94 @@ class Trainer:
             )
         for step in range(start, total):
             began = time.perf_counter()
-            lr = learning_rate(
-                step,
-                total,
-                sched.kind,
-                sched.peak_lr,
-                sched.final_lr,
-                sched.warmup_steps,
-                sched.decay_fraction,
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = torch.zeros((), device=self.device)
-            for tokens, _ in mixture.micro_batches(step, self.rank, self.world, cfg.micro_batch):
-                loss = next_token_loss(self.model, tokens.to(self.device))
-                (loss / self.accum).backward()
-                loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            dist.all_reduce(loss_sum)
-            loss_value = loss_sum.item() / (self.accum * self.world)
-            if not math.isfinite(loss_value) or not math.isfinite(grad_norm.item()):
-                raise TrainingStopped(
-                    f"stage `{stage.name}` step {step}: the loss is {loss_value} "
-                    f"(grad norm {grad_norm.item()}); stopped before the optimizer step. The last good "
-                    f"checkpoint is kept in {self.root / 'checkpoints'}: lower the learning rate, then run "
-                    "again to resume from it"
-                )
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            lr = self._set_learning_rate(optimizer, stage.schedule, step, total)
+            loss, grad_norm = self._optimizer_step(optimizer, mixture, stage, step)
             global_step += 1
-            seconds = time.perf_counter() - began
-            tokens_per_s = cfg.global_batch * cfg.seq_len / seconds
-            row = {
-                "step": global_step,
-                "stage": stage.name,
-                "stage_step": step + 1,
-                "loss": round(loss_value, 5),
-                "lr": lr,
-                "grad_norm": round(grad_norm.item(), 5),
-                "tokens_per_s": round(tokens_per_s, 1),
-                "tokens": (step + 1) * cfg.global_batch * cfg.seq_len,  # since the stage began
-                "seconds": round(seconds, 3),  # the step alone: no validation or checkpoint time
-            }
-            if self.device.type == "cuda":
-                peak = next(
-                    (v for k, v in PEAK_BF16_FLOPS.items() if k in torch.cuda.get_device_name()), None
-                )
-                if peak:
-                    row["mfu"] = round(self.flops_per_token * tokens_per_s / (peak * self.world), 4)
-            if (step + 1) % cfg.eval_every == 0 or step + 1 == total:
+            row = self._step_row(stage, step, global_step, loss, lr, grad_norm, time.perf_counter() - began)
+            last = step + 1 == total
+            if (step + 1) % self.cfg.eval_every == 0 or last:
                 row["val_loss"] = self.evaluate()
             self.log(row)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
             bar.update()
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == total:
-                state = {
-                    "stage": index,
-                    "stage_name": stage.name,
-                    "step": step + 1,
-                    "global_step": global_step,
-                    "data": mixture.state_dict(),
-                    "config": self.fingerprint,
-                }
-                checkpoint.save(
-                    checkpoint.checkpoint_dir(self.root, stage.name, step + 1), self.model, optimizer, state
-                )
+            if (step + 1) % self.cfg.checkpoint_every == 0 or last:
+                state = self._save_checkpoint(index, stage, step + 1, global_step, optimizer, mixture)
         bar.close()
+        return state
+
+    @staticmethod
+    def _set_learning_rate(optimizer, schedule: Schedule, step: int, total: int) -> float:
+        lr = learning_rate(
+            step,
+            total,
+            schedule.kind,
+            schedule.peak_lr,
+            schedule.final_lr,
+            schedule.warmup_steps,
+            schedule.decay_fraction,
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _optimizer_step(self, optimizer, mixture, stage: Stage, step: int) -> tuple[float, float]:
+        """One global batch (micro-batches accumulated), clipped, then the update: (loss, grad norm).
+        A non-finite loss or gradient stops the run before the update, so the checkpoints stay good."""
+        loss_sum = torch.zeros((), device=self.device)
+        for tokens, _ in mixture.micro_batches(step, self.rank, self.world, self.cfg.micro_batch):
+            loss = next_token_loss(self.model, tokens.to(self.device))
+            (loss / self.accum).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        dist.all_reduce(loss_sum)
+        loss_value, norm = loss_sum.item() / (self.accum * self.world), grad_norm.item()
+        if not math.isfinite(loss_value) or not math.isfinite(norm):
+            raise TrainingStopped(
+                f"stage `{stage.name}` step {step}: the loss is {loss_value} "
+                f"(grad norm {norm}); stopped before the optimizer step. The last good "
+                f"checkpoint is kept in {self.out.checkpoints}: lower the learning rate, then run "
+                "again to resume from it"
+            )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss_value, norm
+
+    def _step_row(self, stage: Stage, step: int, global_step: int, loss, lr, grad_norm, seconds) -> dict:
+        """A training step's metrics line (the caller adds `val_loss` when validation is due)."""
+        cfg = self.cfg
+        tokens_per_s = cfg.global_batch * cfg.seq_len / seconds
+        row = {
+            "step": global_step,
+            "stage": stage.name,
+            "stage_step": step + 1,
+            "loss": round(loss, 5),
+            "lr": lr,
+            "grad_norm": round(grad_norm, 5),
+            "tokens_per_s": round(tokens_per_s, 1),
+            "tokens": (step + 1) * cfg.global_batch * cfg.seq_len,  # since the stage began
+            "seconds": round(seconds, 3),  # the step alone: no validation or checkpoint time
+        }
+        if self.device.type == "cuda":
+            peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in torch.cuda.get_device_name()), None)
+            if peak:
+                row["mfu"] = round(self.flops_per_token * tokens_per_s / (peak * self.world), 4)
+        return row
+
+    def _save_checkpoint(self, index, stage: Stage, step: int, global_step: int, optimizer, mixture) -> dict:
+        """The trainer state after `step` steps of the stage, saved with the weights; returned for the
+        export that ends the stage."""
+        state = {
+            "stage": index,
+            "stage_name": stage.name,
+            "step": step,
+            "global_step": global_step,
+            "data": mixture.state_dict(),
+            "config": self.fingerprint,
+        }
+        checkpoint.save(
+            checkpoint.checkpoint_dir(self.out.checkpoints, stage.name, step), self.model, optimizer, state
+        )
         return state
 
 

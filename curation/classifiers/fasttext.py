@@ -11,14 +11,14 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.config import ExtractConfig
-from curation.extractors import Rejected, recipe_extractors
+from curation.extractors import Extractor, Rejected
 from curation.readers.records import UNREAD, JsonlRecordReader
 
 _SPACE = re.compile(r"\s+")
@@ -39,26 +39,46 @@ def seed_format(path: Path) -> str:
     return next((fmt for suffix, fmt in _SEED_FORMATS.items() if name.endswith(suffix)), "text")
 
 
-def read_seed_texts(paths: list[Path], extract: ExtractConfig) -> Iterator[tuple[Path, str | Rejected]]:
-    """(file, text or why not) for seed files, read and extracted as the pipeline does its inputs:
-    PDF and HTML in the extractors' sandbox, JSONL by the record reader, all within `extract` limits."""
-    by_format = defaultdict(list)
-    for path in paths:
-        if path.stat().st_size > extract.max_file_bytes:
-            yield path, Rejected("too_large", f"over {extract.max_file_bytes:,} bytes")
-        else:
-            by_format[seed_format(path)].append(path)
-    for fmt, extractor in recipe_extractors(extract).items():
-        files = by_format[fmt]
-        for path, result in zip(files, extractor.extract_all(path.read_bytes() for path in files)):
-            yield path, result if isinstance(result, Rejected) else result[0]
-    for path in by_format["jsonl"]:
-        reader = JsonlRecordReader(str(path.parent), max_bytes=extract.max_record_bytes)
-        for doc in reader.read_file(path.name):
-            problem = doc.metadata.get(UNREAD)
-            yield path, Rejected(problem["reason"]) if problem else doc.text
-    for path in by_format["text"]:
-        yield path, path.read_bytes().decode("utf-8", errors="replace")
+@dataclass(frozen=True)
+class SeedReader:
+    """Reads seed files as the pipeline reads its inputs: PDF and HTML by the same extractors (in
+    their sandbox), JSONL by the record reader, within the same size limits."""
+
+    extractors: dict[str, Extractor]  # by format: pdf, html
+    max_file_bytes: int
+    max_record_bytes: int
+
+    def read(self, paths: list[Path]) -> Iterator[tuple[Path, str | Rejected]]:
+        """(file, text or why not) for each seed file."""
+        by_format = defaultdict(list)
+        for path in paths:
+            if path.stat().st_size > self.max_file_bytes:
+                yield path, Rejected("too_large", f"over {self.max_file_bytes:,} bytes")
+            else:
+                by_format[seed_format(path)].append(path)
+        for fmt, extractor in self.extractors.items():
+            files = by_format[fmt]
+            for path, result in zip(files, extractor.extract_all(path.read_bytes() for path in files)):
+                yield path, result if isinstance(result, Rejected) else result[0]
+        for path in by_format["jsonl"]:
+            reader = JsonlRecordReader(str(path.parent), max_bytes=self.max_record_bytes)
+            for doc in reader.read_file(path.name):
+                problem = doc.metadata.get(UNREAD)
+                yield path, Rejected(problem["reason"]) if problem else doc.text
+        for path in by_format["text"]:
+            yield path, path.read_bytes().decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class FastTextSettings:
+    """How a fastText model is trained, and how much of a document it reads (`max_chars`)."""
+
+    epochs: int
+    word_ngrams: int
+    hash_buckets: int
+    lr: float
+    max_chars: int
+    seed: int
 
 
 class ClassifierTrainer(PipelineStep):
@@ -66,10 +86,9 @@ class ClassifierTrainer(PipelineStep):
 
     Seed files that are also inputs take their text from the documents already extracted into
     `extracted_dirs` (the same text the classifier will score, and no second extraction); other
-    seed files are extracted here, in the extractors' sandbox with the recipe's `extract` limits
-    (a rejected seed is counted as `seed_rejected_<reason>`). A model given in the recipe is
-    copied instead, so the corpus folder records what was used. With several trainers in one
-    stage, task `task` runs this one.
+    seed files are read by `seeds` (a rejected seed is counted as `seed_rejected_<reason>`). A
+    `model` given instead is copied, so the corpus folder records what was used. With several
+    trainers in one stage, task `task` runs this one.
     """
 
     type = "🧠 - CLASSIFY"
@@ -79,22 +98,32 @@ class ClassifierTrainer(PipelineStep):
         self,
         output_dir: str,
         label: str,
-        config,
+        settings: FastTextSettings,
+        threshold: float,
+        held_out: float,
+        positive: list[str] = (),
+        negative: list[str] = (),
+        seeds: SeedReader | None = None,
+        model: str | None = None,
         extracted_dirs: list[str] = (),
         task: int = 0,
-        extract: ExtractConfig | None = None,
     ):
         super().__init__()
         self.output_dir = output_dir
         self.label = label
-        self.config = config
+        self.settings = settings
+        self.threshold = threshold
+        self.held_out = held_out
+        self.positive = positive
+        self.negative = negative
+        self.seeds = seeds
+        self.model = model
         self.extracted_dirs = extracted_dirs
         self.task = task
-        self.extract = extract or ExtractConfig()
 
     def _seed_files(self) -> dict[Path, int]:
         files = {}
-        for target, patterns in ((1, self.config.positive), (0, self.config.negative)):
+        for target, patterns in ((1, self.positive), (0, self.negative)):
             for pattern in patterns:
                 files |= {
                     Path(p).resolve(): target for p in glob.glob(pattern, recursive=True) if Path(p).is_file()
@@ -113,7 +142,7 @@ class ClassifierTrainer(PipelineStep):
                         if source in seeds and source not in found:
                             examples.append((seeds[source], doc["text"]))
                             found.add(source)
-        for path, text in read_seed_texts(sorted(set(seeds) - found), self.extract):
+        for path, text in self.seeds.read(sorted(set(seeds) - found)):
             if isinstance(text, Rejected):
                 self.stat_update(f"seed_rejected_{text.reason}")
             elif text.strip():
@@ -122,8 +151,8 @@ class ClassifierTrainer(PipelineStep):
         return sorted(examples)
 
     def _held_out(self, text: str) -> bool:
-        digest = hashlib.sha1(f"{self.config.seed}:{text}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
+        digest = hashlib.sha1(f"{self.settings.seed}:{text}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.held_out
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
 
@@ -132,9 +161,9 @@ class ClassifierTrainer(PipelineStep):
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         model_path = out / f"{self.label}.bin"
-        if self.config.model:
-            shutil.copyfile(self.config.model, model_path)
-            (out / f"{self.label}.json").write_text(json.dumps({"source": self.config.model}, indent=2))
+        if self.model:
+            shutil.copyfile(self.model, model_path)
+            (out / f"{self.label}.json").write_text(json.dumps({"source": self.model}, indent=2))
             return
         examples = self._examples()
         train = [(y, x) for y, x in examples if not self._held_out(x)]
@@ -143,11 +172,11 @@ class ClassifierTrainer(PipelineStep):
             raise ValueError(f"classifiers.{self.label}: seeds need both positive and negative documents")
         # held-out documents are split off first, so no chunk of a test document is trained on
         model, lr = train_fasttext(
-            [("pos" if y else "neg", x) for y, x in train], self.config, f"classifiers.{self.label}"
+            [("pos" if y else "neg", x) for y, x in train], self.settings, f"classifiers.{self.label}"
         )
         model.save_model(str(model_path))
-        scores = [positive_probability(model, fasttext_line(x, self.config.max_chars)) for _, x in test]
-        predicted = [s >= self.config.threshold for s in scores]
+        scores = [positive_probability(model, fasttext_line(x, self.settings.max_chars)) for _, x in test]
+        predicted = [s >= self.threshold for s in scores]
         metrics = {
             "train_examples": {
                 "positive": sum(y for y, _ in train),
@@ -157,7 +186,7 @@ class ClassifierTrainer(PipelineStep):
                 "positive": sum(y for y, _ in test),
                 "negative": sum(1 - y for y, _ in test),
             },
-            "threshold": self.config.threshold,
+            "threshold": self.threshold,
             "lr": lr,
             **precision_recall(predicted, [bool(y) for y, _ in test]),
         }
@@ -171,7 +200,7 @@ fasttext.train_supervised(**json.loads(sys.argv[1])).save_model(sys.argv[2])
 """
 
 
-def train_fasttext(examples: list[tuple[str, str]], config, where: str):
+def train_fasttext(examples: list[tuple[str, str]], settings: FastTextSettings, where: str):
     """A supervised fastText model on (label, text) examples, each text cut into chunks (a few long
     documents are too few examples otherwise); returns it and the learning rate that worked.
 
@@ -180,7 +209,7 @@ def train_fasttext(examples: list[tuple[str, str]], config, where: str):
     trains as intended; in one whose heap numpy work has churned, models came out NaN or at chance."""
     import fasttext
 
-    chunk = max(200, config.max_chars // 4)
+    chunk = max(200, settings.max_chars // 4)
     with tempfile.TemporaryDirectory() as tmp:
         data, model = Path(tmp) / "train.txt", Path(tmp) / "model.bin"
         with data.open("w") as f:
@@ -190,15 +219,15 @@ def train_fasttext(examples: list[tuple[str, str]], config, where: str):
                         f.write(f"__label__{label} {line}\n")
         params = {
             "input": str(data),
-            "epoch": config.epochs,
-            "wordNgrams": config.word_ngrams,
-            "bucket": config.hash_buckets,
+            "epoch": settings.epochs,
+            "wordNgrams": settings.word_ngrams,
+            "bucket": settings.hash_buckets,
             "dim": 64,
-            "seed": config.seed,
+            "seed": settings.seed,
             "thread": 1,  # deterministic
             "verbose": 0,
         }
-        lr = config.lr
+        lr = settings.lr
         for _ in range(4):  # fastText can diverge (NaN) on small data: halve the learning rate and retry
             run = subprocess.run(
                 [sys.executable, "-c", _TRAIN, json.dumps(params | {"lr": lr}), str(model)],

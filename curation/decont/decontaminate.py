@@ -7,9 +7,8 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from contracts.contamination.index import ContaminationIndex, Run, load_benchmark_texts
+from contracts.contamination.index import ContaminationIndex, NgramSettings, Run, load_benchmark_texts
 from contracts.contamination.units import UnitText
-from curation.config import DecontaminateConfig
 
 
 class Decontaminate(BaseFilter):
@@ -21,11 +20,22 @@ class Decontaminate(BaseFilter):
     name = "🧪 Decontaminate"
 
     def __init__(
-        self, task_files: list[Path], config: DecontaminateConfig, exclusion_writer=None, batch_size: int = 64
+        self,
+        task_files: list[Path],
+        ngrams: NgramSettings | None = None,
+        action: str = "spans",
+        margin_chars: int = 200,
+        min_fragment_chars: int = 200,
+        max_spans: int = 10,
+        exclusion_writer=None,
+        batch_size: int = 64,
     ):
         super().__init__(exclusion_writer, batch_size)  # a batch is matched in one numpy pass
-        self.config = config
-        self.index = ContaminationIndex(load_benchmark_texts(task_files), config.ngrams)
+        self.action = action
+        self.margin_chars = margin_chars
+        self.min_fragment_chars = min_fragment_chars
+        self.max_spans = max_spans
+        self.index = ContaminationIndex(load_benchmark_texts(task_files), ngrams or NgramSettings())
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         runs: list[list[Run]] = [[] for _ in batch]
@@ -39,10 +49,10 @@ class Decontaminate(BaseFilter):
     def _cut(self, doc: Document, runs: list[Run]) -> bool | tuple[bool, str]:
         if not runs:
             return True
-        c, text = self.config, doc.text
+        text, margin = doc.text, self.margin_chars
         spans: list[list[int]] = []
         for run in sorted(runs, key=lambda r: r.start):
-            start, end = max(0, run.start - c.margin_chars), min(len(text), run.end + c.margin_chars)
+            start, end = max(0, run.start - margin), min(len(text), run.end + margin)
             if spans and start <= spans[-1][1]:
                 spans[-1][1] = max(spans[-1][1], end)
             else:
@@ -50,11 +60,11 @@ class Decontaminate(BaseFilter):
         items = sorted({self.index.items[r.item].text.id for r in runs})
         doc.metadata["contamination"] = {"items": items[:20], "spans": len(spans)}
         self.stat_update("contaminated")
-        if c.action == "documents" or len(spans) > c.max_spans:
+        if self.action == "documents" or len(spans) > self.max_spans:
             return False, "contaminated"
         bounds = [0] + [x for span in spans for x in span] + [len(text)]
         pieces = [text[a:b].strip() for a, b in zip(bounds[::2], bounds[1::2])]
-        kept = [p for p in pieces if p and len(p) >= c.min_fragment_chars]
+        kept = [p for p in pieces if p and len(p) >= self.min_fragment_chars]
         if not kept:
             return False, "contaminated"
         doc.text = "\n\n".join(kept)

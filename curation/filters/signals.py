@@ -321,14 +321,38 @@ class HeuristicJudge:
         return None
 
     def _c4(self, split: _Split) -> tuple[str | None, dict[str, int], _Split]:
-        """C4QualityFilter.filter: (reason, line counters, the kept text and its words).
+        """C4QualityFilter.filter: (reason, line counters, the kept text and its words)."""
+        c4, text = self.c4, split.text
+        by_line = c4.split_paragraph
+        lines = split.lines if by_line else split_into_sentences(text, c4.language)
+        reason, stats, kept = self._c4_lines(text, lines)
+        if reason:
+            return reason, stats, split
+        if len(kept) < c4.min_num_sentences and (
+            not by_line
+            or sum(len(split_into_sentences(line, c4.language)) for _, line, _ in kept) < c4.min_num_sentences
+        ):
+            return "too_few_sentences", stats, split
+        new_text = ("\n" if by_line else " ").join(line for _, line, _ in kept).strip()
+        if new_text == text:
+            return None, stats, split
+        if not by_line or split.line_words is None:
+            return None, stats, _Split(new_text, self.splitter)
+        line_words = [
+            self.splitter.lines([line])[0] if cut else split.line_words[index] for index, line, cut in kept
+        ]
+        return None, stats, _Split(new_text, self.splitter, line_words)
+
+    def _c4_lines(
+        self, text: str, lines: list[str]
+    ) -> tuple[str | None, dict[str, int], list[tuple[int, str, bool]]]:
+        """C4's line rules: (the reason the whole document goes, line counters, the kept lines as
+        (line index, kept line, whether a citation was cut)).
 
         A rule that cannot fire anywhere in the text (no "{", no long word...) is not tried per
         line; citation removal can join words, so with citations the word rules are all tried.
         """
-        c4, text = self.c4, split.text
-        by_line = c4.split_paragraph
-        lines = split.lines if by_line else split_into_sentences(text, c4.language)
+        c4 = self.c4
         lower = text.lower()
         cited = c4.remove_citations and CITATION_REGEX.search(text) is not None
         long_words = c4.max_word_length != -1 and max(map(len, text.split()), default=0) > c4.max_word_length
@@ -338,7 +362,7 @@ class HeuristicJudge:
         policy = c4.filter_policy and (cited or any(p in lower for p in POLICY_SUBSTRINGS))
         need_words = long_words or c4.min_words_per_line > 0
         dropped = Counter()
-        kept: list[tuple[int, str, bool]] = []  # line index, kept line, whether a citation was cut
+        kept: list[tuple[int, str, bool]] = []
         reason = None
         for index, line in enumerate(lines):
             line = line.strip()
@@ -377,22 +401,7 @@ class HeuristicJudge:
         if kept:
             stats["line-kept"] = len(kept)
         stats |= dropped
-        if reason:
-            return reason, stats, split
-        if len(kept) < c4.min_num_sentences and (
-            not by_line
-            or sum(len(split_into_sentences(line, c4.language)) for _, line, _ in kept) < c4.min_num_sentences
-        ):
-            return "too_few_sentences", stats, split
-        new_text = ("\n" if by_line else " ").join(line for _, line, _ in kept).strip()
-        if new_text == text:
-            return None, stats, split
-        if not by_line or split.line_words is None:
-            return None, stats, _Split(new_text, self.splitter)
-        line_words = [
-            self.splitter.lines([line])[0] if cut else split.line_words[index] for index, line, cut in kept
-        ]
-        return None, stats, _Split(new_text, self.splitter, line_words)
+        return reason, stats, kept
 
     def _fineweb(self, split: _Split) -> str | None:
         """FineWebQualityFilter.filter."""

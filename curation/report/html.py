@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import itertools
 import json
 import random
@@ -14,23 +12,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.layout import RunLayout
 from curation.report.stats import EDIT_STATS, records
+from figures import STYLE, figure_html, new_figure, table_html
 
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 400
 COMPARED_PAGES = 25
 SAMPLE_DOCS = 5000  # kept documents the report holds in memory, as a seeded sample
 SAMPLED_METADATA = ("corpus", "language", "domain_score", "quality_score", "minhash_cluster_size", "source")
-STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}
-td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
-pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2px 0}.ex{margin:6px 0}"""
-
-
-def table_html(headers: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _light(doc: dict) -> dict:
@@ -72,21 +62,6 @@ class KeptSample:
         return sample
 
 
-def figure_html(draw) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    draw(ax)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
 def funnel_steps(stats: dict) -> list[dict]:
     """What a person reads as the funnel: the input readers, then the steps that act on documents
     (stage-to-stage readers and writers only repeat their neighbours' counts)."""
@@ -107,29 +82,32 @@ def _funnel(stats: dict) -> str:
         rows.append(
             [s["stage"], html.escape(s["step"]), s["in"], s["kept"], dropped, reasons, ok, s["time_s"]]
         )
-    steps = [s for s in stats["steps"] if sum(s["dropped"].values())]
-
-    def draw(ax):
-        names = [s["step"][:28] for s in steps]
-        ax.barh(names, [s["kept"] for s in steps], label="kept", color="#4c9f70")
-        ax.barh(
-            names,
-            [sum(s["dropped"].values()) for s in steps],
-            left=[s["kept"] for s in steps],
-            label="dropped",
-            color="#d9534f",
-        )
-        ax.invert_yaxis()
-        ax.set_xlabel("documents")
-        ax.legend()
-
-    plot = figure_html(draw) if steps else ""
     return (
         "<h2>Funnel</h2><p>Every step: documents in = kept + dropped (✔ when the identity holds); "
         "steps that edit what they keep say so beside the drop reasons.</p>"
-        + plot
+        + _funnel_plot([s for s in stats["steps"] if sum(s["dropped"].values())])
         + table_html(["stage", "step", "in", "kept", "dropped", "reasons", "in = kept + dropped", "s"], rows)
     )
+
+
+def _funnel_plot(steps: list[dict]) -> str:
+    """Kept and dropped documents of each step that drops any."""
+    if not steps:
+        return ""
+    fig, ax = new_figure()
+    names = [s["step"][:28] for s in steps]
+    ax.barh(names, [s["kept"] for s in steps], label="kept", color="#4c9f70")
+    ax.barh(
+        names,
+        [sum(s["dropped"].values()) for s in steps],
+        left=[s["kept"] for s in steps],
+        label="dropped",
+        color="#d9534f",
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("documents")
+    ax.legend()
+    return figure_html(fig)
 
 
 def _inputs(stats: dict) -> str:
@@ -208,50 +186,37 @@ def _distributions(sample: KeptSample) -> str:
     parts = ["<h2>Distributions</h2>"]
     if len(docs) < sample.total:
         parts.append(f"<p>Over a random sample of {len(docs):,} of the {sample.total:,} kept documents.</p>")
-
-    def lang_plot(ax):
-        labels = [f"{c}/{lang}" for c, lang in langs]
-        ax.bar(labels, list(langs.values()), color="#5b8def")
-        ax.set_ylabel("documents")
-        ax.set_title("language per corpus")
-
-    def length_plot(ax):
-        for corpus, items in sorted(by_corpus.items()):
-            ax.hist([d["chars"] for d in items], bins=40, alpha=0.6, label=corpus, log=True)
-        ax.set_xlabel("characters")
-        ax.set_title("document length")
-        ax.legend()
-
-    parts += [figure_html(lang_plot), figure_html(length_plot)]
+    fig, ax = new_figure()
+    ax.bar([f"{c}/{lang}" for c, lang in langs], list(langs.values()), color="#5b8def")
+    ax.set_ylabel("documents")
+    ax.set_title("language per corpus")
+    parts.append(figure_html(fig))
+    fig, ax = new_figure()
+    for corpus, items in sorted(by_corpus.items()):
+        ax.hist([d["chars"] for d in items], bins=40, alpha=0.6, label=corpus, log=True)
+    ax.set_xlabel("characters")
+    ax.set_title("document length")
+    ax.legend()
+    parts.append(figure_html(fig))
     for key, title in (
         ("domain_score", "domain classifier score"),
         ("quality_score", "quality classifier score"),
     ):
         if any(key in d["metadata"] for d in docs):
-
-            def score_plot(ax, key=key, title=title):
-                for corpus, items in sorted(by_corpus.items()):
-                    ax.hist(
-                        [d["metadata"].get(key, 0) for d in items],
-                        bins=20,
-                        range=(0, 1),
-                        alpha=0.6,
-                        label=corpus,
-                    )
-                ax.set_title(title)
-                ax.legend()
-
-            parts.append(figure_html(score_plot))
-    sizes = [d["metadata"].get("minhash_cluster_size", 1) for d in docs]
+            fig, ax = new_figure()
+            for corpus, items in sorted(by_corpus.items()):
+                scores = [d["metadata"].get(key, 0) for d in items]
+                ax.hist(scores, bins=20, range=(0, 1), alpha=0.6, label=corpus)
+            ax.set_title(title)
+            ax.legend()
+            parts.append(figure_html(fig))
+    sizes = Counter(d["metadata"].get("minhash_cluster_size", 1) for d in docs)
     if any(s > 1 for s in sizes):
-
-        def cluster_plot(ax):
-            counts = Counter(sizes)
-            ax.bar([str(k) for k in sorted(counts)], [counts[k] for k in sorted(counts)], color="#9b59b6")
-            ax.set_xlabel("near-duplicate cluster size of kept documents")
-            ax.set_yscale("log")
-
-        parts.append(figure_html(cluster_plot))
+        fig, ax = new_figure()
+        ax.bar([str(k) for k in sorted(sizes)], [sizes[k] for k in sorted(sizes)], color="#9b59b6")
+        ax.set_xlabel("near-duplicate cluster size of kept documents")
+        ax.set_yscale("log")
+        parts.append(figure_html(fig))
     return "".join(parts)
 
 
@@ -269,9 +234,9 @@ def _snippet(doc: dict) -> str:
     return f"<div class='ex'><b>{html.escape(str(source))}</b>{why}<br><pre>{body}</pre></div>"
 
 
-def _examples(root: Path, kept: list[dict]) -> str:
+def _examples(rejected: Path, kept: list[dict]) -> str:
     parts = ["<h2>Examples of dropped documents, per reason</h2>"]
-    for step_dir in sorted(p for p in (root / "rejected").glob("*") if p.is_dir()):
+    for step_dir in sorted(p for p in rejected.glob("*") if p.is_dir()):
         per_reason = defaultdict(list)
         counts = Counter()
         for doc in records(step_dir):
@@ -339,22 +304,21 @@ def _extractor_comparison(pages: list[Path]) -> str:
         overlaps.append(overlap)
         rows.append([html.escape(page.name), len(ours), len(theirs), f"{ratio:.2f}", f"{overlap:.2f}"])
 
-    def draw(ax):
-        ax.scatter(ratios, overlaps, color="#e67e22")
-        ax.set_xlabel("resiliparse / trafilatura characters")
-        ax.set_ylabel("word-set overlap (Jaccard)")
-
+    fig, ax = new_figure()
+    ax.scatter(ratios, overlaps, color="#e67e22")
+    ax.set_xlabel("resiliparse / trafilatura characters")
+    ax.set_ylabel("word-set overlap (Jaccard)")
     speed = ", ".join(f"{name} {len(pages) / max(t, 1e-9):.0f} pages/s" for name, t in seconds.items())
     return (
         f"<h2>HTML extractors compared on {len(pages)} kept pages</h2><p>Speed on this machine: {speed}. "
         "trafilatura favours precision (main text only); resiliparse keeps more of the page.</p>"
-        + figure_html(draw)
+        + figure_html(fig)
         + table_html(["page", "trafilatura chars", "resiliparse chars", "ratio", "word overlap"], rows)
     )
 
 
-def render_report(root: Path, stats: dict) -> str:
-    kept = KeptSample.read(root / "docs")
+def render_report(layout: RunLayout, stats: dict) -> str:
+    kept = KeptSample.read(layout.docs)
     body = (
         _summary(stats)
         + _funnel(stats)
@@ -362,10 +326,10 @@ def render_report(root: Path, stats: dict) -> str:
         + _distributions(kept)
         + kept.table
         + _extractor_comparison(kept.html_pages)
-        + _examples(root, kept.docs)
+        + _examples(layout.rejected, kept.docs)
     )
     title = f"dacp corpus report: {html.escape(stats['recipe'])}"
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+        f"{STYLE}</head><body><h1>{title}</h1>{body}</body></html>"
     )

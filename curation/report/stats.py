@@ -11,6 +11,8 @@ from pathlib import Path
 
 from datatrove.utils.stats import PipelineStats
 
+from contracts.layout import RunLayout
+
 # what a step did to documents it kept (the Decontaminate step's cuts)
 EDIT_STATS = {
     "contaminated": "documents matched",
@@ -146,20 +148,20 @@ def records(folder: Path):
                 yield json.loads(line)
 
 
-def input_keep_rates(root: Path) -> dict:
+def input_keep_rates(docs: Path, rejected: Path) -> dict:
     """Per input: documents kept and dropped (by reason) over the whole run, and characters kept.
 
     Passage-documents (`passages.split`) count with their parent: a document is kept when any of
     its passages is. A document's extracted characters are its length before passages were cut
     (`passages.chars_in`); `kept_80pct` counts documents that kept at least 80% of theirs.
     """
-    docs: dict = defaultdict(
+    parents: dict = defaultdict(
         lambda: {"kind": None, "extracted": 0, "kept": 0, "whole": False, "reasons": Counter()}
     )
 
     def record(doc: dict, reason: str | None) -> None:
         meta = doc["metadata"]
-        row = docs[(meta.get("input", "?"), meta.get("parent_id", doc["id"]))]
+        row = parents[(meta.get("input", "?"), meta.get("parent_id", doc["id"]))]
         row["kind"] = row["kind"] or meta.get("kind")
         extracted = meta.get("passages", {}).get("chars_in", len(doc.get("text", "")))
         row["extracted"] = max(row["extracted"], extracted)
@@ -169,14 +171,14 @@ def input_keep_rates(root: Path) -> dict:
         else:
             row["reasons"][reason] += 1
 
-    for doc in records(root / "docs"):
+    for doc in records(docs):
         record(doc, None)
-    for step in sorted(p for p in (root / "rejected").glob("*") if p.is_dir() and p.name != "passages_cut"):
+    for step in sorted(p for p in rejected.glob("*") if p.is_dir() and p.name != "passages_cut"):
         for doc in records(step):
             record(doc, doc["metadata"].get("rejected_reason", "?"))
     rows: dict = defaultdict(lambda: {"kind": None, "documents": 0, "kept": 0, "dropped": Counter()})
     totals: dict = defaultdict(lambda: [0, 0, 0])  # chars extracted, chars kept, documents keeping 80%
-    for (name, _), doc in docs.items():
+    for (name, _), doc in parents.items():
         row, total = rows[name], totals[name]
         row["kind"] = row["kind"] or doc["kind"]
         row["documents"] += 1
@@ -202,19 +204,19 @@ def input_keep_rates(root: Path) -> dict:
     }
 
 
-def collect(root: Path, stage_names: list[str]) -> dict:
+def collect(layout: RunLayout, stage_names: list[str]) -> dict:
     steps = []
     for stage in stage_names:
-        stats = stage_stats(root / "logs" / stage)
+        stats = stage_stats(layout.corpus_logs / stage)
         if stats is not None:
             steps += step_rows(stage, stats)
-    classifiers = {p.stem: json.loads(p.read_text()) for p in sorted((root / "classifiers").glob("*.json"))}
-    walls = {name: root / "logs" / name / "wall_seconds" for name in stage_names}
+    classifiers = {p.stem: json.loads(p.read_text()) for p in sorted(layout.classifiers.glob("*.json"))}
+    walls = {name: layout.corpus_logs / name / "wall_seconds" for name in stage_names}
     return {
-        "recipe": root.parent.name,
+        "recipe": layout.name,
         "stage_seconds": {name: float(p.read_text()) for name, p in walls.items() if p.is_file()},
         "steps": steps,
-        "tokens": token_counts(root / "tokens"),
+        "tokens": token_counts(layout.tokens),
         "classifiers": classifiers,
-        "inputs": input_keep_rates(root),
+        "inputs": input_keep_rates(layout.docs, layout.rejected),
     }

@@ -1,10 +1,10 @@
 """Final stage: gathers stats and writes stats.json and report.html."""
 
 import json
-from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
+from contracts.layout import RunLayout
 from curation.report.html import render_report
 from curation.report.stats import collect
 
@@ -13,12 +13,12 @@ class CorpusReport(PipelineStep):
     type = "📊 - REPORT"
     name = "📊 corpus report"
 
-    def __init__(self, root: Path, stage_names: list[str]):
+    def __init__(self, layout: RunLayout, stage_names: list[str]):
         super().__init__()
-        self.root = Path(root)
+        self.layout = layout
         self.stage_names = stage_names
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        stats = collect(self.root, self.stage_names)
-        (self.root / "stats.json").write_text(json.dumps(stats, indent=2))
-        (self.root / "report.html").write_text(render_report(self.root, stats))
+        stats = collect(self.layout, self.stage_names)
+        self.layout.corpus_stats.write_text(json.dumps(stats, indent=2))
+        self.layout.corpus_report.write_text(render_report(self.layout, stats))

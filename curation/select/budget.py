@@ -19,7 +19,6 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 from scipy.stats import rankdata
 
-from curation.config import BudgetConfig
 from curation.select.outputs import finished_files
 
 
@@ -65,8 +64,10 @@ def read_scores(folder: Path) -> dict[str, float]:
 
 class BudgetSelector(PipelineStep):
     """Keeps the documents it reads up to the token budget (see `choose`) and passes them on; the
-    rest go to `exclusion_writer` with the reason `budget`. Writes `selection.json` beside them.
+    rest go to `exclusion_writer` with the reason `budget`. Writes `summary_file` (selection.json).
 
+    `tokens` up to 1 is a share of the documents' tokens, above 1 a count; `scores` weighs each
+    score (read from its folder in `score_folders`) by rank; `method` is `top`, `sample` or `random`.
     Choosing needs every document, so this step runs as a single task.
     """
 
@@ -75,16 +76,22 @@ class BudgetSelector(PipelineStep):
 
     def __init__(
         self,
-        config: BudgetConfig,
         score_folders: dict[str, str],
         tokenizer_file: str,
         summary_file: str,
+        tokens: float,
+        scores: dict[str, float],
+        method: str = "top",
+        seed: int = 0,
         exclusion_writer=None,
         label: str = "budget",
     ):
         super().__init__()
         self.label = label  # the selection's name, for messages
-        self.config = config
+        self.tokens = tokens
+        self.scores = scores
+        self.method = method
+        self.seed = seed
         self.score_folders = score_folders
         self.tokenizer_file = tokenizer_file
         self.summary_file = Path(summary_file)
@@ -96,9 +103,8 @@ class BudgetSelector(PipelineStep):
         if world_size != 1:
             raise ValueError("BudgetSelector weighs every document against every other: run it as one task")
         docs = list(data or [])
-        c = self.config
         combined = np.zeros(len(docs))
-        for name, weight in c.scores.items() if c.method != "random" else ():
+        for name, weight in self.scores.items() if self.method != "random" else ():
             scores = read_scores(Path(self.score_folders[name]))
             missing = [d.id for d in docs if d.id not in scores]
             if missing:
@@ -107,19 +113,19 @@ class BudgetSelector(PipelineStep):
                     f"e.g. {missing[0]} (is `select.scores` or `select.distill` set?)"
                 )
             combined += weight * rank_normalised(np.array([scores[d.id] for d in docs]))
-        combined /= sum(c.scores.values())  # random: all zero, unused
+        combined /= sum(self.scores.values())  # random: all zero, unused
         tokenizer = Tokenizer.from_file(self.tokenizer_file)
         tokens = np.array([len(e.ids) + 1 for e in tokenizer.encode_batch([d.text for d in docs])])  # + EOS
-        budget = int(c.tokens) if c.tokens > 1 else int(c.tokens * tokens.sum())
-        keep = choose(tokens, combined, budget, c.method, c.seed)
+        budget = int(self.tokens) if self.tokens > 1 else int(self.tokens * tokens.sum())
+        keep = choose(tokens, combined, budget, self.method, self.seed)
         summary = {
             "budget_tokens": budget,
             "documents": len(docs),
             "tokens": int(tokens.sum()),
             "kept_documents": int(keep.sum()),
             "kept_tokens": int(tokens[keep].sum()),
-            "method": c.method,
-            "scores": c.scores,
+            "method": self.method,
+            "scores": self.scores,
         }
         self.summary_file.parent.mkdir(parents=True, exist_ok=True)
         self.summary_file.write_text(json.dumps(summary, indent=2))

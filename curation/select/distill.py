@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from curation.classifiers.fasttext import fasttext_line, precision_recall, train_fasttext
-from curation.config import DistillConfig
+from curation.classifiers.fasttext import FastTextSettings, fasttext_line, precision_recall, train_fasttext
 
 
 def expected_grade(model, line: str) -> float:
@@ -29,27 +28,41 @@ def expected_grade(model, line: str) -> float:
 class GradeDistiller(PipelineStep):
     """Trains `model.bin` on the graded documents of `grades.jsonl` and writes `metrics.json`: the
     held-out Spearman correlation with the grader, precision/recall/F1 at `threshold`, and whether
-    the agreement is high enough (`min_spearman`) to trust the classifier in the grader's place."""
+    the agreement is high enough (`min_spearman`) to trust the classifier in the grader's place.
+    The classes are the grades, or with `labels="terciles"` the thirds of the grader's ranking."""
 
     type = "🧑‍⚖️ - SELECT"
     name = "🎓 grade distiller"
 
-    def __init__(self, grades_file: str, output_folder: str, config: DistillConfig):
+    def __init__(
+        self,
+        grades_file: str,
+        output_folder: str,
+        settings: FastTextSettings,
+        threshold: float = 3.0,
+        labels: str = "grades",
+        held_out: float = 0.2,
+        min_spearman: float = 0.5,
+    ):
         super().__init__()
         self.grades_file = Path(grades_file)
         self.output_folder = Path(output_folder)
-        self.config = config
+        self.settings = settings
+        self.threshold = threshold
+        self.labels = labels
+        self.held_out = held_out
+        self.min_spearman = min_spearman
 
     def _held_out(self, doc_id: str) -> bool:
         # salted: the grader sampled the lowest unsalted hashes, so those would all look held out
-        digest = hashlib.sha256(f"distill-held-out:{self.config.seed}:{doc_id}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < self.config.held_out
+        digest = hashlib.sha256(f"distill-held-out:{self.settings.seed}:{doc_id}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < self.held_out
 
     def _labelled(self, examples: list[tuple[float, str]]) -> list[tuple[float, str]]:
         """Each example's class, named by the grade it stands for: the rounded grade, or for
         `terciles` the mean grade of its third of the ranking (a weak grader whose grades all
         round alike still ranks documents, and selection only needs the ranking)."""
-        if self.config.labels == "grades":
+        if self.labels == "grades":
             return [(round(g), t) for g, t in examples]
         order = sorted(range(len(examples)), key=lambda k: examples[k][0])
         labelled = list(examples)
@@ -78,13 +91,13 @@ class GradeDistiller(PipelineStep):
                 f"select.distill: the {len(train)} graded training documents share one grade; "
                 "there is nothing to learn (grade a larger or more varied sample)"
             )
-        model, lr = train_fasttext([(f"{g:g}", t) for g, t in train], self.config, "select.distill")
+        model, lr = train_fasttext([(f"{g:g}", t) for g, t in train], self.settings, "select.distill")
         self.output_folder.mkdir(parents=True, exist_ok=True)
         model.save_model(str(self.output_folder / "model.bin"))
-        predicted = [expected_grade(model, fasttext_line(t, self.config.max_chars)) for _, t in test]
+        predicted = [expected_grade(model, fasttext_line(t, self.settings.max_chars)) for _, t in test]
         actual = [g for g, _ in test]
         rho = spearmanr(predicted, actual).statistic if len(test) >= 3 else math.nan
-        t = self.config.threshold
+        t = self.threshold
         spearman = None if math.isnan(rho) else round(float(rho), 4)
         metrics = {
             "train_documents": len(train),
@@ -93,8 +106,8 @@ class GradeDistiller(PipelineStep):
             "spearman": spearman,
             "threshold": t,
             **precision_recall([p >= t for p in predicted], [g >= t for g in actual]),
-            "min_spearman": self.config.min_spearman,
-            "trusted": spearman is not None and spearman >= self.config.min_spearman,
+            "min_spearman": self.min_spearman,
+            "trusted": spearman is not None and spearman >= self.min_spearman,
             "held_out": [{"grade": g, "predicted": round(p, 4)} for g, p in zip(actual, predicted)],
         }
         self.stat_update("trained_on", value=len(train))

@@ -24,7 +24,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import UTC
@@ -34,7 +34,6 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from curation.config import GradingConfig, HttpGraderConfig, LocalGraderConfig
 from curation.select.rubric import REPLY_FORMAT, RUBRICS, GradePrompt, parse_grade
 
 
@@ -118,25 +117,44 @@ class OpenAiGrader:
     server's `Retry-After` or a jittered exponential back-off. A redirect loop or another 4xx fails
     the document at once. Interrupted, it sends nothing more and hands back what already came in."""
 
-    def __init__(self, config: HttpGraderConfig):
-        self.config = config
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = None,
+        concurrency: int = 8,
+        timeout_s: float = 60,
+        retries: int = 4,
+        backoff_s: float = 1.0,
+        max_wait_s: float = 60,
+        max_tokens: int = 256,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env  # the environment variable holding the key, never the key
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
+        self.max_tokens = max_tokens
         self.identity = {
             "grader": "http",
-            "base_url": config.base_url.rstrip("/"),
-            "model": config.model,
-            "max_tokens": config.max_tokens,
+            "base_url": self.base_url,
+            "model": model,
+            "max_tokens": max_tokens,
             "temperature": TEMPERATURE,
         }
 
     def grade_many(self, prompts: list[GradePrompt], texts: list[str], done: Done) -> None:
         import httpx
 
-        c = self.config
-        headers = {"Authorization": f"Bearer {os.environ[c.api_key_env]}"} if c.api_key_env else {}
+        key = self.api_key_env
+        headers = {"Authorization": f"Bearer {os.environ[key]}"} if key else {}
         stop = threading.Event()
-        pool = ThreadPoolExecutor(c.concurrency)
+        pool = ThreadPoolExecutor(self.concurrency)
         with httpx.Client(
-            base_url=c.base_url.rstrip("/"), headers=headers, timeout=c.timeout_s, follow_redirects=True
+            base_url=self.base_url, headers=headers, timeout=self.timeout_s, follow_redirects=True
         ) as client:
             futures = {
                 pool.submit(self._grade, client, stop, *job): i for i, job in enumerate(zip(prompts, texts))
@@ -157,24 +175,22 @@ class OpenAiGrader:
     def _wait_s(self, attempt: int, retry_after: float | None) -> float:
         """Before retry `attempt` (1, 2, ...): what the server asked for, else exponential back-off,
         with jitter so concurrent requests do not all return at once; at most `max_wait_s`."""
-        c = self.config
         if retry_after is not None:
-            return min(c.max_wait_s, retry_after + random.uniform(0, c.backoff_s))
-        return min(c.max_wait_s, c.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+            return min(self.max_wait_s, retry_after + random.uniform(0, self.backoff_s))
+        return min(self.max_wait_s, self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1))
 
     def _grade(self, client, stop: threading.Event, prompt: GradePrompt, text: str) -> Grade:
         import httpx
 
-        c = self.config
         system, user = prompt.render(text)
         body = {
-            "model": c.model,
+            "model": self.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             "temperature": TEMPERATURE,
-            "max_tokens": c.max_tokens,
+            "max_tokens": self.max_tokens,
         }
         error, retry_after = "", None
-        for attempt in range(c.retries + 1):
+        for attempt in range(self.retries + 1):
             if attempt and stop.wait(self._wait_s(attempt, retry_after)):
                 return Grade("failed", error=f"interrupted; {error} ({attempt} attempts)")
             retry_after = None
@@ -183,7 +199,7 @@ class OpenAiGrader:
             except httpx.TooManyRedirects as e:
                 return Grade("failed", error=f"redirect loop: {e}")
             except httpx.TimeoutException:
-                error = f"timed out after {c.timeout_s} s"
+                error = f"timed out after {self.timeout_s} s"
                 continue
             except httpx.RequestError as e:  # connection trouble, a body that does not decode
                 error = f"{type(e).__name__}: {e}"
@@ -205,7 +221,7 @@ class OpenAiGrader:
             if grade is None:
                 return Grade("ungraded", reply=reply)
             return Grade("graded", float(grade), reply)
-        return Grade("failed", error=f"{error} ({c.retries + 1} attempts)")
+        return Grade("failed", error=f"{error} ({self.retries + 1} attempts)")
 
 
 def model_identity(model: str) -> dict:
@@ -231,21 +247,34 @@ class TransformersGrader:
     digits 0-5 give the expected grade. The grade is read at a fixed position after the fenced
     document, so nothing the document says can change where it is read."""
 
-    def __init__(self, config: LocalGraderConfig):
-        self.config = config
-        self.identity = {"grader": "local", "max_tokens": config.max_tokens, **model_identity(config.model)}
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 8,
+        device: str = "cpu",
+        max_tokens: int = 2048,
+        check_replies: int = 0,
+        reply_tokens: int = 48,
+    ):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.max_tokens = max_tokens  # the prompt's length cap, below the model's context
+        self.check_replies = check_replies  # free greedy replies for the first N documents (grader health)
+        self.reply_tokens = reply_tokens
+        self.identity = {"grader": "local", "max_tokens": max_tokens, **model_identity(model)}
         self._model = None
 
     def _load(self):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.config.model)
+        tokenizer = AutoTokenizer.from_pretrained(self.model)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=torch.float32)
-        model.to(self.config.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(self.model, dtype=torch.float32)
+        model.to(self.device).eval()
         for form in (" {}", "{}"):  # BPE vocabularies usually hold " 3"; others (digits split) "3"
             ids = [tokenizer.encode(form.format(g), add_special_tokens=False) for g in range(6)]
             if all(len(x) == 1 for x in ids):
@@ -253,9 +282,9 @@ class TransformersGrader:
                 self._forced = "Grade:" if form == " {}" else "Grade: "  # the space as the model writes it
                 break
         else:
-            raise ValueError(f"{self.config.model}: the digits 0-5 are not single tokens in its vocabulary")
+            raise ValueError(f"{self.model}: the digits 0-5 are not single tokens in its vocabulary")
         self._model, self._tokenizer = model, tokenizer
-        self._max_tokens = min(model.config.max_position_embeddings, self.config.max_tokens)
+        self._max_tokens = min(model.config.max_position_embeddings, self.max_tokens)
 
     def _conversation(self, prompt: GradePrompt, body: str) -> str:
         """The prompt up to the assistant's reply: the model's chat template when it has one (an
@@ -274,7 +303,7 @@ class TransformersGrader:
         room = self._max_tokens - len(self._encode(self._conversation(prompt, "") + self._forced)) - 4
         if room < 16:
             raise ValueError(
-                f"{self.config.model}: the rubric fills the {self._max_tokens}-token prompt (the model's "
+                f"{self.model}: the rubric fills the {self._max_tokens}-token prompt (the model's "
                 "context or `select.grading.local.max_tokens`, whichever is smaller); raise max_tokens, "
                 "give a shorter `select.grading.rubric`, or a model with a longer context"
             )
@@ -291,11 +320,11 @@ class TransformersGrader:
         import torch
 
         enc = self._tokenizer(conversations, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = enc.to(self.config.device)
+        enc = enc.to(self.device)
         with torch.inference_mode():
             out = self._model.generate(
                 **enc,
-                max_new_tokens=self.config.reply_tokens,
+                max_new_tokens=self.reply_tokens,
                 do_sample=False,
                 pad_token_id=self._tokenizer.pad_token_id,
             )
@@ -306,7 +335,7 @@ class TransformersGrader:
 
         if self._model is None:
             self._load()
-        b, checked = self.config.batch_size, 0
+        b, checked = self.batch_size, 0
         for first in range(0, len(texts), b):
             conversations = [
                 self._prompt(p, t) for p, t in zip(prompts[first : first + b], texts[first : first + b])
@@ -316,14 +345,14 @@ class TransformersGrader:
                 return_tensors="pt",
                 padding=True,
                 add_special_tokens=False,
-            ).to(self.config.device)
+            ).to(self.device)
             positions = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
                 logits = self._model(**enc, position_ids=positions).logits[:, -1].float()
             probs = torch.softmax(logits, dim=-1)[:, self._digits]
             mass = probs.sum(-1)
             expected = (probs * torch.arange(6, dtype=probs.dtype)).sum(-1) / mass
-            n_replies = min(len(conversations), self.config.check_replies - checked)
+            n_replies = min(len(conversations), self.check_replies - checked)
             replies = self._replies(conversations[:n_replies]) if n_replies > 0 else []
             checked += len(replies)
             for j, (grade, share) in enumerate(zip(expected.tolist(), mass.tolist())):
@@ -351,14 +380,15 @@ def grader_health(grades: list[dict]) -> dict:
     }
 
 
-def make_grader(config: GradingConfig) -> OpenAiGrader | TransformersGrader:
-    return OpenAiGrader(config.http) if config.http else TransformersGrader(config.local)
+Grader = OpenAiGrader | TransformersGrader
 
 
 class LlmGrader(PipelineStep):
     """Grades a stratified sample of the documents it reads (size `sample`, allocated to the strata
     named in `stratify` in proportion to their size, chosen by a seeded hash of the document id) and
-    writes `grades.jsonl`: one line per sampled document, whatever happened to it.
+    writes `output_file`: one line per sampled document, whatever happened to it. Grades are asked
+    of `grader` (the built-in rubric for `domain`, or the text file `rubric`, on the first
+    `max_chars` characters) and kept in `cache_folder`.
 
     Sampling needs every document, so this step runs as a single task.
     """
@@ -366,21 +396,39 @@ class LlmGrader(PipelineStep):
     type = "🧑‍⚖️ - SELECT"
     name = "🧑‍⚖️ LLM grader"
 
-    def __init__(self, output_folder: str, config: GradingConfig):
+    def __init__(
+        self,
+        output_file: str,
+        cache_folder: str,
+        grader: Grader,
+        sample: int = 500,
+        stratify: Sequence[str] = ("corpus", "language"),
+        domain: str = "finance",
+        rubric: str | None = None,
+        max_chars: int = 4000,
+        seed: int = 0,
+    ):
         super().__init__()
-        self.output_folder = Path(output_folder)
-        self.config = config
+        self.output_file = Path(output_file)
+        self.cache_folder = Path(cache_folder)
+        self.grader = grader
+        self.sample_size = sample
+        self.stratify = list(stratify)  # document metadata keys
+        self.domain = domain
+        self.rubric = rubric
+        self.max_chars = max_chars
+        self.seed = seed
 
     def _sample_key(self, doc: Document) -> str:
-        return hashlib.sha256(f"{self.config.seed}:{doc.id}".encode()).hexdigest()
+        return hashlib.sha256(f"{self.seed}:{doc.id}".encode()).hexdigest()
 
     def _stratum(self, doc: Document) -> str:
-        return "/".join(str(doc.metadata.get(k, "-")) for k in self.config.stratify)
+        return "/".join(str(doc.metadata.get(k, "-")) for k in self.stratify)
 
     def sample(self, docs) -> list[Document]:
         """The `sample` documents to grade, in proportion to each stratum's size (at least one per
         stratum while the sample allows), lowest seeded hash first; deterministic for a seed."""
-        n = self.config.sample
+        n = self.sample_size
         counts: dict[str, int] = {}
         lowest: dict[str, list] = {}  # per stratum, a max-heap of the n lowest keys
         for doc in docs:
@@ -408,22 +456,20 @@ class LlmGrader(PipelineStep):
 
     @cached_property
     def _rubric(self) -> str:
-        return Path(self.config.rubric).read_text(encoding="utf-8").format(domain=self.config.domain)
+        return Path(self.rubric).read_text(encoding="utf-8").format(domain=self.domain)
 
     def _prompt(self, doc: Document) -> GradePrompt:
-        c = self.config
         language = doc.metadata.get("language")
         language = language if language in RUBRICS else "en"
-        if c.rubric:  # the user's rubric; the reply format stays ours, since parsing depends on it
-            return GradePrompt(self._rubric, REPLY_FORMAT[language], c.max_chars)
-        return GradePrompt.built_in(language, c.domain, c.max_chars)
+        if self.rubric:  # the user's rubric; the reply format stays ours, since parsing depends on it
+            return GradePrompt(self._rubric, REPLY_FORMAT[language], self.max_chars)
+        return GradePrompt.built_in(language, self.domain, self.max_chars)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         if world_size != 1:
             raise ValueError("LlmGrader samples the whole corpus: run it as a single task")
         chosen = self.sample(data or [])
-        grader = make_grader(self.config)
-        cache = GradeCache(self.output_folder / "cache", grader.identity)
+        cache = GradeCache(self.cache_folder, self.grader.identity)
         prompts = [self._prompt(doc) for doc in chosen]
         keys = [GradeCache.key(p, doc.text) for p, doc in zip(prompts, chosen)]
         todo = [i for i, key in enumerate(keys) if key not in cache.entries]
@@ -441,17 +487,18 @@ class LlmGrader(PipelineStep):
 
             results = {i: cache.entries[key] for i, key in enumerate(keys) if key in cache.entries}
             try:
-                grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
+                self.grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
             finally:
                 cache.close()
-        partial = self.output_folder / "grades.jsonl~partial"  # replaced whole: never half a file
+        partial = self.output_file.with_name(self.output_file.name + "~partial")  # never half a file
+        partial.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "w", encoding="utf-8") as out:
             for i, doc in enumerate(chosen):
                 grade = results[i]
                 self.stat_update(grade.status)
                 record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in pending}
                 out.write(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
-        partial.replace(self.output_folder / "grades.jsonl")
+        partial.replace(self.output_file)
 
 
 def _negated(hex_key: str) -> int:

@@ -19,8 +19,6 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
-from curation.config import ModelScoresConfig
-
 
 class TaskExampleError(ValueError):
     pass
@@ -49,37 +47,48 @@ def task_example_texts(files: list[Path]) -> list[str]:
 
 
 class BaseModelScorer(PipelineStep):
-    """Writes `<scores>/{ets,novelty,diversity}/<rank>.jsonl` ({id, score}) for every document."""
+    """Writes `<scores>/{ets,novelty,diversity}/<rank>.jsonl` ({id, score}) for every document, as
+    `model` (a Hugging Face folder or hub id) reads its first `max_tokens` tokens."""
 
     type = "🧑‍⚖️ - SELECT"
     name = "🔭 base-model scores"
 
-    def __init__(self, config: ModelScoresConfig, task_texts: list[str], output_folder: str):
+    def __init__(
+        self,
+        model: str,
+        task_texts: list[str],
+        output_folder: str,
+        max_tokens: int = 512,
+        batch_size: int = 8,
+        device: str = "cpu",
+    ):
         super().__init__()
-        self.config = config
+        self.model = model
         self.task_texts = task_texts
         self.output_folder = Path(output_folder)
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.device = device
 
     def _load(self):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.config.model)
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model)
         if self._tokenizer.pad_token is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._tokenizer.padding_side = "right"
-        self._model = AutoModelForCausalLM.from_pretrained(self.config.model, dtype=torch.float32)
-        self._model.to(self.config.device).eval()
+        self._model = AutoModelForCausalLM.from_pretrained(self.model, dtype=torch.float32)
+        self._model.to(self.device).eval()
 
     def _forward(self, texts: list[str]):
         """Per text: the mean-pooled last hidden state, the mean token loss, the token-type entropy."""
         import torch
 
-        c = self.config
-        limit = min(c.max_tokens, self._model.config.max_position_embeddings)
+        limit = min(self.max_tokens, self._model.config.max_position_embeddings)
         texts = [t[: 16 * limit] for t in texts]  # no token sits on more than 16 characters: skip the rest
         enc = self._tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit)
-        enc = enc.to(c.device)
+        enc = enc.to(self.device)
         with torch.inference_mode():
             out = self._model(**enc, output_hidden_states=True)
         mask = enc.attention_mask.float()
@@ -106,7 +115,7 @@ class BaseModelScorer(PipelineStep):
         self._load()
         task_direction = None
         if self.task_texts:
-            b = self.config.batch_size
+            b = self.batch_size
             examples = torch.cat(
                 [self._forward(self.task_texts[i : i + b])[0] for i in range(0, len(self.task_texts), b)]
             )
@@ -121,7 +130,7 @@ class BaseModelScorer(PipelineStep):
             for doc in chain(data or [], [None]):  # None: flush the last batch
                 if doc is not None:
                     batch.append(doc)
-                if batch and (doc is None or len(batch) == self.config.batch_size):
+                if batch and (doc is None or len(batch) == self.batch_size):
                     with self.track_time():
                         embeddings, losses, entropies = self._forward([d.text for d in batch])
                         scores = {"novelty": losses, "diversity": entropies}

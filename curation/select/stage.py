@@ -1,46 +1,77 @@
-"""`python -m curation select RECIPE`: reads `out/<name>/corpus/docs/`, writes `out/<name>/select/`.
+"""`python -m curation select RECIPE`: reads the corpus's documents, writes the run's `select/` folder.
 
-Layout:
-  select/grades/grades.jsonl         one line per sampled document: graded, ungraded (with the raw
-                                     reply) or failed (with the error); replaced whole by each run
-  select/grades/cache/<hash>.jsonl   grades, reused by every later run of the same grader (the
-                                     hash names the model and settings, spelled out in <hash>.json)
-  select/distilled/model.bin, metrics.json   the fastText model and its held-out agreement
-  select/scores/llm_grade/<rank>.jsonl       {id, score}: every document's distilled grade
-  select/scores/{ets,novelty,diversity}/     {id, score}: base-model scores of the domain training
-                                     documents (the ones a budget chooses among)
-  select/budgets/<selection>/docs/domain/train/    the domain training documents a budget kept
-                                     (validation documents are never selected: every run is scored
-                                     on the same held-out text)
-  select/budgets/<selection>/tokens/domain/train/  their token shards, what `make train` reads
-  select/budgets/<selection>/rejected/budget/      the documents left out (reason `budget`)
-  select/budgets/<selection>/selection.json        budget, tokens and documents in and kept
-  select/logs/                       datatrove's logs per step
+What each output holds (its path is `recipe.layout`'s property of the same name):
+  grades_file      one line per sampled document: graded, ungraded (with the raw reply) or failed
+                   (with the error); replaced whole by each run
+  grade_cache      `<hash>.jsonl`: grades, reused by every later run of the same grader (the hash
+                   names the model and settings, spelled out in `<hash>.json`)
+  distilled        model.bin, metrics.json: the fastText model and its held-out agreement
+  score(name)      {id, score}: `llm_grade`, every document's distilled grade; `ets`, `novelty`,
+                   `diversity`, base-model scores of the domain training documents (the ones a
+                   budget chooses among)
+  selection(name)  selection.json (budget, tokens and documents in and kept) and the domain
+                   training documents the budget kept: their docs (selection_docs), token shards
+                   (selection_tokens, what `make train` reads) and those left out (selection_rejected,
+                   reason `budget`). Validation documents are never selected: every run is scored
+                   on the same held-out text
+  select_logs      datatrove's logs per step; select_report: the HTML report
 
-`distilled/`, each `scores/<score>/` and each `budgets/<selection>/` is replaced whole when its step
-finishes, with `_done.json` naming the step, task count and configuration that made it and the
-files it holds (`curation.select.outputs`). Whatever the recipe no longer asks for is removed before
-anything runs, so nothing a previous configuration made is read, reported or trained on.
+`distilled`, each score and each selection is replaced whole when its step finishes, with
+`_done.json` naming the step, task count and configuration that made it and the files it holds
+(`curation.select.outputs`). Whatever the recipe no longer asks for is removed before anything
+runs, so nothing a previous configuration made is read, reported or trained on.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
-from curation.config import CorpusRecipe
+from curation.classifiers import FastTextSettings
+from curation.config import CorpusRecipe, DistillConfig, GradingConfig
 from curation.output.tokens import shard_writer
 from curation.readers import docs_folder_reader
+from curation.report.select import render_select_report
 from curation.select.budget import BudgetSelector
 from curation.select.distill import DistilledScorer, GradeDistiller
-from curation.select.grading import LlmGrader, grader_health
+from curation.select.grading import Grader, LlmGrader, OpenAiGrader, TransformersGrader, grader_health
 from curation.select.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
 from curation.select.outputs import partial_folder, publish, remove
 from curation.writers import RejectedWriter
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What a select run made, for the console summary; None where the recipe has no such section."""
+
+    grading: dict | None
+    distilled: dict | None
+    scores: dict | None
+    selections: dict[str, dict]
+
+
+def run_select(
+    recipe: CorpusRecipe, on_removed: Callable[[list[str]], None] = lambda names: None
+) -> Selected:
+    """The stage: removes what the recipe no longer makes (named to `on_removed`, relative to
+    `select/`, before anything runs), runs each section's steps, and writes the report."""
+    layout, sections = recipe.layout, recipe.select
+    if stale := remove_stale(recipe):
+        on_removed([path.relative_to(layout.select).as_posix() for path in stale])
+    selected = Selected(
+        grading=run_grading(recipe) if sections.grading else None,
+        distilled=run_distill(recipe) if sections.distill else None,
+        scores=run_model_scores(recipe) if sections.scores else None,
+        selections=run_selections(recipe),
+    )
+    layout.select_report.write_text(render_select_report(layout), encoding="utf-8")
+    return selected
 
 
 def _run(recipe: CorpusRecipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
@@ -50,31 +81,28 @@ def _run(recipe: CorpusRecipe, steps: list, logs: str, tasks: int = 1, workers: 
         steps,
         tasks=tasks,
         workers=workers,
-        logging_dir=str(select_dir(recipe) / "logs" / logs),
+        logging_dir=str(recipe.layout.select_logs / logs),
         skip_completed=False,
     ).run()
-
-
-def select_dir(recipe: CorpusRecipe) -> Path:
-    return Path(recipe.output_dir) / recipe.name / "select"
 
 
 def remove_stale(recipe: CorpusRecipe) -> list[Path]:
     """Removes from `select/` what this recipe does not make (the grades, classifier, scores and
     selections of sections it no longer has; what killed steps left half written); returns them.
     The grade cache stays: its grades are keyed by everything that made them."""
-    out, s = select_dir(recipe), recipe.select
-    wanted = {"logs", "report.html", "grades", "grades/cache", "scores", "budgets"}
-    wanted |= {"grades/grades.jsonl"} if s.grading else set()
-    wanted |= {"distilled"} if s.distill else set()
-    wanted |= {f"scores/{name}" for name in s.score_names()}
-    wanted |= {f"budgets/{name}" for name in s.budgets}
+    layout, s = recipe.layout, recipe.select
+    wanted = {layout.select_logs, layout.select_report, layout.grades, layout.grade_cache}
+    wanted |= {layout.scores, layout.budgets}
+    wanted |= {layout.grades_file} if s.grading else set()
+    wanted |= {layout.distilled} if s.distill else set()
+    wanted |= {layout.score(name) for name in s.score_names()}
+    wanted |= {layout.selection(name) for name in s.budgets}
     stale = [
         path
-        for folder in (out, out / "grades", out / "scores", out / "budgets")
+        for folder in (layout.select, layout.grades, layout.scores, layout.budgets)
         if folder.is_dir()
         for path in sorted(folder.iterdir())
-        if path.relative_to(out).as_posix() not in wanted
+        if path not in wanted
     ]
     for path in stale:
         remove(path)
@@ -85,81 +113,118 @@ def made_by(step: str, config, tasks: int = 1) -> dict:
     return {"step": step, "tasks": tasks, "config": config.model_dump(mode="json")}
 
 
+def make_grader(section: GradingConfig) -> Grader:
+    """The grader the section names; its keys are the grader's arguments."""
+    if section.http:
+        return OpenAiGrader(**section.http.model_dump())
+    return TransformersGrader(**section.local.model_dump())
+
+
 def run_grading(recipe: CorpusRecipe) -> dict:
     """Grade the sample; return counts by status and the histogram of rounded grades."""
-    out = select_dir(recipe)
-    grader = LlmGrader(str(out / "grades"), recipe.select.grading)
-    _run(recipe, [docs_folder_reader(recipe.layout.docs), grader], "grading")
-    grades = [json.loads(line) for line in (out / "grades" / "grades.jsonl").read_text().splitlines()]
+    layout, c = recipe.layout, recipe.select.grading
+    grader = LlmGrader(
+        str(layout.grades_file),
+        str(layout.grade_cache),
+        make_grader(c),
+        sample=c.sample,
+        stratify=c.stratify,
+        domain=c.domain,
+        rubric=c.rubric,
+        max_chars=c.max_chars,
+        seed=c.seed,
+    )
+    _run(recipe, [docs_folder_reader(layout.docs), grader], "grading")
+    grades = [json.loads(line) for line in layout.grades_file.read_text().splitlines()]
     return {
         "sampled": len(grades),
         "status": dict(Counter(g["status"] for g in grades)),
         "from_cache": sum(g["cached"] for g in grades),
         "grades": dict(sorted(Counter(round(g["grade"]) for g in grades if g["grade"] is not None).items())),
         "health": grader_health(grades),
-        "path": str(out / "grades" / "grades.jsonl"),
+        "path": str(layout.grades_file),
     }
+
+
+def fasttext_settings(c: DistillConfig) -> FastTextSettings:
+    """How the section's classifier is trained (the settings the corpus's classifiers take too)."""
+    return FastTextSettings(c.epochs, c.word_ngrams, c.hash_buckets, c.lr, c.max_chars, c.seed)
 
 
 def run_distill(recipe: CorpusRecipe) -> dict:
     """Train the classifier on the grades, score every document with it; return its metrics."""
-    out, config = select_dir(recipe), recipe.select.distill
-    docs = recipe.layout.docs
-    partial = partial_folder(out / "distilled")
-    distiller = GradeDistiller(str(out / "grades" / "grades.jsonl"), str(partial), config)
-    _run(recipe, [docs_folder_reader(docs), distiller], "distill")
-    publish(partial, out / "distilled", made_by("distill", config))
-    partial = partial_folder(out / "scores" / "llm_grade")
-    scorer = DistilledScorer(str(out / "distilled" / "model.bin"), str(partial), config.max_chars)
+    layout, c = recipe.layout, recipe.select.distill
+    partial = partial_folder(layout.distilled)
+    distiller = GradeDistiller(
+        str(layout.grades_file),
+        str(partial),
+        fasttext_settings(c),
+        c.threshold,
+        c.labels,
+        c.held_out,
+        c.min_spearman,
+    )
+    _run(recipe, [docs_folder_reader(layout.docs), distiller], "distill")
+    publish(partial, layout.distilled, made_by("distill", c))
+    partial = partial_folder(layout.score("llm_grade"))
+    scorer = DistilledScorer(str(layout.distilled / "model.bin"), str(partial), c.max_chars)
     tasks = recipe.executor.tasks
-    _run(recipe, [docs_folder_reader(docs), scorer], "distilled_scores", tasks, recipe.executor.workers)
-    publish(partial, out / "scores" / "llm_grade", made_by("distilled_scores", config, tasks))
-    return json.loads((out / "distilled" / "metrics.json").read_text())
+    _run(
+        recipe, [docs_folder_reader(layout.docs), scorer], "distilled_scores", tasks, recipe.executor.workers
+    )
+    publish(partial, layout.score("llm_grade"), made_by("distilled_scores", c, tasks))
+    return json.loads((layout.distilled / "metrics.json").read_text())
 
 
 def run_selections(recipe: CorpusRecipe) -> dict[str, dict]:
     """Each budget keeps its domain training documents and tokenizes them; return selection.json's."""
-    results = {}
-    for name, config in recipe.select.budgets.items():
-        folder = select_dir(recipe) / "budgets" / name
-        out = partial_folder(folder)
+    layout, results = recipe.layout, {}
+    for name, budget in recipe.select.budgets.items():
+        # `<name>~partial`: written as a selection of its own, published as `name` once finished
+        draft = partial_folder(layout.selection(name)).name
         selector = BudgetSelector(
-            config,
-            {score: str(select_dir(recipe) / "scores" / score) for score in config.scores},
-            str(recipe.layout.tokenizer_file),
-            str(out / "selection.json"),
-            RejectedWriter(str(out / "rejected" / "budget"), "budget"),
+            {score: str(layout.score(score)) for score in budget.scores},
+            str(layout.tokenizer_file),
+            str(layout.selection(draft) / "selection.json"),
+            **budget.model_dump(),
+            exclusion_writer=RejectedWriter(str(layout.selection_rejected(draft) / "budget"), "budget"),
             label=name,
         )
         steps = [
-            docs_folder_reader(recipe.layout.corpus_docs("domain", "train")),
+            docs_folder_reader(layout.corpus_docs("domain", "train")),
             selector,
-            JsonlWriter(str(out / "docs" / "domain" / "train"), output_filename="${rank}.jsonl.gz"),
-            shard_writer(recipe, out / "tokens" / "domain" / "train", "domain_train"),
+            JsonlWriter(str(layout.selection_docs(draft)), output_filename="${rank}.jsonl.gz"),
+            shard_writer(
+                layout.selection_tokens(draft),
+                "domain_train",
+                layout.tokenizer_file,
+                recipe.tokenizer.eos_token,
+                recipe.output.max_tokens_per_shard,
+                recipe.output.seed,
+            ),
         ]
         _run(recipe, steps, f"budgets/{name}")
-        publish(out, folder, made_by("budget", config))
-        results[name] = json.loads((folder / "selection.json").read_text())
+        publish(layout.selection(draft), layout.selection(name), made_by("budget", budget))
+        results[name] = json.loads((layout.selection(name) / "selection.json").read_text())
     return results
 
 
 def run_model_scores(recipe: CorpusRecipe) -> dict:
     """ETS/ETA scores of the domain training documents; return how many and which."""
-    config = recipe.select.scores
-    texts = task_example_texts([path for examples in config.task_examples for path in examples.files()])
-    out = select_dir(recipe) / "scores"
-    partial = partial_folder(out / "model")  # one folder per score inside
-    if config.fasttext:
-        scorer = FastTextTaskSimilarity(config.fasttext, texts, str(partial))
+    layout, c = recipe.layout, recipe.select.scores
+    texts = task_example_texts([path for examples in c.task_examples for path in examples.files()])
+    partial = partial_folder(layout.score("model"))  # one folder per score inside
+    if c.fasttext:
+        scorer = FastTextTaskSimilarity(c.fasttext, texts, str(partial))
     else:
-        scorer = BaseModelScorer(config, texts, str(partial))
-    domain_train = docs_folder_reader(recipe.layout.corpus_docs("domain", "train"))
+        scorer = BaseModelScorer(c.model, texts, str(partial), c.max_tokens, c.batch_size, c.device)
+    domain_train = docs_folder_reader(layout.corpus_docs("domain", "train"))
     tasks = recipe.executor.tasks
     _run(recipe, [domain_train, scorer], "model_scores", tasks)  # one model in memory
-    names = ["ets"] if config.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
+    names = ["ets"] if c.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
     for name in names:
-        publish(partial / name, out / name, made_by("model_scores", config, tasks))
+        publish(partial / name, layout.score(name), made_by("model_scores", c, tasks))
     if not texts:  # every task example file was optional and absent: no ets, old or new
-        remove(out / "ets")
+        remove(layout.score("ets"))
     remove(partial)
-    return {"scores": names, "task_examples": len(texts), "model": config.model or config.fasttext}
+    return {"scores": names, "task_examples": len(texts), "model": c.model or c.fasttext}

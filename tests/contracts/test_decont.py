@@ -24,7 +24,6 @@ from contracts.contamination import (
     UnitText,
     load_benchmark_texts,
 )
-from curation.config import DecontaminateConfig
 from curation.decont import Decontaminate
 from curation.report.stats import stage_stats, step_rows
 from curation.writers import RejectedWriter
@@ -183,11 +182,15 @@ def test_japanese_items_match_by_characters(planted):
 
 def test_decontaminate_removes_what_the_audit_finds(planted, tmp_path):
     root, task, corpus, docs, items = planted
-    config = DecontaminateConfig(margin_chars=50, min_fragment_chars=40)
     LocalPipelineExecutor(
         [
             JsonlReader(str(corpus)),
-            Decontaminate([task], config, RejectedWriter(str(tmp_path / "rejected"), "decontaminate")),
+            Decontaminate(
+                [task],
+                margin_chars=50,
+                min_fragment_chars=40,
+                exclusion_writer=RejectedWriter(str(tmp_path / "rejected"), "decontaminate"),
+            ),
             JsonlWriter(str(tmp_path / "clean"), output_filename="${rank}.jsonl", compression=None),
         ],
         tasks=1,
@@ -220,13 +223,13 @@ def test_decontaminate_removes_what_the_audit_finds(planted, tmp_path):
 
 def test_decontaminate_drops_documents_it_cannot_cut(planted, tmp_path):
     root, task, corpus, docs, items = planted
-    step = Decontaminate([task], DecontaminateConfig(action="documents"))
+    step = Decontaminate([task], action="documents")
     from datatrove.data import Document
 
     assert step.filter(Document(text=docs["ja-page"], id="ja-page")) == (False, "contaminated")
     assert step.filter(Document(text=docs[list(docs)[3]], id="x")) is True  # nothing planted there
     short = Document(text="Intro.\n" + items["dirty"]["context"], id="short")
-    assert Decontaminate([task], DecontaminateConfig(min_fragment_chars=200)).filter(short) == (
+    assert Decontaminate([task], min_fragment_chars=200).filter(short) == (
         False,
         "contaminated",
     )

@@ -157,6 +157,6 @@ def test_keep_rate_counts_passage_documents_with_their_parent(tmp_path):
     write(tmp_path / "rejected" / "minhash_dedup", [{"id": "f.pdf#3", "text": "x" * 100, "metadata": near}])
     cut = {"input": "sec", "parent_id": "f.pdf", "rejected_reason": "table_of_contents"}
     write(tmp_path / "rejected" / "passages_cut", [{"id": "f.pdf#4", "text": "y" * 50, "metadata": cut}])
-    row = input_keep_rates(tmp_path)["sec"]
+    row = input_keep_rates(tmp_path / "docs", tmp_path / "rejected")["sec"]
     assert (row["documents"], row["kept"], row["dropped"]) == (1, 1, {})
     assert (row["chars_extracted"], row["chars_kept"], row["kept_80pct"]) == (1000, 900, 1)

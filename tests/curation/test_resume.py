@@ -112,12 +112,25 @@ def test_an_input_added_before_the_resume_is_read_once(tmp_path):
 
 def test_a_folder_that_cannot_be_removed_stops_the_run_before_its_new_fingerprint(tmp_path):
     pipeline = CorpusPipeline(load_corpus_recipe(subset_recipe(tmp_path, name="stuck")))
-    marker = pipeline.root / "logs" / "extract" / "fingerprint"
+    marker = pipeline.logs("extract") / "fingerprint"
     marker.parent.mkdir(parents=True)
     marker.write_text("an older recipe")
-    (pipeline.root / "work").mkdir(parents=True)
-    (pipeline.root / "work" / "filtered").write_text("a file where the stage's folder belongs")
+    pipeline.work.mkdir(parents=True)
+    (pipeline.work / "filtered").write_text("a file where the stage's folder belongs")
     with pytest.raises(NotADirectoryError):
         pipeline.prepare()
     assert marker.read_text() == "an older recipe"  # the next run still knows the stage is stale
     assert [p.name for p in marker.parent.iterdir()] == ["fingerprint"]
+
+
+def test_each_stage_reads_only_the_inputs_and_what_earlier_stages_own(monkeypatch):
+    """The declared stages are in data-flow order, and each folder has one owner to empty it."""
+    monkeypatch.chdir(ROOT)
+    pipeline = CorpusPipeline(load_corpus_recipe("recipes/default.yaml"))
+    written = [Path(src.path) for src in pipeline.recipe.inputs]
+    for stage in pipeline.stages:
+        for folder in stage.inputs:
+            assert any(w == folder or w.is_relative_to(folder) for w in written), (stage.name, folder)
+        assert all(o.is_relative_to(pipeline.layout.corpus) and o not in written for o in stage.outputs)
+        written += stage.outputs
+    assert {"exact_filter", "minhash_cluster", "classifiers"} <= {s.name for s in pipeline.stages}

@@ -8,9 +8,8 @@ import pytest
 from conftest import SAMPLES
 from datatrove.data import Document, Media
 
-from curation.classifiers import ClassifierScorer, ClassifierTrainer
-from curation.config import ClassifierConfig, TokenizerConfig
-from curation.extractors import PdfExtractor
+from curation.classifiers import ClassifierScorer, ClassifierTrainer, FastTextSettings, SeedReader
+from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder
 from curation.readers import RECORD_READERS, DocumentFileReader, WarcRecordReader
@@ -103,10 +102,18 @@ def test_pdf_time_limit_is_a_reason():
     assert step.stats.to_dict()["stats"]["dropped_timeout"] == 1
 
 
+FASTTEXT = FastTextSettings(epochs=50, word_ngrams=2, hash_buckets=100_000, lr=0.2, max_chars=4000, seed=0)
+
+
 @pytest.fixture(scope="module")
 def trained_domain(tmp_path_factory):
     out = tmp_path_factory.mktemp("clf")
-    config = ClassifierConfig(
+    ClassifierTrainer(
+        str(out),
+        "domain",
+        FASTTEXT,
+        threshold=0.5,
+        held_out=0.2,
         positive=[
             str(SAMPLES / "finance" / "gnucash" / "en" / "*.html"),
             str(SAMPLES / "finance" / "eqonomize" / "*.html"),
@@ -115,21 +122,21 @@ def trained_domain(tmp_path_factory):
             str(SAMPLES / "general" / "postgresql" / "*.html"),
             str(SAMPLES / "general" / "python" / "*.html"),
         ],
-    )
-    ClassifierTrainer(str(out), "domain", config).run()
-    return out, config
+        seeds=SeedReader({"html": HtmlExtractor()}, max_file_bytes=1 << 24, max_record_bytes=1 << 24),
+    ).run()
+    return out
 
 
 def test_classifier_trained_from_seeds_reports_held_out_metrics(trained_domain):
-    out, _ = trained_domain
+    out = trained_domain
     metrics = json.loads((out / "domain.json").read_text())
     assert metrics["held_out_examples"]["positive"] >= 10
     assert metrics["precision"] >= 0.9 and metrics["recall"] >= 0.8, metrics
 
 
 def test_classifier_loaded_from_bin_scores_and_filters(trained_domain, tmp_path):
-    out, _ = trained_domain
-    ClassifierTrainer(str(tmp_path), "quality", ClassifierConfig(model=str(out / "domain.bin"))).run()
+    out = trained_domain
+    ClassifierTrainer(str(tmp_path), "quality", FASTTEXT, 0.5, 0.2, model=str(out / "domain.bin")).run()
     assert (tmp_path / "quality.bin").read_bytes() == (out / "domain.bin").read_bytes()
     finance = Document(
         "Record the invoice payment against accounts receivable and reconcile the bank account.", "f"
@@ -180,8 +187,6 @@ def test_tokenizer_from_a_local_path(tmp_path):
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["</s>"], show_progress=False)
     bpe.train_from_iterator([r["text"] for r in sample_records()], trainer=trainer)
     PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>").save_pretrained(tmp_path / "given")
-    TokenizerBuilder(
-        str(tmp_path / "out"), TokenizerConfig(path=str(tmp_path / "given")), str(tmp_path)
-    ).run()
+    TokenizerBuilder(str(tmp_path / "out"), "<|endoftext|>", path=str(tmp_path / "given")).run()
     loaded = AutoTokenizer.from_pretrained(tmp_path / "out")
     assert loaded.eos_token == "</s>" and len(loaded) == len(bpe.get_vocab())

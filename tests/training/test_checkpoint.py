@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from contracts.layout import TrainLayout
 from training import checkpoint
 
 
@@ -45,30 +46,32 @@ def state(stage: int, name: str, step: int, global_step: int) -> dict:
 def test_checkpoints_are_ordered_by_their_place_in_the_run(world_of_one, model_and_optimizer, tmp_path):
     """`main` then `anneal`: the later stage's name sorts first, yet its checkpoints are the newest."""
     model, optimizer = model_and_optimizer
+    checkpoints = TrainLayout(tmp_path).checkpoints
     run = [(0, "main", 4, 4), (0, "main", 8, 8), (1, "anneal", 4, 12), (1, "anneal", 8, 16)]
     for index, name, step, global_step in run:
-        folder = checkpoint.checkpoint_dir(tmp_path, name, step)
+        folder = checkpoint.checkpoint_dir(checkpoints, name, step)
         checkpoint.save(folder, model, optimizer, state(index, name, step, global_step))
-        assert checkpoint.latest(tmp_path) == folder
-    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+        assert checkpoint.latest(checkpoints) == folder
+    kept = sorted(p.name for p in checkpoints.iterdir())
     assert kept == ["anneal-0000004", "anneal-0000008"]
 
 
 def test_incomplete_checkpoints_are_skipped_and_removed(world_of_one, model_and_optimizer, tmp_path):
     model, optimizer = model_and_optimizer
-    good = checkpoint.checkpoint_dir(tmp_path, "main", 4)
+    checkpoints = TrainLayout(tmp_path).checkpoints
+    good = checkpoint.checkpoint_dir(checkpoints, "main", 4)
     torch.manual_seed(7)
     checkpoint.save(good, model, optimizer, state(0, "main", 4, 4))
     draw = torch.rand(3)
     # what kills leave: shards of a save in progress, and a checkpoint whose trainer.json is torn
-    partial = checkpoint.partial_dir(checkpoint.checkpoint_dir(tmp_path, "main", 8))
+    partial = checkpoint.partial_dir(checkpoint.checkpoint_dir(checkpoints, "main", 8))
     partial.mkdir()
     (partial / "__0_0.distcp").write_bytes(b"\0" * 64)
-    torn = checkpoint.checkpoint_dir(tmp_path, "main", 12)
+    torn = checkpoint.checkpoint_dir(checkpoints, "main", 12)
     torn.mkdir()
     (torn / "trainer.json").write_text(json.dumps(state(0, "main", 12, 12))[:30])
-    assert checkpoint.latest(tmp_path) == good
-    assert sorted((tmp_path / "checkpoints").iterdir()) == [good]
+    assert checkpoint.latest(checkpoints) == good
+    assert sorted(checkpoints.iterdir()) == [good]
 
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -82,7 +85,7 @@ def test_incomplete_checkpoints_are_skipped_and_removed(world_of_one, model_and_
 def test_an_export_appears_only_complete(world_of_one, model_and_optimizer, tiny, tmp_path, monkeypatch):
     model, _ = model_and_optimizer
     _, tokenizer = tiny
-    folder = tmp_path / "hf" / "main"
+    folder = TrainLayout(tmp_path).export("main")
     end = state(0, "main", 8, 8)
 
     def killed(*args, **kwargs):

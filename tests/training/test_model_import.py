@@ -95,22 +95,23 @@ def logits(model, tokenizer, text: str) -> torch.Tensor:
 def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     model, tokenizer = tiny
     text = (SAMPLES / "general" / "python" / "python-tutorial-appetite.html").read_text()[:2000]
-    folder = resolve_model(f"gguf:{tiny_gguf}", tmp_path / "out")
-    assert folder == str(tmp_path / "out" / "models" / "tiny-model")
+    models = tmp_path / "out" / "models"
+    folder = resolve_model(f"gguf:{tiny_gguf}", models)
+    assert folder == str(models / "tiny-model")
     loaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     own = AutoTokenizer.from_pretrained(folder)
     assert own(text).input_ids == tokenizer(text).input_ids
     assert own.chat_template == CHAT_TEMPLATE
     assert torch.allclose(logits(loaded, own, text), logits(model, tokenizer, text), atol=1e-5)
-    weights = tmp_path / "out" / "models" / "tiny-model" / "model.safetensors"
+    weights = models / "tiny-model" / "model.safetensors"
     written = weights.stat().st_mtime_ns
-    assert resolve_model(f"gguf:{tiny_gguf}", tmp_path / "out") == folder
+    assert resolve_model(f"gguf:{tiny_gguf}", models) == folder
     assert weights.stat().st_mtime_ns == written, "an unchanged source is not converted again"
 
     with torch.no_grad():
         model.lm_head.weight.mul_(2)
     write_gguf(model, tokenizer, tiny_gguf)
-    resolve_model(f"gguf:{tiny_gguf}", tmp_path / "out")
+    resolve_model(f"gguf:{tiny_gguf}", models)
     reloaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     assert torch.allclose(logits(reloaded, own, text), logits(model, tokenizer, text), atol=1e-5)
     with torch.no_grad():

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 
-from curation.report.html import STYLE, figure_html, table_html
+from contracts.layout import RunLayout
 from curation.select.grading import grader_health
 from curation.select.outputs import DONE
+from figures import STYLE, figure_html, new_figure, table_html
 
 
-def _grades(folder: Path) -> str:
-    path = folder / "grades" / "grades.jsonl"
+def _grades(layout: RunLayout) -> str:
+    path = layout.grades_file
     if not path.is_file():
         return ""
     grades = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     values = [g["grade"] for g in grades if g["grade"] is not None]
     counts = {s: sum(g["status"] == s for g in grades) for s in ("graded", "ungraded", "failed")}
-
-    def draw(ax):
-        ax.hist(values, bins=30, color="#4c72b0")
-        ax.set_xlabel("grade (0-5)")
-        ax.set_ylabel("documents")
-
     health = grader_health(grades)
     checks = []
     if health["grade_mass"] is not None:
@@ -44,35 +38,43 @@ def _grades(folder: Path) -> str:
         f"<h2>LLM grades</h2><p>{len(grades)} sampled: {counts['graded']} graded, {counts['ungraded']} "
         f"ungraded (the reply did not parse strictly), {counts['failed']} failed.</p>"
         + (f"<p>Grader health: {'; '.join(checks)}.</p>" if checks else "")
-        + (figure_html(draw) if values else "")
+        + (_histogram(values) if values else "")
         + (table_html(["document", "status", "reply or error"], rows) if rows else "")
     )
 
 
-def _distilled(folder: Path) -> str:
-    path = folder / "distilled" / "metrics.json"
+def _histogram(grades: list[float]) -> str:
+    fig, ax = new_figure()
+    ax.hist(grades, bins=30, color="#4c72b0")
+    ax.set_xlabel("grade (0-5)")
+    ax.set_ylabel("documents")
+    return figure_html(fig)
+
+
+def _distilled(layout: RunLayout) -> str:
+    path = layout.distilled / "metrics.json"
     if not path.is_file():
         return ""
     m = json.loads(path.read_text())
-
-    def draw(ax):
+    verdict = "trusted" if m["trusted"] else f"NOT trusted: Spearman below {m['min_spearman']}"
+    figure = ""
+    if m["held_out"]:
+        fig, ax = new_figure()
         ax.scatter([h["grade"] for h in m["held_out"]], [h["predicted"] for h in m["held_out"]], s=12)
         ax.set_xlabel("grader's grade (held out)")
         ax.set_ylabel("classifier's expected grade")
-
-    verdict = "trusted" if m["trusted"] else f"NOT trusted: Spearman below {m['min_spearman']}"
+        figure = figure_html(fig)
     return (
         f"<h2>Distilled classifier</h2><p>Trained on {m['train_documents']} graded documents; on "
         f"{m['held_out_documents']} held out: Spearman {m['spearman']}, precision {m['precision']}, recall "
-        f"{m['recall']}, F1 {m['f1']} at grade &ge; {m['threshold']} ({verdict}).</p>"
-        + (figure_html(draw) if m["held_out"] else "")
+        f"{m['recall']}, F1 {m['f1']} at grade &ge; {m['threshold']} ({verdict}).</p>" + figure
     )
 
 
-def _selections(folder: Path) -> str:
+def _selections(layout: RunLayout) -> str:
     summaries = {
-        p.parent.name: json.loads((p.parent / "selection.json").read_text())
-        for p in sorted(folder.glob(f"budgets/*/{DONE}"))  # finished selections only
+        done.parent.name: json.loads((done.parent / "selection.json").read_text())
+        for done in sorted(layout.budgets.glob(f"*/{DONE}"))  # finished selections only
     }
     if not summaries:
         return ""
@@ -95,10 +97,10 @@ def _selections(folder: Path) -> str:
     )
 
 
-def render_select_report(folder: Path, name: str) -> str:
-    title = f"dacp data selection: {html.escape(name)}"
-    body = _grades(folder) + _distilled(folder) + _selections(folder)
+def render_select_report(layout: RunLayout) -> str:
+    title = f"dacp data selection: {html.escape(layout.name)}"
+    body = _grades(layout) + _distilled(layout) + _selections(layout)
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+        f"{STYLE}</head><body><h1>{title}</h1>{body}</body></html>"
     )
