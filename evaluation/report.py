@@ -136,19 +136,28 @@ def _models_html(results: dict) -> str:
     return table_html(headers, rows)
 
 
-def _bpb_pairs_html(results: dict) -> str:
+def _pairs_html(first: str, pairs: list[tuple[str, str, dict]], digits: int, lower_is_better: bool) -> str:
+    """Paired differences, one row each: (group, pair, {mean, ci95, significant})."""
     rows = [
         [
-            escape(corpus),
+            escape(group),
             escape(pair),
-            f"{d['mean']:+.4f}",
-            f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]",
-            _verdict(d, lower_is_better=True),
+            f"{d['mean']:+.{digits}f}",
+            f"[{d['ci95'][0]:+.{digits}f}, {d['ci95'][1]:+.{digits}f}]",
+            _verdict(d, lower_is_better),
         ]
+        for group, pair, d in pairs
+    ]
+    return table_html([first, "models", "difference", "95% interval", "verdict"], _or_none(rows))
+
+
+def _bpb_pairs_html(results: dict) -> str:
+    pairs = [
+        (corpus, pair, d)
         for corpus, by_pair in results.get("perplexity_paired", {}).items()
         for pair, d in by_pair.items()
     ]
-    return table_html(["corpus", "models", "difference", "95% interval", "verdict"], _or_none(rows))
+    return _pairs_html("corpus", pairs, 4, lower_is_better=True)
 
 
 def _loss(value: float | None) -> str:
@@ -184,18 +193,12 @@ def _task_scores_html(results: dict) -> str:
 
 
 def _acc_pairs_html(results: dict) -> str:
-    rows = [
-        [
-            escape(task),
-            escape(pair),
-            f"{m['acc']['mean']:+.3f}",
-            f"[{m['acc']['ci95'][0]:+.3f}, {m['acc']['ci95'][1]:+.3f}]",
-            _verdict(m["acc"]),
-        ]
+    pairs = [
+        (task, pair, m["acc"])
         for task, entry in results["tasks"].items()
         for pair, m in entry["paired"].items()
     ]
-    return table_html(["task", "models", "mean", "95% interval", "verdict"], rows)
+    return _pairs_html("task", pairs, 3, lower_is_better=False)
 
 
 def render_eval_report(results: dict) -> str:

@@ -214,3 +214,43 @@ def test_training_names_become_folders_only_when_safe(tmp_path, mutate, key):
     with pytest.raises(RecipeError) as err:
         load_train_config(path)
     assert path in str(err.value) and key in str(err.value), str(err.value)
+
+
+def test_every_stage_declares_its_view():
+    from contracts.recipe import stage_views
+    from curation.config import CorpusRecipe
+    from evaluation.config import RunConfig as EvalView
+    from training.config import RunConfig as TrainView
+
+    assert set(stage_views()) == {CorpusRecipe, TrainView, EvalView}
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda r: r["train"].update(sequence_length=512), "train.sequence_length"),
+        (lambda r: r["eval"].update(batch_size=0), "eval.batch_size"),
+        (lambda r: r.update(audit={"workers": "two"}), "audit.workers"),
+    ],
+)
+def test_the_corpus_stage_refuses_a_later_stages_typo(tmp_path, monkeypatch, mutate, key):
+    """The whole recipe is checked whichever stage runs: a typo in `train:` fails `make corpus` in
+    seconds, not after the corpus is built."""
+    monkeypatch.chdir(ROOT)
+    recipe = base()
+    mutate(recipe)
+    with pytest.raises(RecipeError, match=rf"r.yaml: {key}:"):
+        load_corpus_recipe(write(tmp_path, recipe))
+    with pytest.raises(RecipeError, match=rf"r.yaml: {key}:"):
+        load_train_config(write(tmp_path, recipe))
+
+
+def test_a_stage_needs_only_its_own_sections(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    corpus_only = {k: v for k, v in base().items() if k != "train"}
+    assert load_corpus_recipe(write(tmp_path, corpus_only)).name == "default"
+    with pytest.raises(RecipeError, match="r.yaml: train: Field required"):
+        load_train_config(write(tmp_path, corpus_only))
+    assert load_train_config(write(tmp_path, {"name": "t", "train": base()["train"]})).name == "t"
+    with pytest.raises(RecipeError, match="r.yaml: selection: unknown key"):  # a run field, not a key
+        load_train_config(write(tmp_path, {"name": "t", "train": base()["train"], "selection": "x"}))

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from subprocess import PIPE
 
-import psutil
 import pytest
 import torch
 import yaml
 from conftest import ROOT, TINY_LLAMA
+from fault_harness import kill_tree
 
 from training.checkpoint import EXPORT_MARKER
 from training.data import PackedWindows, ReplayMixture, TokenShards, exact_counts
@@ -69,17 +69,6 @@ def torchrun_command(recipe: Path, nproc: int = 2) -> list[str]:
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL to torchrun and its workers (it starts them in sessions of their own)."""
-    family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    for process in family:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=30)
-
-
 def torchrun(recipe: Path, nproc: int = 2, timeout: float = 900) -> subprocess.CompletedProcess:
     """The run to its end; one still running after `timeout` (hung in a collective) is killed and fails."""
     proc = subprocess.Popen(
@@ -88,7 +77,7 @@ def torchrun(recipe: Path, nproc: int = 2, timeout: float = 900) -> subprocess.C
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kill_tree(proc.pid)
+        kill_tree(proc)
         stdout, stderr = proc.communicate()
         pytest.fail(f"torchrun {recipe.name} still running after {timeout} s: {stderr[-2000:]}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
@@ -135,8 +124,7 @@ def test_interrupted_run_resumes_with_the_same_losses(corpus_run, trained):
     while not marker.is_file():
         assert proc.poll() is None and time.time() < deadline, "the run ended before it could be interrupted"
         time.sleep(0.1)
-    kill_tree(proc.pid)
-    proc.wait()
+    kill_tree(proc)
     # the run may have got further before the kill landed: keep only the step-4 checkpoint, so the
     # resume starts mid-stage whatever the timing was
     for folder in (train_dir / "checkpoints").iterdir():
