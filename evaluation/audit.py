@@ -147,8 +147,10 @@ def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
             if coverage >= DIRTY_FROM
             else "partial"
         )
-        exact.sort(key=lambda m: m["end"] - m["start"], reverse=True)
-        near.sort(key=lambda m: m["jaccard"], reverse=True)
+        # longest (most similar) first; ties by document and offset, so the listed five do not
+        # depend on which task read which file
+        exact.sort(key=lambda m: (m["start"] - m["end"], m["doc"], m["start"]))
+        near.sort(key=lambda m: (-m["jaccard"], m["doc"], m["start"]))
         results.append(
             {
                 "id": item.text.id,

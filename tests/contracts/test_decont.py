@@ -301,3 +301,20 @@ def test_audit_never_deletes_outside_its_run_folder(planted, tmp_path):
     with pytest.raises(UnsafePathError, match="is not inside"):
         run_audit(run)
     assert [p.name for p in elsewhere.iterdir()] == ["keep.txt"]
+
+
+def test_the_listed_matches_do_not_depend_on_the_task_count(planted, tmp_path):
+    """Seven equally long copies of one item in seven files: the five listed are the same whichever
+    tasks read which files."""
+    root, task, _, _, items = planted
+    corpus = tmp_path / "copies"
+    corpus.mkdir()
+    for k in range(7):
+        doc = {"id": f"copy-{k}", "text": f"Preface {k}.\n{items['dirty']['context']}\n"}
+        (corpus / f"{6 - k}.jsonl").write_text(json.dumps(doc) + "\n")
+    listed = []
+    for tasks in (1, 4):
+        result = run_audit(load_eval_config(write_recipe(root, task, corpus, f"copies-{tasks}", tasks=tasks)))
+        dirty = next(r for r in result["items"] if r["id"] == "dirty")
+        listed.append([(m["doc"], m["start"]) for m in dirty["matches"]])
+    assert listed[0] == listed[1] == [(f"copy-{k}", 11) for k in range(5)]
