@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,13 @@ def _copy_subset(dest: Path) -> None:
         (dest / folder).mkdir(parents=True, exist_ok=True)
         for f in sorted(set(chosen)):
             shutil.copy(f, dest / folder / f.name)
+
+
+def free_port() -> int:
+    """A port no process listens on now: torchrun's rendezvous, so concurrent runs never share one."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def read_docs(folder: Path) -> list[dict]:

@@ -28,7 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SAMPLES, TINY_LLAMA, subset_recipe  # noqa: E402
+from conftest import SAMPLES, TINY_LLAMA, free_port, subset_recipe  # noqa: E402
 
 INJECT = ROOT / "tests" / "faults"
 # the only JSON values allowed to differ between runs: measured durations and speeds, and the run's
@@ -161,7 +161,7 @@ def make(target: str, recipe: Path, run_dir: Path, point=None, timeout: float = 
     if isinstance(point, Inject):
         env |= {"DACP_KILL_AT": point.spec, "DACP_KILL_MATCH": point.match}
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", target, f"RECIPE={recipe}"]
-    command += ["NPROC=2", f"MASTER_PORT={29700 + os.getpid() % 200}"]
+    command += ["NPROC=2", f"MASTER_PORT={free_port()}"]
     log = work / f"{target}.log"
     start = time.perf_counter()
     with open(log, "w") as out:

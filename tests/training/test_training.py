@@ -15,7 +15,7 @@ from subprocess import PIPE
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TINY_LLAMA
+from conftest import ROOT, TINY_LLAMA, free_port
 from fault_harness import kill_tree
 
 from training.checkpoint import EXPORT_MARKER
@@ -63,7 +63,7 @@ def train_recipe(corpus_run, name: str, **overrides) -> Path:
 
 def torchrun_command(recipe: Path, nproc: int = 2) -> list[str]:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc)]
-    return command + ["--master-port", str(29600 + os.getpid() % 300), "-m", "training", str(recipe)]
+    return command + ["--master-port", str(free_port()), "-m", "training", str(recipe)]
 
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
