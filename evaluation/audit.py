@@ -2,7 +2,8 @@
 
 The benchmark index is small and lives in memory; the corpus streams through datatrove workers,
 each writing its matches to `audit/matches/<rank>.jsonl`. The main process then scores every item
-(input-only vs input+label match, coverage, longest run, clean/partial/dirty) and writes
+(input-only vs input+label match, coverage of the input, of its context and of its question with
+its answer, longest run, clean/partial/dirty) and writes
 `audit/contamination.json` and `audit/report.html`, with clean-subset scores when `make eval` ran.
 """
 
@@ -118,8 +119,17 @@ def _batches(docs, chars: int):
         yield batch
 
 
+def _bucket(input_coverage: float, qa_coverage: float) -> str:
+    """Llama-2's buckets by the input's coverage, except that a question copied with its answer is
+    `dirty` whatever share of a long context (a table, a passage) it covers."""
+    if qa_coverage >= DIRTY_FROM or input_coverage >= DIRTY_FROM:
+        return "dirty"
+    return "clean" if input_coverage < CLEAN_BELOW else "partial"
+
+
 def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
-    """Per item: input-only / input+label match, coverage of the input, longest run, bucket, documents."""
+    """Per item: input-only / input+label match, coverage of the input, of its context and of its
+    question+answer, longest run, bucket, documents."""
     by_item: dict[int, list[dict]] = defaultdict(list)
     for m in matches:
         by_item[m["item"]].append(m)
@@ -128,25 +138,13 @@ def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
     for i, item in enumerate(index.items):
         exact = [m for m in by_item.get(i, []) if m["kind"] == "exact"]
         near = [m for m in by_item.get(i, []) if m["kind"] == "near"]
-        covered = np.zeros(max(item.n_input, 1), dtype=bool)
-        input_match = input_label_match = False
-        longest = 0
+        covered = np.zeros(len(item.hashes), dtype=bool)  # input units, then label units
         for m in exact:
-            q0, q1 = m["item_span"]
-            covered[q0 : min(q1, item.n_input)] = True
-            input_match |= min(q1, item.n_input) - q0 >= item.n
-            input_label_match |= q0 < item.n_input < q1
-            longest = max(longest, q1 - q0)
-        coverage = float(covered.mean()) if item.n_input else 0.0
-        bucket = (
-            "too_short"
-            if i in too_short
-            else "clean"
-            if coverage < CLEAN_BELOW
-            else "dirty"
-            if coverage >= DIRTY_FROM
-            else "partial"
-        )
+            covered[slice(*m["item_span"])] = True
+        spans = [m["item_span"] for m in exact]
+        coverage = float(covered[: item.n_input].mean()) if item.n_input else 0.0
+        qa_coverage = float(covered[item.n_context :].mean())
+        context = covered[: item.n_context]
         # longest (most similar) first; ties by document and offset, so the listed five do not
         # depend on which task read which file
         exact.sort(key=lambda m: (m["start"] - m["end"], m["doc"], m["start"]))
@@ -156,11 +154,13 @@ def item_results(index: ContaminationIndex, matches: list[dict]) -> list[dict]:
                 "id": item.text.id,
                 "task": item.text.task,
                 "lang": item.text.lang,
-                "bucket": bucket,
+                "bucket": "too_short" if i in too_short else _bucket(coverage, qa_coverage),
                 "coverage": round(coverage, 4),
-                "input_match": input_match,
-                "input_label_match": input_label_match,
-                "longest_units": longest,
+                "context_coverage": round(float(context.mean()), 4) if item.n_context else None,
+                "qa_coverage": round(qa_coverage, 4),
+                "input_match": any(min(q1, item.n_input) - q0 >= item.n for q0, q1 in spans),
+                "input_label_match": any(q0 < item.n_input < q1 for q0, q1 in spans),
+                "longest_units": max((q1 - q0 for q0, q1 in spans), default=0),
                 "n": item.n,
                 "units": len(item.hashes),
                 "documents": len({m["doc"] for m in exact}),
@@ -186,10 +186,13 @@ def task_summary(items: list[dict]) -> dict[str, dict]:
                 "input_match": 0,
                 "input_label_match": 0,
                 "near_duplicate": 0,
+                "context_only": 0,
             },
         )
         s["items"] += 1
         s[r["bucket"]] += 1
+        # a reading passage found in the corpus without its question: often public text, not a leak
+        s["context_only"] += (r["context_coverage"] or 0) >= CLEAN_BELOW and r["qa_coverage"] < CLEAN_BELOW
         s["input_match"] += r["input_match"]
         s["input_label_match"] += r["input_label_match"]
         s["near_duplicate"] += bool(r["near_duplicates"])
@@ -261,7 +264,10 @@ def audit_method(ngrams: NgramSettings, near: NearDuplicateSettings | None) -> d
         "fields": "context + question (input), then the correct choice (label)",
         "units": "words for space-delimited languages, characters for " + ", ".join(ngrams.char_languages),
         "ngrams": ngrams.model_dump(),
-        "buckets": {"clean": f"coverage < {CLEAN_BELOW}", "dirty": f"coverage >= {DIRTY_FROM}"},
+        "buckets": {
+            "clean": f"coverage < {CLEAN_BELOW}",
+            "dirty": f"coverage >= {DIRTY_FROM}, or question + answer coverage >= {DIRTY_FROM}",
+        },
         "near_duplicates": near.model_dump() if near else None,
     }
 

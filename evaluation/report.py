@@ -258,7 +258,7 @@ def _passage(m: dict) -> str:
 
 def _buckets_html(tasks: dict) -> str:
     headers = ["task", "items", "clean", "partial", "dirty", "too short"]
-    headers += ["input matched", "input + answer matched", "near-duplicate"]
+    headers += ["input matched", "input + answer matched", "near-duplicate", "context only"]
     rows = [
         [
             escape(t),
@@ -267,6 +267,7 @@ def _buckets_html(tasks: dict) -> str:
             s["input_match"],
             s["input_label_match"],
             s["near_duplicate"],
+            s["context_only"],
         ]
         for t, s in tasks.items()
     ]
@@ -282,7 +283,8 @@ def _worst_html(items: list[dict], worst: int) -> str:
         [
             f"{escape(r['id'])}<br><small>{r['bucket']}, coverage {r['coverage']:.0%}, longest "
             f"{r['longest_units']} units, {r['documents']} document(s)"
-            f"{', with its answer' if r['input_label_match'] else ''}</small>",
+            f"{', with its answer' if r['input_label_match'] else ''}"
+            f", question + answer {r['qa_coverage']:.0%}</small>",
             _passage(r["matches"][0]),
         ]
         for r in matched[:worst]
@@ -465,9 +467,11 @@ def audit_table(name: str, result: dict) -> Table:
         title=f"contamination audit `{name}`: {result['documents']} documents, "
         f"{result['bytes'] / 1e6:.1f} MB in {result['seconds']:.0f} s"
     )
-    for column in ("task", "items", "clean", "partial", "dirty", "short", "+answer", "near"):
+    columns = ("task", "items", "clean", "partial", "dirty", "short", "+answer", "near", "context only")
+    for column in columns:
         table.add_column(column, justify="left" if column == "task" else "right")
     keys = ("items", "clean", "partial", "dirty", "too_short", "input_label_match", "near_duplicate")
+    keys += ("context_only",)
     for task, s in result["tasks"].items():
         table.add_row(task, *(str(s[k]) for k in keys))
     return table

@@ -37,13 +37,15 @@ class NgramSettings(Strict):
 
 @dataclass(frozen=True)
 class BenchmarkText:
-    """What is matched for one item: its input (context + question) followed by its answer."""
+    """What is matched for one item: its input (context + question) followed by its answer;
+    `context` is the input's leading passage (a reading text, a table), audited apart."""
 
     id: str
     task: str
     lang: str
     input: str
     label: str
+    context: str = ""
 
 
 @dataclass
@@ -51,6 +53,7 @@ class _Item:
     text: BenchmarkText
     hashes: np.ndarray  # input units, then label units
     n_input: int
+    n_context: int  # the input's first units are its context's
     n: int  # the run length that counts as contamination for this item
     chars: bool  # matched by characters (Japanese/Chinese)
 
@@ -100,14 +103,18 @@ class ContaminationIndex:
         self.settings = s = settings or NgramSettings()
         self.items: list[_Item] = []
         self.too_short: list[int] = []  # items with fewer units than the minimum n: not auditable
-        units = unit_hashes([t.input for t in texts] + [t.label for t in texts])
-        inputs, labels = units[: len(texts)], units[len(texts) :]
-        for i, (t, u_in, u_label) in enumerate(zip(texts, inputs, labels)):
+        units = unit_hashes([t.input for t in texts] + [t.label for t in texts] + [t.context for t in texts])
+        inputs, labels, contexts = (
+            units[: len(texts)],
+            units[len(texts) : 2 * len(texts)],
+            units[2 * len(texts) :],
+        )
+        for i, (t, u_in, u_label, u_context) in enumerate(zip(texts, inputs, labels, contexts)):
             chars = t.lang in s.char_languages
             n = min(s.chars if chars else s.words, len(u_in) + len(u_label))
             if n < (s.min_chars if chars else s.min_words):
                 self.too_short.append(i)
-            self.items.append(_Item(t, np.concatenate([u_in, u_label]), len(u_in), n, chars))
+            self.items.append(_Item(t, np.concatenate([u_in, u_label]), len(u_in), len(u_context), n, chars))
         self._tables: dict[tuple[int, bool], _SeedTable] | None = None
 
     def __getstate__(self):
@@ -186,5 +193,6 @@ def load_benchmark_texts(paths: list[Path]) -> list[BenchmarkText]:
     for path in paths:
         for item in load_items(path):
             prompt = "\n".join(filter(None, [item.context, item.question]))
-            texts.append(BenchmarkText(item.id, item.task, item.lang, prompt, item.choices[item.answer]))
+            answer = item.choices[item.answer]
+            texts.append(BenchmarkText(item.id, item.task, item.lang, prompt, answer, item.context or ""))
     return texts

@@ -318,3 +318,35 @@ def test_the_listed_matches_do_not_depend_on_the_task_count(planted, tmp_path):
         dirty = next(r for r in result["items"] if r["id"] == "dirty")
         listed.append([(m["doc"], m["start"]) for m in dirty["matches"]])
     assert listed[0] == listed[1] == [(f"copy-{k}", 11) for k in range(5)]
+
+
+def test_a_question_copied_with_its_answer_is_dirty_whatever_its_context(planted, tmp_path):
+    """A long-context item (a table, a passage) whose question and answer were copied: little of its
+    input is covered, but it leaked. A passage copied without its question is reported apart."""
+    root = planted[0]
+    en = sorted((SAMPLES / "finance" / "gnucash" / "en").glob("*.html"))
+    passages = [p for page in en[40:] for p in paragraphs(page, min_words=60)][:2]
+    question = (
+        "Which of the accounts listed in the table above carried the largest closing balance in the year?"
+    )
+    items = [
+        {"id": "qa-leak", "context": passages[0], "question": question, "choices": ["Savings", "Equity"]},
+        {"id": "passage", "context": passages[1], "question": "What does it say?", "choices": ["A", "B"]},
+    ]
+    task = tmp_path / "long.jsonl"
+    task.write_text("".join(json.dumps(i | {"task": "long", "answer": 0}) + "\n" for i in items))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [
+        {"id": "forum", "text": f"Posted yesterday.\n{question} Savings\nThanks in advance."},
+        {"id": "guide", "text": f"Chapter 3.\n{passages[1]}\nEnd of chapter."},
+    ]
+    (corpus / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    result = run_audit(load_eval_config(write_recipe(root, task, corpus, "long-context")))
+    by_id = {r["id"]: r for r in result["items"]}
+    leak = by_id["qa-leak"]
+    assert leak["coverage"] < 0.3 and leak["qa_coverage"] == 1.0 and leak["context_coverage"] == 0.0
+    assert leak["bucket"] == "dirty"  # it was `clean` by the input's coverage alone
+    passage = by_id["passage"]
+    assert passage["context_coverage"] == 1.0 and passage["qa_coverage"] == 0.0
+    assert result["tasks"]["long"]["context_only"] == 1
