@@ -59,11 +59,11 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
+    from curation.classifiers import FastTextSettings
     from curation.config import DistillConfig
     from curation.select.distill import DistilledScorer, GradeDistiller
     from curation.select.grading import LlmGrader, TransformersGrader
     from curation.select.model_scores import BaseModelScorer, task_example_texts
-    from curation.select.stage import fasttext_settings
 
     docs = documents()
     torch.set_num_threads(1)  # per core
@@ -83,7 +83,7 @@ def main() -> None:
         grading_rate = rate(GRADED, start)
         grades = [json.loads(line) for line in (tmp / "grades" / "grades.jsonl").read_text().splitlines()]
         # the classifier: trained on the graded sample (terciles of the grades), then scoring every document
-        fasttext = fasttext_settings(DistillConfig())  # the recipe's defaults
+        fasttext = FastTextSettings.of(DistillConfig())  # the recipe's defaults
         GradeDistiller(
             str(tmp / "grades" / "grades.jsonl"), str(tmp / "distilled"), fasttext, labels="terciles"
         ).run(docs)

@@ -397,7 +397,7 @@ class CorpusPipeline:
         return ClassifierTrainer(
             str(self.layout.classifiers),
             label,
-            FastTextSettings(clf.epochs, clf.word_ngrams, clf.hash_buckets, clf.lr, clf.max_chars, clf.seed),
+            FastTextSettings.of(clf),
             clf.threshold,
             clf.held_out,
             positive=clf.positive,

@@ -10,7 +10,7 @@ import numpy as np
 from rich.table import Table
 
 from contracts.layout import RunLayout
-from figures import STYLE, figure_html, new_figure, table_html
+from figures import figure_html, new_figure, page_html, table_html
 
 BUCKETS = ("clean", "partial", "dirty", "too_short")
 DPI = 100
@@ -37,13 +37,6 @@ def format_tokens(n: int) -> str:
 
 def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 7200 else f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
-{STYLE}</head><body>
-{body}
-</body></html>"""
 
 
 def _or_none(rows: list[list]) -> list[list]:
@@ -210,7 +203,7 @@ def render_eval_report(results: dict) -> str:
         if results.get("equal_compute")
         else ""
     )
-    return _page(
+    return page_html(
         "evaluation",
         f"""<h1>Evaluation</h1>
 <p>Multiple choice by log-likelihood; 95% bootstrap intervals over items. Bits per byte on the
@@ -334,14 +327,15 @@ def _clean_subset_html(clean_subset: dict) -> str:
 
 def render_audit_report(result: dict, worst: int) -> str:
     method = result["method"]
-    return _page(
+    return page_html(
         "contamination audit",
         f"""<h1>Contamination audit</h1>
 <p>{result["documents"]} documents ({result["bytes"] / 1e6:.1f} MB) from
 <code>{escape(result["corpus"])}</code> in {result["seconds"]:.1f} s.
 Text: {escape(method["normalisation"])}; matched fields: {escape(method["fields"])};
 units: {escape(method["units"])}; n-grams: <code>{escape(json.dumps(method["ngrams"]))}</code>;
-buckets by the share of the input covered: clean &lt; 20%, dirty &ge; 80%.</p>
+buckets by the share of the input covered: clean &lt; 20%, dirty &ge; 80%, and dirty too
+when the question is found with its answer (however little of a long context is covered).</p>
 {_buckets_html(result["tasks"])}
 {_bucket_plot(result["tasks"]) if result["tasks"] else ""}
 {_clean_subset_html(result["clean_subset"])}

@@ -26,6 +26,14 @@ pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6;padding:6px;margin:2p
 .ex{margin:6px 0}</style>"""
 
 
+def page_html(title: str, body: str) -> str:
+    """A whole report page: one file with its style, figures and tables inline."""
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>{STYLE}</head>'
+        f"<body>\n{body}\n</body></html>"
+    )
+
+
 def new_figure(width: float = 7, height: float = 3.2, ncols: int = 1) -> tuple[Figure, Axes | list[Axes]]:
     fig, axes = plt.subplots(1, ncols, figsize=(width, height))
     return fig, list(axes) if ncols > 1 else axes

@@ -1,5 +1,7 @@
 """Train a binary fastText classifier from seed documents; score pipeline documents with it."""
 
+from __future__ import annotations
+
 import glob
 import gzip
 import hashlib
@@ -11,7 +13,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from datatrove.data import Document
@@ -79,6 +81,11 @@ class FastTextSettings:
     lr: float
     max_chars: int
     seed: int
+
+    @classmethod
+    def of(cls, section) -> FastTextSettings:
+        """From a recipe section with these fields (a corpus classifier, the distilled grader)."""
+        return cls(*(getattr(section, f.name) for f in fields(cls)))
 
 
 class ClassifierTrainer(PipelineStep):

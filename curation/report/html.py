@@ -14,7 +14,7 @@ from pathlib import Path
 
 from contracts.layout import RunLayout
 from curation.report.stats import EDIT_STATS, records
-from figures import STYLE, figure_html, new_figure, table_html
+from figures import figure_html, new_figure, page_html, table_html
 
 EXAMPLES_PER_REASON = 3
 SNIPPET_CHARS = 400
@@ -329,7 +329,4 @@ def render_report(layout: RunLayout, stats: dict) -> str:
         + _examples(layout.rejected, kept.docs)
     )
     title = f"dacp corpus report: {html.escape(stats['recipe'])}"
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-        f"{STYLE}</head><body><h1>{title}</h1>{body}</body></html>"
-    )
+    return page_html(title, f"<h1>{title}</h1>{body}")

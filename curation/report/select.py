@@ -9,7 +9,7 @@ import json
 from contracts.layout import RunLayout
 from curation.select.grading import grader_health
 from curation.select.outputs import DONE
-from figures import STYLE, figure_html, new_figure, table_html
+from figures import figure_html, new_figure, page_html, table_html
 
 
 def _grades(layout: RunLayout) -> str:
@@ -100,7 +100,4 @@ def _selections(layout: RunLayout) -> str:
 def render_select_report(layout: RunLayout) -> str:
     title = f"dacp data selection: {html.escape(layout.name)}"
     body = _grades(layout) + _distilled(layout) + _selections(layout)
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-        f"{STYLE}</head><body><h1>{title}</h1>{body}</body></html>"
-    )
+    return page_html(title, f"<h1>{title}</h1>{body}")

@@ -34,7 +34,7 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
 from curation.classifiers import FastTextSettings
-from curation.config import CorpusRecipe, DistillConfig, GradingConfig
+from curation.config import CorpusRecipe, GradingConfig
 from curation.output.tokens import shard_writer
 from curation.readers import docs_folder_reader
 from curation.report.select import render_select_report
@@ -146,11 +146,6 @@ def run_grading(recipe: CorpusRecipe) -> dict:
     }
 
 
-def fasttext_settings(c: DistillConfig) -> FastTextSettings:
-    """How the section's classifier is trained (the settings the corpus's classifiers take too)."""
-    return FastTextSettings(c.epochs, c.word_ngrams, c.hash_buckets, c.lr, c.max_chars, c.seed)
-
-
 def run_distill(recipe: CorpusRecipe) -> dict:
     """Train the classifier on the grades, score every document with it; return its metrics."""
     layout, c = recipe.layout, recipe.select.distill
@@ -158,7 +153,7 @@ def run_distill(recipe: CorpusRecipe) -> dict:
     distiller = GradeDistiller(
         str(layout.grades_file),
         str(partial),
-        fasttext_settings(c),
+        FastTextSettings.of(c),
         c.threshold,
         c.labels,
         c.held_out,

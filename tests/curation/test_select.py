@@ -27,6 +27,7 @@ import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
+from curation.classifiers import FastTextSettings
 from curation.config import DistillConfig, GradingConfig, HttpGraderConfig, ModelScoresConfig
 from curation.select import GradeCache, GradePrompt, LlmGrader, OpenAiGrader, TransformersGrader, parse_grade
 from curation.select.budget import BudgetSelector, choose, rank_normalised, read_scores
@@ -39,7 +40,7 @@ from curation.select.model_scores import (
     task_example_texts,
 )
 from curation.select.outputs import DONE, publish
-from curation.select.stage import fasttext_settings, make_grader
+from curation.select.stage import make_grader
 from curation.writers import RejectedWriter
 from training.data import TokenShards
 
@@ -463,7 +464,7 @@ def distil(pages, grades: dict[str, float], tmp_path: Path, **settings) -> dict:
         "".join(json.dumps({"id": i, "status": "graded", "grade": g}) + "\n" for i, g in grades.items())
     )
     docs = [Document(text=t, id=i) for i, t, _ in pages]
-    fasttext = fasttext_settings(DistillConfig())
+    fasttext = FastTextSettings.of(DistillConfig())
     GradeDistiller(str(tmp_path / "grades.jsonl"), str(tmp_path / "distilled"), fasttext, **settings).run(
         docs
     )
@@ -750,6 +751,6 @@ def test_held_out_share_is_independent_of_the_grading_sample(tmp_path):
     docs = [Document(text="t", id=f"doc-{i}", metadata={}) for i in range(2000)]
     grader = LlmGrader("unused", "unused", TransformersGrader("unused"), sample=300, stratify=[])
     sampled = grader.sample(docs)  # the lowest seeded hashes of 2000
-    distiller = GradeDistiller("unused", str(tmp_path), fasttext_settings(DistillConfig()), held_out=0.2)
+    distiller = GradeDistiller("unused", str(tmp_path), FastTextSettings.of(DistillConfig()), held_out=0.2)
     share = sum(distiller._held_out(d.id) for d in sampled) / len(sampled)
     assert 0.14 < share < 0.26, share
