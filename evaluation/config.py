@@ -24,10 +24,20 @@ class EvalError(ValueError):
     """The recipe and the run disagree (found only once the models are known): a message, not a trace."""
 
 
+GenerativeMetric = Literal["exact_match", "f1", "numeric", "rouge_l"]
+
+
 class TaskSource(TaskGlob):
     shots: int = Field(0, ge=0)
     fewshot: str | None = None  # the separate file k-shot examples are drawn from
     sample: int | None = Field(None, ge=1)  # score N items drawn with eval.seed (file order kept)
+    output_type: Literal["multiple_choice", "generate"] | None = None  # default: the file's kind
+    chat: bool | None = None  # the prompt in the tokenizer's chat template; default: eval.chat_models
+    # generate: greedy up to max_new_tokens, cut at the first stop sequence, scored by `metrics`
+    max_new_tokens: int = Field(64, ge=1)
+    stop: list[str] = ["\n"]
+    metrics: list[GenerativeMetric] = ["exact_match", "f1"]
+    tolerance: float = Field(0.01, ge=0)  # `numeric`: relative difference counted as equal
 
 
 def model_label(source: str) -> str:
@@ -40,6 +50,7 @@ class EvalConfig(Strict):
     reference_models: dict[SafeName, str] = {}  # label -> hub id or folder, scored first (the original)
     models: list[str] = []  # hub ids or folders; default: every stage export of the training run
     baselines: list[str] = []  # every other model is compared with each (paired); default: the first
+    chat_models: list[str] = []  # labels of (instruct) models prompted in their chat template
     batch_size: int = Field(8, ge=1)
     prefix: Literal["auto", "bos", "eos", "none"] = "auto"
     perplexity: list[Literal["domain", "replay"]] = ["domain", "replay"]  # validation splits: bits per byte

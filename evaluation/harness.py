@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.items import McItem, Template, language_template, load_items
@@ -31,6 +30,7 @@ from evaluation.intervals import (
     paired_ratio_difference,
     ratio_interval,
 )
+from evaluation.lm_eval_export import lm_eval_yaml
 from evaluation.report import write_eval
 from evaluation.scoring import LoglikelihoodScorer, score_items
 
@@ -241,25 +241,6 @@ def summarise(per_item: list[dict]) -> dict:
         low, high = bootstrap_interval(values)
         out[metric] = {"mean": float(np.mean(values)), "ci95": [low, high]}
     return out
-
-
-def lm_eval_yaml(task: str, path: Path, template: Template) -> str:
-    """The same task for lm-evaluation-harness (`dataset_path: json` with local data_files)."""
-    prompt = template.prompt.replace("{context}", "{{context + '\\n' if context else ''}}")
-    prompt = prompt.replace("{question}", "{{question}}")
-    spec = {
-        "task": task,
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str(path.resolve())}},
-        "test_split": "test",
-        "output_type": "multiple_choice",
-        "doc_to_text": prompt,
-        "doc_to_choice": "{{choices}}",
-        "doc_to_target": "{{answer}}",
-        "target_delimiter": template.delimiter,
-        "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}, {"metric": "acc_bytes"}],
-    }
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
 
 
 class TaskRun(NamedTuple):

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from contracts.contamination.units import HashTable, UnitText, item_windows, unit_hashes, window_hashes
-from contracts.items import load_items
+from contracts.items import McItem, load_items
 from contracts.recipe import Strict
 
 
@@ -188,11 +188,12 @@ class ContaminationIndex:
 
 
 def load_benchmark_texts(paths: list[Path]) -> list[BenchmarkText]:
-    """The items of the recipe's task files, as matched text (context + question, then the answer)."""
+    """The items of the recipe's task files, as matched text (context + question, then the answer:
+    the correct choice, or a generative item's `answer_text`)."""
     texts = []
     for path in paths:
         for item in load_items(path):
             prompt = "\n".join(filter(None, [item.context, item.question]))
-            answer = item.choices[item.answer]
+            answer = item.choices[item.answer] if isinstance(item, McItem) else item.answer_text
             texts.append(BenchmarkText(item.id, item.task, item.lang, prompt, answer, item.context or ""))
     return texts
