@@ -71,6 +71,11 @@ class GenItem:
 Item = McItem | GenItem
 
 
+def gold_text(item: Item) -> str:
+    """The text of the correct answer: the right choice, or a generative item's `answer_text`."""
+    return item.choices[item.answer] if isinstance(item, McItem) else item.answer_text
+
+
 def as_generative(item: McItem) -> GenItem:
     """A multiple-choice item asked generatively: the correct choice is the one gold answer."""
     return GenItem(item.id, item.task, item.lang, item.question, (item.choices[item.answer],), item.context)

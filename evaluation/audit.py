@@ -200,18 +200,21 @@ def task_summary(items: list[dict]) -> dict[str, dict]:
 
 
 def clean_subset_scores(eval_results: dict, items: list[dict]) -> dict[str, dict]:
-    """Each model's acc on the task's clean items beside all items (only when `make eval` ran)."""
+    """Each model's headline score (acc, or a generative task's first metric) on the task's clean
+    items beside all items (only when `make eval` ran)."""
     clean = {r["id"] for r in items if r["bucket"] == "clean"}
     out = {}
     for task, entry in eval_results.get("tasks", {}).items():
+        metric = entry["metrics"][0]
         for model, per_item in entry.get("items", {}).items():
-            subset = [r["acc"] for r in per_item if r["id"] in clean]
-            full = [r["acc"] for r in per_item]
+            subset = [r[metric] for r in per_item if r["id"] in clean]
+            full = [r[metric] for r in per_item]
             out.setdefault(task, {})[model] = {
-                "full": {"n": len(full), "acc": float(np.mean(full)), "ci95": bootstrap_interval(full)},
+                "metric": metric,
+                "full": {"n": len(full), "mean": float(np.mean(full)), "ci95": bootstrap_interval(full)},
                 "clean": {
                     "n": len(subset),
-                    "acc": float(np.mean(subset)) if subset else None,
+                    "mean": float(np.mean(subset)) if subset else None,
                     "ci95": bootstrap_interval(subset) if subset else None,
                 },
             }

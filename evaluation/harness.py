@@ -19,11 +19,12 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from contracts.items import McItem, Template, language_template, load_items
+from contracts.items import GenItem, Item, McItem, as_generative, kind, language_template, load_items
 from contracts.layout import TrainLayout
 from contracts.recipe import UnsafePathError, path_under, safe_name
-from evaluation.config import EvalConfig, EvalError, RunConfig, model_label
+from evaluation.config import EvalConfig, EvalError, RunConfig, TaskSource, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
+from evaluation.generation import GreedyGenerator
 from evaluation.intervals import (
     bootstrap_interval,
     paired_difference,
@@ -31,10 +32,12 @@ from evaluation.intervals import (
     ratio_interval,
 )
 from evaluation.lm_eval_export import lm_eval_yaml
+from evaluation.metrics import score_generation
+from evaluation.prompts import PromptFor, fewshot_templates, in_chat
 from evaluation.report import write_eval
 from evaluation.scoring import LoglikelihoodScorer, score_items
 
-METRICS = ("acc", "acc_norm", "acc_bytes")
+MC_METRICS = ("acc", "acc_norm", "acc_bytes")
 EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)
 
 Progress = Callable[[str], None] | None
@@ -94,8 +97,9 @@ def choose_models(run: RunConfig) -> dict[str, str]:
         looks_local = source.startswith((".", "/")) or Path(source).exists()  # else a hub id
         if looks_local and not (Path(source) / "config.json").is_file():
             raise EvalError(f"model {label!r}: {source} is not a model folder (no config.json)")
-    if unknown := [b for b in run.eval.baselines if b not in models]:
-        raise EvalError(f"eval.baselines: {unknown} are not among the models ({', '.join(models)})")
+    for key in ("baselines", "chat_models"):
+        if unknown := [b for b in getattr(run.eval, key) if b not in models]:
+            raise EvalError(f"eval.{key}: {unknown} are not among the models ({', '.join(models)})")
     return models
 
 
@@ -145,31 +149,12 @@ def equal_compute_results(run: RunConfig, models: dict[str, str]) -> dict[str, d
     }
 
 
-def sample_items(items: list[McItem], n: int | None, seed: int) -> list[McItem]:
+def sample_items(items: list[Item], n: int | None, seed: int) -> list[Item]:
     """N items drawn with the seed, in file order: every model is scored on the same ones."""
     if n is None or n >= len(items):
         return items
     chosen = np.random.default_rng(seed).choice(len(items), size=n, replace=False)
     return [items[i] for i in sorted(chosen)]
-
-
-def fewshot_templates(items: list[McItem], pool: list[McItem], shots: int, seed: int) -> dict[str, Template]:
-    """One template per item, prefixed with `shots` solved examples drawn with a fixed seed."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for item in items:
-        base = language_template(item)
-        examples = [p for p in pool if p.id != item.id]
-        chosen = [
-            examples[i] for i in rng.choice(len(examples), size=min(shots, len(examples)), replace=False)
-        ]
-        solved = "".join(
-            (base.render(e) + base.delimiter + e.choices[e.answer]).replace("{", "{{").replace("}", "}}")
-            + "\n\n"
-            for e in chosen
-        )
-        out[item.id] = Template(solved + base.prompt, base.delimiter)
-    return out
 
 
 @torch.no_grad()
@@ -234,9 +219,9 @@ def document_table(by_model: dict[str, Documents]) -> dict:
     }
 
 
-def summarise(per_item: list[dict]) -> dict:
+def summarise(per_item: list[dict], metrics: tuple[str, ...]) -> dict:
     out = {}
-    for metric in METRICS:
+    for metric in metrics:
         values = [r[metric] for r in per_item]
         low, high = bootstrap_interval(values)
         out[metric] = {"mean": float(np.mean(values)), "ci95": [low, high]}
@@ -244,13 +229,29 @@ def summarise(per_item: list[dict]) -> dict:
 
 
 class TaskRun(NamedTuple):
-    """A task as scored: its file, its (sampled) items, each item's template, and how many items
-    the file has (those with a usable task name)."""
+    """A task as scored: its file and recipe entry, its (sampled) items, each item's prompt, how
+    many items the file has (those with a usable task name), and how it is scored."""
 
     path: Path
-    items: list[McItem]
-    template_for: Callable[[McItem], Template]
+    source: TaskSource
+    items: list[Item]
+    template_for: PromptFor
     file_items: int
+    output_type: str
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics scored, the headline first (reports and the clean subset use it)."""
+        return MC_METRICS if self.output_type == "multiple_choice" else tuple(self.source.metrics)
+
+
+def as_output_type(items: list[Item], output_type: str, path: Path) -> list[Item]:
+    """Items as the task is scored: multiple-choice items may be asked generatively, not the reverse."""
+    if output_type == "generate":
+        return [as_generative(i) if isinstance(i, McItem) else i for i in items]
+    if any(isinstance(i, GenItem) for i in items):
+        raise EvalError(f"eval.tasks.output_type: {path} holds generative items (no choices)")
+    return items
 
 
 def load_tasks(run: RunConfig) -> tuple[dict[str, TaskRun], list[dict]]:
@@ -272,15 +273,17 @@ def load_tasks(run: RunConfig) -> tuple[dict[str, TaskRun], list[dict]]:
             every.append(item)
         if not every:
             continue
-        items = sample_items(every, src.sample, run.eval.seed)
+        output_type = src.output_type or kind(every[0])
+        items = as_output_type(sample_items(every, src.sample, run.eval.seed), output_type, path)
         name = items[0].task
         if name in tasks:
             raise EvalError(f"task {name!r} is in two files: {tasks[name].path} and {path}")
         template_for = language_template
         if src.shots:
-            shot_templates = fewshot_templates(items, load_items(Path(src.fewshot)), src.shots, run.eval.seed)
+            pool = as_output_type(load_items(Path(src.fewshot)), output_type, Path(src.fewshot))
+            shot_templates = fewshot_templates(items, pool, src.shots, run.eval.seed)
             template_for = lambda item, t=shot_templates: t[item.id]  # noqa: E731
-        tasks[name] = TaskRun(path, items, template_for, len(every))
+        tasks[name] = TaskRun(path, src, items, template_for, len(every), output_type)
     return tasks, rejected
 
 
@@ -288,8 +291,9 @@ def write_lm_eval_tasks(tasks: dict[str, TaskRun], folder: Path) -> None:
     """The lm-evaluation-harness YAML of each task (it reads the whole file)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, task in tasks.items():
+        generate = (task.source.max_new_tokens, task.source.stop) if task.output_type == "generate" else None
         path_under(folder, f"{name}.yaml").write_text(
-            lm_eval_yaml(name, task.path, language_template(task.items[0]))
+            lm_eval_yaml(name, task.path, language_template(task.items[0]), generate)
         )
 
 
@@ -302,6 +306,21 @@ class EvalPlan(NamedTuple):
     tasks: dict[str, TaskRun]
     rejected: list[dict]
     texts: dict[str, list[str]]
+    chat: dict[str, dict[str, bool]]  # task -> model label -> prompted in its chat template
+
+
+def chat_prompts(cfg: EvalConfig, models: dict[str, str], tasks: dict[str, TaskRun]) -> dict:
+    """Per task and model: the task's `chat` where set, else whether the model is in `chat_models`.
+    Every model prompted so must have a chat template (its tokenizer is read here, before scoring)."""
+
+    def chat(task: TaskRun, label: str) -> bool:
+        return label in cfg.chat_models if task.source.chat is None else task.source.chat
+
+    by_task = {name: {label: chat(task, label) for label in models} for name, task in tasks.items()}
+    for label in {label for by_model in by_task.values() for label, on in by_model.items() if on}:
+        if not AutoTokenizer.from_pretrained(models[label]).chat_template:
+            raise EvalError(f"model {label!r} is prompted in its chat template, but its tokenizer has none")
+    return by_task
 
 
 def plan_eval(run: RunConfig) -> EvalPlan:
@@ -312,7 +331,8 @@ def plan_eval(run: RunConfig) -> EvalPlan:
         c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
     }
     pair_list = pairs(list(models), cfg.baselines or list(models)[:1])
-    return EvalPlan(models, pair_list, tasks, rejected, {c: t for c, t in texts.items() if t})
+    chat = chat_prompts(cfg, models, tasks)
+    return EvalPlan(models, pair_list, tasks, rejected, {c: t for c, t in texts.items() if t}, chat)
 
 
 class ModelScores(NamedTuple):
@@ -323,6 +343,30 @@ class ModelScores(NamedTuple):
     documents: dict[str, Documents]
 
 
+def score_task(scorer: LoglikelihoodScorer, task: TaskRun, chat: bool) -> list[dict]:
+    """Per item: log-likelihood scores of each choice, or the greedy generation and its metrics."""
+    template_for = task.template_for
+    if chat:  # the chat template starts the sequence itself
+        template_for = in_chat(template_for, scorer.tokenizer)
+        scorer = LoglikelihoodScorer(scorer.model, scorer.tokenizer, scorer.batch_size, "none")
+    if task.output_type == "multiple_choice":
+        return score_items(scorer, task.items, template_for)
+    src = task.source
+    generator = GreedyGenerator(scorer.model, scorer.tokenizer, scorer.batch_size, scorer.prefix_ids)
+    prompts = [template_for(item).render(item) for item in task.items]
+    predictions = generator.generate(prompts, src.max_new_tokens, src.stop)
+    return [
+        {
+            "id": item.id,
+            "question": item.question,
+            "gold": item.answer_text,
+            "prediction": prediction,
+            **score_generation(prediction, item, src.metrics, src.tolerance),
+        }
+        for item, prediction in zip(task.items, predictions)
+    ]
+
+
 def score_model(cfg: EvalConfig, label: str, source: str, plan: EvalPlan, progress: Progress) -> ModelScores:
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
@@ -331,7 +375,7 @@ def score_model(cfg: EvalConfig, label: str, source: str, plan: EvalPlan, progre
     for name, task in plan.tasks.items():
         if progress:
             progress(f"{label}: {name}")
-        items[name] = score_items(scorer, task.items, task.template_for)
+        items[name] = score_task(scorer, task, plan.chat[name][label])
     window = perplexity_window(model, cfg.perplexity_window)
     documents = {}
     for corpus, texts in plan.texts.items():
@@ -341,22 +385,27 @@ def score_model(cfg: EvalConfig, label: str, source: str, plan: EvalPlan, progre
     return ModelScores(scorer.prefix, items, documents)
 
 
-def task_results(tasks: dict[str, TaskRun], scores: dict[str, dict[str, list[dict]]], pair_list) -> dict:
-    """Per task: n, each model's means with intervals, paired differences, per-item scores."""
+def task_results(plan: EvalPlan, scores: dict[str, dict[str, list[dict]]]) -> dict:
+    """Per task: how it was scored, n, each model's means with intervals, paired differences,
+    per-item scores (the metrics' first is the headline)."""
     out = {}
     for name, by_model in scores.items():
+        task = plan.tasks[name]
         out[name] = {
-            "n": len(tasks[name].items),
-            "file_items": tasks[name].file_items,
-            "scores": {m: summarise(s) for m, s in by_model.items()},
+            "output_type": task.output_type,
+            "metrics": list(task.metrics),
+            "chat": plan.chat[name],
+            "n": len(task.items),
+            "file_items": task.file_items,
+            "scores": {m: summarise(s, task.metrics) for m, s in by_model.items()},
             "paired": {
                 f"{other} - {baseline}": {
                     metric: paired_difference(
                         [r[metric] for r in by_model[baseline]], [r[metric] for r in by_model[other]]
                     )
-                    for metric in METRICS
+                    for metric in task.metrics
                 }
-                for baseline, other in pair_list
+                for baseline, other in plan.pairs
             },
             "items": by_model,
         }
@@ -372,7 +421,7 @@ def eval_results(run: RunConfig, plan: EvalPlan, scored: dict[str, ModelScores])
     return {
         "models": plan.models,
         "prefix": {label: s.prefix for label, s in scored.items()},
-        "tasks": task_results(plan.tasks, scores, plan.pairs),
+        "tasks": task_results(plan, scores),
         "perplexity_bits_per_byte": {c: {m: s["bpb"] for m, s in by.items()} for c, by in intervals.items()},
         "perplexity_intervals": intervals,
         "perplexity_paired": {c: perplexity_pairs(by_model, plan.pairs) for c, by_model in docs.items()},

@@ -10,8 +10,14 @@ import yaml
 from contracts.items import Template
 
 
-def lm_eval_yaml(task: str, path: Path, template: Template) -> str:
-    """A multiple-choice task: each choice scored as a continuation of the prompt."""
+def lm_eval_yaml(
+    task: str, path: Path, template: Template, generate: tuple[int, list[str]] | None = None
+) -> str:
+    """A multiple-choice task (each choice scored as a continuation of the prompt), or with
+    `generate` = (max_new_tokens, stop) a generative one: greedy decoding until a stop string,
+    scored by exact match against `answer_text` after stripping whitespace, case and punctuation
+    (the closest of lm-eval's options to SQuAD-style normalisation; TAT-QA's numeracy-aware F1 is
+    dacp's own)."""
     prompt = template.prompt.replace("{context}", "{{context + '\\n' if context else ''}}")
     prompt = prompt.replace("{question}", "{{question}}")
     spec = {
@@ -19,11 +25,41 @@ def lm_eval_yaml(task: str, path: Path, template: Template) -> str:
         "dataset_path": "json",
         "dataset_kwargs": {"data_files": {"test": str(path.resolve())}},
         "test_split": "test",
-        "output_type": "multiple_choice",
         "doc_to_text": prompt,
-        "doc_to_choice": "{{choices}}",
-        "doc_to_target": "{{answer}}",
-        "target_delimiter": template.delimiter,
-        "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}, {"metric": "acc_bytes"}],
     }
+    if generate is None:
+        return _dump(
+            spec
+            | {
+                "output_type": "multiple_choice",
+                "doc_to_choice": "{{choices}}",
+                "doc_to_target": "{{answer}}",
+                "target_delimiter": template.delimiter,
+                "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}, {"metric": "acc_bytes"}],
+            }
+        )
+    max_new_tokens, stop = generate
+    return _dump(
+        spec
+        | {
+            "output_type": "generate_until",
+            "doc_to_target": "{{answer_text}}",
+            "generation_kwargs": {"until": list(stop), "max_gen_toks": max_new_tokens, "do_sample": False},
+            "filter_list": [
+                {"name": "strip", "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}
+            ],
+            "metric_list": [
+                {
+                    "metric": "exact_match",
+                    "aggregation": "mean",
+                    "higher_is_better": True,
+                    "ignore_case": True,
+                    "ignore_punctuation": True,
+                }
+            ],
+        }
+    )
+
+
+def _dump(spec: dict) -> str:
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)

@@ -46,20 +46,26 @@ def _or_none(rows: list[list]) -> list[list]:
 # the evaluation page
 
 
-def _acc_plot(results: dict) -> str:
+def headline(entry: dict) -> str:
+    """A task's headline metric: acc for multiple choice, the first configured for generation."""
+    return entry["metrics"][0]
+
+
+def _headline_plot(results: dict) -> str:
     tasks = list(results["tasks"])
     models = list(results["models"])
     fig, ax = new_figure(max(5, 1.6 * len(tasks) * len(models)), 3.8)
     width = 0.8 / max(1, len(models))
     for k, model in enumerate(models):
-        acc = [results["tasks"][t]["scores"][model]["acc"] for t in tasks]
+        acc = [(e := results["tasks"][t])["scores"][model][headline(e)] for t in tasks]
         means = [a["mean"] for a in acc]
         lows = [m - a["ci95"][0] for a, m in zip(acc, means)]
         highs = [a["ci95"][1] - m for a, m in zip(acc, means)]
         xs = [i + k * width for i in range(len(tasks))]
         ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, label=model)
-    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(tasks))], tasks, rotation=20)
-    ax.set(ylabel="acc (95% bootstrap interval)", ylim=(0, 1))
+    ticks = [f"{t}\n{headline(results['tasks'][t])}" for t in tasks]
+    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(tasks))], ticks, rotation=20)
+    ax.set(ylabel="score (95% bootstrap interval)", ylim=(0, 1))
     ax.legend()
     return figure_html(fig, DPI)
 
@@ -84,6 +90,10 @@ def _ci(interval: list[float], digits: int = 3) -> str:
     return f"<small>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</small>"
 
 
+def _score(s: dict) -> str:
+    return f"{s['mean']:.3f} {_ci(s['ci95'])}"
+
+
 def _verdict(d: dict, lower_is_better: bool = False) -> str:
     if not d["significant"]:
         return "within noise"
@@ -101,13 +111,13 @@ def _cost_cells(cost: dict | None) -> list[str]:
 
 
 def _models_html(results: dict) -> str:
-    """One row per model: bits per byte per corpus, acc per task, and what its training cost."""
+    """One row per model: bits per byte per corpus, each task's headline score, its training cost."""
     bpb = results.get("perplexity_intervals", {})
     tasks = results["tasks"]
     headers = [
         "model",
         *(f"{c} bits/byte" for c in bpb),
-        *(f"{t} acc (n={e['n']})" for t, e in tasks.items()),
+        *(f"{t} {headline(e)} (n={e['n']})" for t, e in tasks.items()),
         "tokens trained (own stage)",
         "training time",
     ]
@@ -118,10 +128,7 @@ def _models_html(results: dict) -> str:
                 f"{by[model]['bpb']:.4f} {_ci(by[model]['ci95'], 4)}" if model in by else "-"
                 for by in bpb.values()
             ),
-            *(
-                f"{e['scores'][model]['acc']['mean']:.3f} {_ci(e['scores'][model]['acc']['ci95'])}"
-                for e in tasks.values()
-            ),
+            *(_score(e["scores"][model][headline(e)]) for e in tasks.values()),
             *_cost_cells(results.get("cost", {}).get(model)),
         ]
         for model in results["models"]
@@ -172,26 +179,45 @@ def _equal_compute_html(results: dict) -> str:
 
 
 def _task_scores_html(results: dict) -> str:
-    rows = [
-        [
-            escape(task),
-            entry["n"],
-            escape(model),
-            *(f"{s['mean']:.3f} {_ci(s['ci95'])}" for s in scores.values()),
-        ]
-        for task, entry in results["tasks"].items()
-        for model, scores in entry["scores"].items()
-    ]
-    return table_html(["task", "items", "model", "acc", "acc_norm", "acc_bytes"], rows)
+    """One table per set of metrics (multiple choice, each kind of generative task)."""
+    groups: dict[tuple[str, ...], list[list]] = {}
+    for task, entry in results["tasks"].items():
+        for model, scores in entry["scores"].items():
+            chat = " <small>(chat)</small>" if entry["chat"][model] else ""
+            row = [escape(task), entry["n"], escape(model) + chat, *map(_score, scores.values())]
+            groups.setdefault(tuple(entry["metrics"]), []).append(row)
+    return "".join(table_html(["task", "items", "model", *metrics], rows) for metrics, rows in groups.items())
 
 
-def _acc_pairs_html(results: dict) -> str:
+def _headline_pairs_html(results: dict) -> str:
     pairs = [
-        (task, pair, m["acc"])
+        (f"{task} ({headline(entry)})", pair, m[headline(entry)])
         for task, entry in results["tasks"].items()
         for pair, m in entry["paired"].items()
     ]
     return _pairs_html("task", pairs, 3, lower_is_better=False)
+
+
+def _wrong_generations_html(results: dict, shown: int = 5) -> str:
+    """Per generative task and model, the first items whose headline metric is not 1."""
+    rows = [
+        [
+            f"{escape(task)}<br><small>{escape(model)}</small>",
+            f"{escape(r['id'])}<br><small>{escape(r['question'][:300])}</small>",
+            escape(r["gold"]),
+            f"<code>{escape(r['prediction'])}</code>",
+            ", ".join(f"{m} {r[m]:.2f}" for m in entry["metrics"]),
+        ]
+        for task, entry in results["tasks"].items()
+        if entry["output_type"] == "generate"
+        for model, per_item in entry["items"].items()
+        for r in [r for r in per_item if r[headline(entry)] < 1][:shown]
+    ]
+    if not rows:
+        return ""
+    return "<h2>Wrong generations (first five per task and model)</h2>" + table_html(
+        ["task, model", "item", "gold", "generated", "scores"], rows
+    )
 
 
 def render_eval_report(results: dict) -> str:
@@ -206,11 +232,12 @@ def render_eval_report(results: dict) -> str:
     return page_html(
         "evaluation",
         f"""<h1>Evaluation</h1>
-<p>Multiple choice by log-likelihood; 95% bootstrap intervals over items. Bits per byte on the
-validation splits: lower is better, fair across tokenizers; 95% intervals resample documents (ratio of
-summed bits to summed bytes). Tokens and time: the model's own training stage from the trainer's
-metrics (optimizer steps only, validation excluded); reference models trained nothing here.
-Prefix policy per model:
+<p>Multiple choice by log-likelihood; generative tasks by greedy decoding (scored by exact match,
+TAT-QA's numeracy-aware F1, numeric match or ROUGE-L); 95% bootstrap intervals over items.
+Bits per byte on the validation splits: lower is better, fair across tokenizers; 95% intervals
+resample documents (ratio of summed bits to summed bytes). Tokens and time: the model's own training
+stage from the trainer's metrics (optimizer steps only, validation excluded);
+reference models trained nothing here. Prefix policy per model:
 {escape(str(results["prefix"]))}.</p>
 {_models_html(results)}
 {_tradeoff_plot(results) if has_both else ""}
@@ -219,9 +246,10 @@ Prefix policy per model:
 {equal}
 <h2>Scores per task</h2>
 {_task_scores_html(results)}
-<h2>Paired differences (acc, same items)</h2>
-{_acc_pairs_html(results)}
-{_acc_plot(results) if results["tasks"] else ""}""",
+<h2>Paired differences (headline score, same items)</h2>
+{_headline_pairs_html(results)}
+{_headline_plot(results) if results["tasks"] else ""}
+{_wrong_generations_html(results)}""",
     )
 
 
@@ -307,8 +335,9 @@ def _clean_subset_html(clean_subset: dict) -> str:
         [
             escape(t),
             escape(m),
-            f"{s['full']['acc']:.3f} <small>(n={s['full']['n']})</small>",
-            f"{s['clean']['acc']:.3f} <small>[{s['clean']['ci95'][0]:.3f}, {s['clean']['ci95'][1]:.3f}] "
+            s["metric"],
+            f"{s['full']['mean']:.3f} <small>(n={s['full']['n']})</small>",
+            f"{s['clean']['mean']:.3f} <small>[{s['clean']['ci95'][0]:.3f}, {s['clean']['ci95'][1]:.3f}] "
             f"(n={s['clean']['n']})</small>"
             if s["clean"]["n"]
             else "<small>no clean items</small>",
@@ -321,7 +350,7 @@ def _clean_subset_html(clean_subset: dict) -> str:
             "<p><small>Run <code>make eval</code> to see each model's score on the clean subset.</small></p>"
         )
     return "<h2>Scores on the clean subset</h2>" + table_html(
-        ["task", "model", "acc, all items", "acc, clean items"], rows
+        ["task", "model", "metric", "all items", "clean items"], rows
     )
 
 
@@ -352,17 +381,18 @@ when the question is found with its answer (however little of a long context is 
 
 def _task_console(name: str, results: dict) -> Table:
     wide = len(results["models"]) <= 3  # with more models the intervals stay in the report
-    table = Table(title=f"evaluation `{name}` (acc{', 95% interval' if wide else ''})")
+    table = Table(title=f"evaluation `{name}` (headline score{', 95% interval' if wide else ''})")
     table.add_column("task")
     for model in results["models"]:
         table.add_column(model, justify="right")
     for task, entry in results["tasks"].items():
+        metric = headline(entry)
         cells = [
-            f"{s['acc']['mean']:.3f}"
-            + (f" [{s['acc']['ci95'][0]:.2f}, {s['acc']['ci95'][1]:.2f}]" if wide else "")
+            f"{s[metric]['mean']:.3f}"
+            + (f" [{s[metric]['ci95'][0]:.2f}, {s[metric]['ci95'][1]:.2f}]" if wide else "")
             for s in entry["scores"].values()
         ]
-        table.add_row(f"{task} ({entry['n']})", *cells)
+        table.add_row(f"{task} ({entry['n']}, {metric})", *cells)
     return table
 
 
@@ -385,16 +415,16 @@ def _models_console(results: dict) -> Table:
     return table
 
 
-def _acc_pairs_console(results: dict) -> Table | None:
-    """Per pair, over the tasks: how often the difference in acc is beyond noise."""
+def _headline_pairs_console(results: dict) -> Table | None:
+    """Per pair, over the tasks: how often the difference in headline score is beyond noise."""
     pairs = list(next(iter(results["tasks"].values()), {"paired": {}})["paired"])
     if not pairs:
         return None
-    diffs = Table(title="paired differences in acc over the tasks (95% interval excludes 0)")
+    diffs = Table(title="paired differences in headline score over the tasks (95% interval excludes 0)")
     for col in ("models", "better", "worse", "mean difference"):
         diffs.add_column(col, justify="left" if col == "models" else "right")
     for pair in pairs:
-        per_task = [entry["paired"][pair]["acc"] for entry in results["tasks"].values()]
+        per_task = [entry["paired"][pair][headline(entry)] for entry in results["tasks"].values()]
         diffs.add_row(
             pair,
             str(sum(d["significant"] and d["mean"] > 0 for d in per_task)),
@@ -448,7 +478,7 @@ def eval_tables(name: str, results: dict) -> list[Table]:
     tables = [
         _task_console(name, results),
         _models_console(results),
-        _acc_pairs_console(results),
+        _headline_pairs_console(results),
         _bpb_pairs_console(results),
         _equal_compute_console(results),
     ]
@@ -472,12 +502,12 @@ def audit_table(name: str, result: dict) -> Table:
 
 
 def clean_subset_lines(result: dict) -> list[str]:
-    """Per task: each model's acc on all items and on the clean ones."""
+    """Per task: each model's headline score on all items and on the clean ones."""
     return [
-        f"{task}: acc all / clean "
+        f"{task}: {next(iter(by_model.values()))['metric']} all / clean "
         + ", ".join(
-            f"{m} {s['full']['acc']:.3f} / "
-            + (f"{s['clean']['acc']:.3f} (n={s['clean']['n']})" if s["clean"]["n"] else "-")
+            f"{m} {s['full']['mean']:.3f} / "
+            + (f"{s['clean']['mean']:.3f} (n={s['clean']['n']})" if s["clean"]["n"] else "-")
             for m, s in by_model.items()
         )
         for task, by_model in result["clean_subset"].items()

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from contracts.contamination.units import HashTable, UnitText, item_windows, unit_hashes, window_hashes
-from contracts.items import McItem, load_items
+from contracts.items import gold_text, load_items
 from contracts.recipe import Strict
 
 
@@ -194,6 +194,7 @@ def load_benchmark_texts(paths: list[Path]) -> list[BenchmarkText]:
     for path in paths:
         for item in load_items(path):
             prompt = "\n".join(filter(None, [item.context, item.question]))
-            answer = item.choices[item.answer] if isinstance(item, McItem) else item.answer_text
-            texts.append(BenchmarkText(item.id, item.task, item.lang, prompt, answer, item.context or ""))
+            texts.append(
+                BenchmarkText(item.id, item.task, item.lang, prompt, gold_text(item), item.context or "")
+            )
     return texts

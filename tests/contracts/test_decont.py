@@ -320,9 +320,15 @@ def test_the_listed_matches_do_not_depend_on_the_task_count(planted, tmp_path):
     assert listed[0] == listed[1] == [(f"copy-{k}", 11) for k in range(5)]
 
 
-def test_a_question_copied_with_its_answer_is_dirty_whatever_its_context(planted, tmp_path):
+MULTIPLE_CHOICE = {"qa-leak": {"choices": ["Savings", "Equity"]}, "passage": {"choices": ["A", "B"]}}
+GENERATIVE = {"qa-leak": {"answers": ["Savings"]}, "passage": {"answer_text": "A"}}  # TAT-QA's fields
+
+
+@pytest.mark.parametrize("answers", [MULTIPLE_CHOICE, GENERATIVE], ids=["multiple_choice", "generative"])
+def test_a_question_copied_with_its_answer_is_dirty_whatever_its_context(answers, planted, tmp_path):
     """A long-context item (a table, a passage) whose question and answer were copied: little of its
-    input is covered, but it leaked. A passage copied without its question is reported apart."""
+    input is covered, but it leaked. A passage copied without its question is reported apart.
+    Generative items are matched on the question and their `answer_text`."""
     root = planted[0]
     en = sorted((SAMPLES / "finance" / "gnucash" / "en").glob("*.html"))
     passages = [p for page in en[40:] for p in paragraphs(page, min_words=60)][:2]
@@ -330,11 +336,12 @@ def test_a_question_copied_with_its_answer_is_dirty_whatever_its_context(planted
         "Which of the accounts listed in the table above carried the largest closing balance in the year?"
     )
     items = [
-        {"id": "qa-leak", "context": passages[0], "question": question, "choices": ["Savings", "Equity"]},
-        {"id": "passage", "context": passages[1], "question": "What does it say?", "choices": ["A", "B"]},
+        {"id": "qa-leak", "context": passages[0], "question": question},
+        {"id": "passage", "context": passages[1], "question": "What does it say?"},
     ]
     task = tmp_path / "long.jsonl"
-    task.write_text("".join(json.dumps(i | {"task": "long", "answer": 0}) + "\n" for i in items))
+    kind = {"answer": 0} if answers is MULTIPLE_CHOICE else {}
+    task.write_text("".join(json.dumps(i | answers[i["id"]] | {"task": "long"} | kind) + "\n" for i in items))
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     docs = [
@@ -347,6 +354,7 @@ def test_a_question_copied_with_its_answer_is_dirty_whatever_its_context(planted
     leak = by_id["qa-leak"]
     assert leak["coverage"] < 0.3 and leak["qa_coverage"] == 1.0 and leak["context_coverage"] == 0.0
     assert leak["bucket"] == "dirty"  # it was `clean` by the input's coverage alone
+    assert leak["input_label_match"]  # found with its answer
     passage = by_id["passage"]
     assert passage["context_coverage"] == 1.0 and passage["qa_coverage"] == 0.0
     assert result["tasks"]["long"]["context_only"] == 1
