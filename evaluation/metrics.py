@@ -22,12 +22,19 @@ import re
 import string
 from functools import partial
 
+import numpy as np
 from rouge_score import rouge_scorer
 
 from contracts.items import GenItem
 
 # --- TAT-QA's number reading (tatqa_utils.py), kept exactly: gold answers were scored with it ---
-_SCALE_FACTORS = (("hundred", 100), ("thousand", 1000), ("million", 10**6), ("billion", 10**9), ("percent", 0.01))
+_SCALE_FACTORS = (
+    ("hundred", 100),
+    ("thousand", 1000),
+    ("million", 10**6),
+    ("billion", 10**9),
+    ("percent", 0.01),
+)
 _NOT_IN_NUMBERS = str.maketrans("", "", "'\"\\$€£¥%(),[]")
 
 
@@ -106,14 +113,14 @@ def _em_f1(prediction: str, gold: str) -> tuple[float, float]:
     precision = common / len(predicted) if predicted else 1.0
     recall = common / len(expected) if expected else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return float(prediction == gold), round(f1, 2)
+    return float(prediction == gold), float(np.round(f1, 2))  # numpy's rounding, as officially
 
 
 def _prediction_spans(prediction: str) -> tuple[list[str], str]:
     """The prediction's spans and scale (the official metric's prediction and pred_scale)."""
-    spans = [span.strip().removesuffix(".").strip() for span in prediction.split(";")]
+    spans = [span.strip().rstrip(".。").strip() for span in prediction.split(";")]
     spans = [span for span in spans if span]
-    scaled = re.compile(r"(.*?)\s*\b((?:thousand|million|billion)s?|percent)$", re.IGNORECASE)
+    scaled = re.compile(r"(.*?)\s*((?:thousand|million|billion)s?|percent)", re.IGNORECASE)
     last = scaled.fullmatch(spans[-1]) if spans else None
     if last is None or not _is_number(last.group(1)):
         return spans, ""
@@ -126,26 +133,26 @@ def _prediction_spans(prediction: str) -> tuple[list[str], str]:
     return spans, word.removesuffix("s")
 
 
-def tatqa_em_f1(prediction: str, item: GenItem) -> tuple[float, float]:
+def _tatqa_em_f1(prediction: str, item: GenItem) -> tuple[float, float]:
     """TAT-QA's exact match and numeracy-aware F1; for arithmetic and count answers F1 is EM."""
     spans, scale = _prediction_spans(prediction)
     if not spans:
         return 0.0, 0.0
     candidates = [_answer_string(spans, scale)]
-    (only,) = spans if len(spans) == 1 else (None,)
-    if only and not scale and "%" not in only and _is_number(only) and _to_number(only) is not None:
-        candidates.append(f"{_to_number(only):.4f}")  # 0.2342 may answer 23.42 percent
+    if len(spans) == 1 and not scale and "%" not in spans[0] and _is_number(spans[0]):
+        value = _to_number(spans[0])  # unrounded too: 0.2342 may answer 23.42 percent
+        candidates += [] if value is None else [f"{value:.4f}"]
     gold = _answer_string(list(item.answers), item.scale)
     em, f1 = max(_em_f1(candidate, gold) for candidate in candidates)
     return (em, em) if item.answer_type in ("arithmetic", "count") else (em, f1)
 
 
 def exact_match(prediction: str, item: GenItem) -> float:
-    return tatqa_em_f1(prediction, item)[0]
+    return _tatqa_em_f1(prediction, item)[0]
 
 
 def f1(prediction: str, item: GenItem) -> float:
-    return tatqa_em_f1(prediction, item)[1]
+    return _tatqa_em_f1(prediction, item)[1]
 
 
 # --- a plain reading of numbers, for the lenient numeric match ---
@@ -156,11 +163,8 @@ _NUMBER = re.compile(
 )
 
 
-def _first_number(text: str) -> tuple[float, bool] | None:
-    """The first number in `text` with its own scale word or %, and whether it had one."""
-    m = _NUMBER.search(text)
-    if m is None:
-        return None
+def _value(m: re.Match) -> tuple[float, bool]:
+    """A matched number's value with its own scale word or %, and whether it had one."""
     value = float(m["digits"].replace(",", ""))
     if m["sign"] or (m["open"] and m["close"]):
         value = -value
@@ -174,14 +178,14 @@ def numeric_match(prediction: str, item: GenItem, tolerance: float = 0.01) -> fl
     Both sides are values with their scale: "1.5 million" matches gold 1.5 with scale million, a bare
     "1.5" does not (as in the official EM). Gold that is not one number scores 0.
     """
-    gold = _first_number(item.answers[0]) if len(item.answers) == 1 else None
-    predicted = _first_number(prediction)
-    if gold is None or predicted is None or _NUMBER.sub("", item.answers[0]).strip(" $€£¥"):
+    gold = _NUMBER.fullmatch(item.answers[0].strip()) if len(item.answers) == 1 else None
+    predicted = _NUMBER.search(prediction)
+    if gold is None or predicted is None:
         return 0.0
-    value, has_scale = gold
+    value, has_scale = _value(gold)
     if not has_scale:
         value *= _scale_factor(item.scale)
-    return float(abs(predicted[0] - value) <= max(tolerance * abs(value), 1e-9))
+    return float(abs(_value(predicted)[0] - value) <= max(tolerance * abs(value), 1e-9))
 
 
 class _Words:
@@ -198,13 +202,15 @@ _ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Words())
 
 def rouge_l(prediction: str, item: GenItem) -> float:
     """ROUGE-L F-measure against the gold answer (its spans joined, as answer_text shows them)."""
-    return _ROUGE.score(item.answer_text, prediction)["rougeL"].fmeasure
+    return float(_ROUGE.score(item.answer_text, prediction)["rougeL"].fmeasure)
 
 
 GENERATIVE_METRICS = {"exact_match": exact_match, "f1": f1, "numeric": numeric_match, "rouge_l": rouge_l}
 
 
-def score_generation(prediction: str, item: GenItem, metrics: list[str], tolerance: float) -> dict[str, float]:
+def score_generation(
+    prediction: str, item: GenItem, metrics: list[str], tolerance: float
+) -> dict[str, float]:
     """The named metrics of one generation; `tolerance` is numeric's relative difference."""
     chosen = {name: GENERATIVE_METRICS[name] for name in metrics}
     if "numeric" in chosen:

@@ -65,6 +65,8 @@ def tiny():
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=2,
+        bos_token_id=tokenizer.eos_token_id,  # else Llama's defaults (1, 2): byte tokens here
+        eos_token_id=tokenizer.eos_token_id,
     )
     return LlamaForCausalLM(config).eval(), tokenizer
 

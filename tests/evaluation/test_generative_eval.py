@@ -77,7 +77,7 @@ def generative_run(tiny, tmp_path_factory):
     model = LlamaForCausalLM.from_pretrained(folders[0]).eval()
     written = _greedy(model, tiny[1], language_template(first).render(first)).split("\n")[0].strip()
     assert written.strip(".,;:!? "), f"the tiny model wrote nothing to match: {written!r}"
-    rows[0]["answers"] = [written]
+    rows[0] |= {"answers": [written], "scale": ""}
     task.write_text("".join(json.dumps(r) + "\n" for r in rows))
     demo = ROOT / "data" / "tasks" / "gnucash-demo.jsonl"
     mc = tmp / "mc.jsonl"
