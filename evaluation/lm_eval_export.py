@@ -9,13 +9,20 @@ import yaml
 
 from contracts.items import Template
 
+# the gold answer as dacp reads it: `answer_text`, else `answers` joined, else the correct choice
+# (a multiple-choice file asked generatively)
+GOLD_TEXT = (
+    "{{answer_text if answer_text is defined and answer_text else answers | join('; ') "
+    "if answers is defined and answers else choices[answer]}}"
+)
+
 
 def lm_eval_yaml(
     task: str, path: Path, template: Template, generate: tuple[int, list[str]] | None = None
 ) -> str:
     """A multiple-choice task (each choice scored as a continuation of the prompt), or with
     `generate` = (max_new_tokens, stop) a generative one: greedy decoding until a stop string,
-    scored by exact match against `answer_text` after stripping whitespace, case and punctuation
+    scored by exact match against the gold text after stripping whitespace, case and punctuation
     (the closest of lm-eval's options to SQuAD-style normalisation; TAT-QA's numeracy-aware F1 is
     dacp's own)."""
     prompt = template.prompt.replace("{context}", "{{context + '\\n' if context else ''}}")
@@ -43,7 +50,7 @@ def lm_eval_yaml(
         spec
         | {
             "output_type": "generate_until",
-            "doc_to_target": "{{answer_text}}",
+            "doc_to_target": GOLD_TEXT,
             "generation_kwargs": {"until": list(stop), "max_gen_toks": max_new_tokens, "do_sample": False},
             "filter_list": [
                 {"name": "strip", "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}

@@ -34,8 +34,8 @@ class LoglikelihoodScorer:
 
     `prefix` is the explicit beginning-of-sequence policy: `bos` (the tokenizer's BOS token),
     `eos` (models trained on EOS-separated documents, like ours, see EOS before each document),
-    or `none`. A prompt that already starts with that token's text (a chat template's) gets no
-    second one. `batch_size` counts packed sequences, one per distinct prompt.
+    or `none` (a chat template's prompt starts the sequence itself). `batch_size` counts packed
+    sequences, one per distinct prompt.
     """
 
     def __init__(self, model, tokenizer, batch_size: int = 8, prefix: str = "auto"):
@@ -46,7 +46,6 @@ class LoglikelihoodScorer:
         self.prefix_ids = {"bos": [tokenizer.bos_token_id], "eos": [tokenizer.eos_token_id], "none": []}[
             prefix
         ]
-        self.prefix_text = tokenizer.decode(self.prefix_ids)
         self.device = next(model.parameters()).device
 
     def encode(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -56,9 +55,8 @@ class LoglikelihoodScorer:
         spaces = len(prompt) - len(prompt.rstrip())
         if spaces:
             prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
-        prefix = [] if self.prefix_text and prompt.startswith(self.prefix_text) else self.prefix_ids
-        context = prefix + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        whole = prefix + self.tokenizer(prompt + continuation, add_special_tokens=False)["input_ids"]
+        context = self.prefix_ids + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        whole = self.prefix_ids + self.tokenizer(prompt + continuation, add_special_tokens=False)["input_ids"]
         return context or [self.tokenizer.eos_token_id], whole[len(context) :]
 
     def pack(self, requests: list[tuple[str, str]]) -> list[Packed]:

@@ -51,6 +51,14 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+CONVERTER = 2  # 2: no quantization_config left in config.json; an older conversion is redone
+
+
+def conversion(digest: str, source: str) -> dict:
+    """What `source.json` records: the file converted, its hash, and the converter's version."""
+    return {"source": source, "sha256": digest, "converter": CONVERTER}
+
+
 def converted_folder(path: Path, models_dir: Path) -> Path:
     """`models_dir/<stem>/`, converted from `path` unless it already holds this file's conversion.
 
@@ -63,20 +71,21 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     out = models_dir / path.stem
     digest = sha256(path)
     marker = out / "source.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
+    recorded = json.loads(marker.read_text()) if marker.is_file() else {}
+    if (recorded.get("sha256"), recorded.get("converter")) == (digest, CONVERTER):
         return out
     partial = partial_dir(out)
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    # the weights are dequantized already; save_pretrained refuses a model still marked quantized
+    # the weights are dequantized already; save_pretrained refuses a model still marked quantized, and
+    # a saved `quantization_config` sends other loaders (lm-eval's HFLM) looking for the GGUF file
     model.hf_quantizer = None
     model.is_quantized = False
+    del model.config.quantization_config
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    (partial / "source.json").write_text(
-        json.dumps({"source": str(path.resolve()), "sha256": digest}, indent=2)
-    )
+    (partial / "source.json").write_text(json.dumps(conversion(digest, str(path.resolve())), indent=2))
     publish(partial, out)
     return out
 

@@ -1,4 +1,4 @@
-"""The harness core: task files, log-likelihood scoring on a tiny real model, bootstrap intervals."""
+"""The harness core: task files, bootstrap intervals, the eval command (scoring: test_scoring.py)."""
 
 import json
 
@@ -7,69 +7,13 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from contracts.items import McItem, TaskError, language_template, load_items
+from contracts.items import TaskError, load_items
 from evaluation.intervals import (
     bootstrap_interval,
     paired_difference,
     paired_ratio_difference,
     ratio_interval,
 )
-from evaluation.scoring import LoglikelihoodScorer, score_items
-
-ITEMS = [
-    McItem(
-        "q1",
-        "demo",
-        "en",
-        "Which account type records money owed to you?",
-        ("Asset", "Liability", "Equity"),
-        0,
-    ),
-    McItem(
-        "q2",
-        "demo",
-        "en",
-        "What does a split transaction divide?",
-        ("an amount", "a file"),
-        0,
-        "GnuCash guide",
-    ),
-    McItem(
-        "q3",
-        "demo",
-        "ja",
-        "貸方に記録されるのはどれですか。",
-        ("負債の増加", "資産の増加", "費用の発生", "収益の減少"),
-        0,
-    ),
-    McItem(
-        "q4", "demo", "en", "Which report shows income and expenses?", ("Profit & Loss", "Balance Sheet"), 0
-    ),
-]
-
-
-def test_loglikelihood_equals_the_models_own_loss(tiny):
-    model, tokenizer = tiny
-    scorer = LoglikelihoodScorer(model, tokenizer, batch_size=3)
-    prompt, continuation = "Question: What is a ledger?\nAnswer:", " a book of accounts"
-    (ll,) = scorer.loglikelihoods([(prompt, continuation)])
-    ids = [tokenizer.eos_token_id] + tokenizer(prompt + continuation)["input_ids"]
-    n = len(ids) - 1 - len(tokenizer(prompt)["input_ids"])
-    labels = torch.tensor([[-100] * (len(ids) - n) + ids[-n:]])
-    with torch.no_grad():  # transformers' mean cross-entropy over the continuation tokens only
-        loss = model(input_ids=torch.tensor([ids]), labels=labels).loss.item()
-    assert scorer.prefix == "eos" and n > 1
-    assert ll == pytest.approx(-loss * n, abs=1e-4)
-
-
-def test_scores_do_not_depend_on_batch_size(tiny):
-    model, tokenizer = tiny
-    one = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=1), ITEMS, language_template)
-    many = score_items(LoglikelihoodScorer(model, tokenizer, batch_size=5), ITEMS, language_template)
-    for a, b in zip(one, many):
-        assert (a["acc"], a["acc_norm"], a["acc_bytes"]) == (b["acc"], b["acc_norm"], b["acc_bytes"])
-        assert np.allclose(a["loglikelihoods"], b["loglikelihoods"], atol=1e-5)
-    assert all(len(r["loglikelihoods"]) == len(item.choices) for r, item in zip(one, ITEMS))
 
 
 def test_malformed_rows_are_reported_with_file_and_line(tmp_path):

@@ -98,6 +98,7 @@ def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     models = tmp_path / "out" / "models"
     folder = resolve_model(f"gguf:{tiny_gguf}", models)
     assert folder == str(models / "tiny-model")
+    assert "quantization_config" not in json.loads((models / "tiny-model" / "config.json").read_text())
     loaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     own = AutoTokenizer.from_pretrained(folder)
     assert own(text).input_ids == tokenizer(text).input_ids
