@@ -99,6 +99,17 @@ TEMPLATES = {  # lm-evaluation-harness style: the answer is scored as a continua
 }
 
 
+def _shared_fields(row: dict, path: Path) -> dict:
+    """What both kinds of item read alike; a row without `task` belongs to its file's task."""
+    return {
+        "id": str(row["id"]),
+        "task": row.get("task") or path.stem,
+        "lang": row.get("lang", "en"),
+        "question": row["question"],
+        "context": row.get("context"),
+    }
+
+
 def _mc_item(row: dict, path: Path, where: str) -> McItem:
     missing = [k for k in ("choices", "answer") if k not in row]
     if missing:
@@ -109,15 +120,7 @@ def _mc_item(row: dict, path: Path, where: str) -> McItem:
     answer = row["answer"]
     if not isinstance(answer, int) or not 0 <= answer < len(choices):
         raise TaskError(f"{where}: answer must index choices (0..{len(choices) - 1}), got {answer!r}")
-    return McItem(
-        id=str(row["id"]),
-        task=row.get("task") or path.stem,
-        lang=row.get("lang", "en"),
-        question=row["question"],
-        choices=tuple(choices),
-        answer=answer,
-        context=row.get("context"),
-    )
+    return McItem(**_shared_fields(row, path), choices=tuple(choices), answer=answer)
 
 
 def _gen_item(row: dict, path: Path, where: str) -> GenItem:
@@ -125,12 +128,8 @@ def _gen_item(row: dict, path: Path, where: str) -> GenItem:
     if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a for a in answers):
         raise TaskError(f"{where}: answers must be a list of non-empty strings (answer_text: a string)")
     return GenItem(
-        id=str(row["id"]),
-        task=row.get("task") or path.stem,
-        lang=row.get("lang", "en"),
-        question=row["question"],
+        **_shared_fields(row, path),
         answers=tuple(answers),
-        context=row.get("context"),
         scale=row.get("scale") or "",
         answer_type=row.get("answer_type") or "",
     )

@@ -396,9 +396,12 @@ def _task_console(name: str, results: dict) -> Table:
     return table
 
 
-def _models_console(results: dict) -> Table:
-    """Per model: bits per byte with intervals and what its own training stage cost."""
+def _models_console(results: dict) -> Table | None:
+    """Per model: bits per byte with intervals and what its own training stage cost (none when
+    there is neither: no validation split scored, no model trained here)."""
     bpb = results.get("perplexity_intervals", {})
+    if not bpb and not any(results.get("cost", {}).values()):
+        return None
     table = Table(title="bits per byte (95% interval over documents; lower is better) and training cost")
     for column in ("model", *(f"{c} bits/byte" for c in bpb), "tokens", "time"):
         table.add_column(column, justify="left" if column == "model" else "right")

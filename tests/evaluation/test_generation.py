@@ -1,8 +1,10 @@
 """Greedy generation on a tiny real model: batching, stop sequences, the token limit and EOS."""
 
+import copy
+
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from evaluation.generation import GreedyGenerator, StopSequences
 
@@ -18,18 +20,10 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def model_and_tokenizer(tiny):
     """A tiny Llama whose EOS is the tokenizer's; wide weights so greedy choices are not near-ties."""
-    _, tokenizer = tiny
+    model, tokenizer = tiny
+    config = copy.deepcopy(model.config)
+    config.initializer_range = 0.3
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        initializer_range=0.3,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
     return LlamaForCausalLM(config).eval(), tokenizer
 
 
