@@ -8,9 +8,10 @@ import yaml
 from conftest import ROOT
 from transformers import LlamaForCausalLM
 
-from contracts.items import language_template, load_items
+from contracts.items import GenItem, language_template, load_items
 from evaluation.config import EvalError, load_eval_config
 from evaluation.harness import plan_eval, run_eval
+from evaluation.prompts import fewshot_templates
 from evaluation.scoring import LoglikelihoodScorer
 
 TABLE = "Table:\nItem | 2019 | 2018\nRevenue | $1,200.5 | $1,050.0\nNet loss | (3.1) | (2.4)\n\nText:\n"
@@ -153,3 +154,13 @@ def test_chat_prompts_use_the_tokenizers_template_and_are_recorded(tiny, tmp_pat
     every = _recipe(tmp_path, {"models": [chatty, plain], "tasks": [task | {"chat": True}]})
     with pytest.raises(EvalError, match="model 'plain' is prompted in its chat template, but its tokenizer"):
         plan_eval(every)
+
+
+def test_few_shot_examples_of_a_generative_task_show_their_answer_text():
+    items = [
+        GenItem(f"g{i}", "t", "en", r["question"], tuple(r["answers"]), TABLE)
+        for i, r in enumerate(GENERATIVE)
+    ]
+    prompt = fewshot_templates(items[:1], items[2:3], shots=1, seed=0)["g0"].render(items[0])
+    assert prompt.count("Question:") == 2 and "Which years are shown?\nAnswer: 2019; 2018\n\n" in prompt
+    assert prompt.endswith("What was the revenue in 2019?\nAnswer:")
