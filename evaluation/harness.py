@@ -1,8 +1,8 @@
 """`python -m evaluation eval RECIPE`: every model on every task, with intervals and paired differences.
 
-`plan_eval` checks everything before any model loads, `evaluate` scores, and `write_eval`
-(evaluation/report.py) writes `out/<name>/eval/results.json` and `report.html`; the tasks are also
-exported as `lm_eval_tasks/<task>.yaml`.
+`plan_eval` checks everything before any model loads (the tasks: evaluation/tasks.py), `evaluate`
+scores, and `write_eval` (evaluation/report.py) writes `out/<name>/eval/results.json` and
+`report.html`; the tasks are also exported as `lm_eval_tasks/<task>.yaml`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from contracts.items import GenItem, Item, McItem, as_generative, kind, language_template, load_items
 from contracts.layout import TrainLayout
-from contracts.recipe import UnsafePathError, path_under, safe_name
-from evaluation.config import EvalConfig, EvalError, RunConfig, TaskSource, model_label
+from contracts.recipe import safe_name
+from evaluation.config import EvalConfig, EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
 from evaluation.generation import GreedyGenerator
 from evaluation.intervals import (
@@ -31,13 +30,12 @@ from evaluation.intervals import (
     paired_ratio_difference,
     ratio_interval,
 )
-from evaluation.lm_eval_export import lm_eval_yaml
 from evaluation.metrics import score_generation
-from evaluation.prompts import PromptFor, fewshot_templates, in_chat
+from evaluation.prompts import in_chat
 from evaluation.report import write_eval
 from evaluation.scoring import LoglikelihoodScorer, score_items
+from evaluation.tasks import TaskRun, load_tasks, write_lm_eval_tasks
 
-MC_METRICS = ("acc", "acc_norm", "acc_bytes")
 EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)
 
 Progress = Callable[[str], None] | None
@@ -149,14 +147,6 @@ def equal_compute_results(run: RunConfig, models: dict[str, str]) -> dict[str, d
     }
 
 
-def sample_items(items: list[Item], n: int | None, seed: int) -> list[Item]:
-    """N items drawn with the seed, in file order: every model is scored on the same ones."""
-    if n is None or n >= len(items):
-        return items
-    chosen = np.random.default_rng(seed).choice(len(items), size=n, replace=False)
-    return [items[i] for i in sorted(chosen)]
-
-
 @torch.no_grad()
 def bits_per_byte(model, tokenizer, texts: list[str], prefix_ids: list[int], window: int) -> Documents:
     """Per document: negative log-likelihood in bits and UTF-8 bytes. Their sums' ratio is bits per
@@ -226,75 +216,6 @@ def summarise(per_item: list[dict], metrics: tuple[str, ...]) -> dict:
         low, high = bootstrap_interval(values)
         out[metric] = {"mean": float(np.mean(values)), "ci95": [low, high]}
     return out
-
-
-class TaskRun(NamedTuple):
-    """A task as scored: its file and recipe entry, its (sampled) items, each item's prompt, how
-    many items the file has (those with a usable task name), and how it is scored."""
-
-    path: Path
-    source: TaskSource
-    items: list[Item]
-    template_for: PromptFor
-    file_items: int
-    output_type: str
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """The metrics scored, the headline first (reports and the clean subset use it)."""
-        return MC_METRICS if self.output_type == "multiple_choice" else tuple(self.source.metrics)
-
-
-def as_output_type(items: list[Item], output_type: str, path: Path) -> list[Item]:
-    """Items as the task is scored: multiple-choice items may be asked generatively, not the reverse."""
-    if output_type == "generate":
-        return [as_generative(i) if isinstance(i, McItem) else i for i in items]
-    if any(isinstance(i, GenItem) for i in items):
-        raise EvalError(f"eval.tasks.output_type: {path} holds generative items (no choices)")
-    return items
-
-
-def load_tasks(run: RunConfig) -> tuple[dict[str, TaskRun], list[dict]]:
-    """Each task file's items (a seeded sample where `sample` is set) and templates, and the items
-    left out because their `task` cannot be a file name (each with its file and reason).
-
-    A task's name names its lm-evaluation-harness YAML, so two files with one task are an error.
-    """
-    tasks: dict[str, TaskRun] = {}
-    rejected = []
-    for src, path in run.task_files():
-        every = []
-        for item in load_items(path):
-            try:
-                safe_name(item.task)
-            except UnsafePathError as e:
-                rejected.append({"file": str(path), "id": item.id, "reason": f"task {e}"})
-                continue
-            every.append(item)
-        if not every:
-            continue
-        output_type = src.output_type or kind(every[0])
-        items = as_output_type(sample_items(every, src.sample, run.eval.seed), output_type, path)
-        name = items[0].task
-        if name in tasks:
-            raise EvalError(f"task {name!r} is in two files: {tasks[name].path} and {path}")
-        template_for = language_template
-        if src.shots:
-            pool = as_output_type(load_items(Path(src.fewshot)), output_type, Path(src.fewshot))
-            shot_templates = fewshot_templates(items, pool, src.shots, run.eval.seed)
-            template_for = lambda item, t=shot_templates: t[item.id]  # noqa: E731
-        tasks[name] = TaskRun(path, src, items, template_for, len(every), output_type)
-    return tasks, rejected
-
-
-def write_lm_eval_tasks(tasks: dict[str, TaskRun], folder: Path) -> None:
-    """The lm-evaluation-harness YAML of each task (it reads the whole file)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, task in tasks.items():
-        generate = (task.source.max_new_tokens, task.source.stop) if task.output_type == "generate" else None
-        path_under(folder, f"{name}.yaml").write_text(
-            lm_eval_yaml(name, task.path, language_template(task.items[0]), generate)
-        )
 
 
 class EvalPlan(NamedTuple):

@@ -239,7 +239,7 @@ def test_reference_models_come_first_and_can_be_a_baseline(trained_run):
 
 
 def test_sample_scores_the_same_n_items_for_every_model(trained_run):
-    from evaluation.harness import sample_items
+    from evaluation.tasks import sample_items
 
     run, results, _ = trained_run
     entry = results["tasks"]["gnucash_demo"]
