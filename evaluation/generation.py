@@ -3,13 +3,16 @@
 Prompts are sorted by length and left-padded with an attention mask, so every row continues its own
 prompt and its output equals the unbatched one (up to float rounding). A row stops at EOS, at
 `max_new_tokens`, or once its generated text holds a stop sequence; the text is then cut before the
-first stop sequence.
+first stop sequence. A prompt that leaves fewer than `max_new_tokens` of the model's context loses
+tokens from its left, as in lm-eval.
 """
 
 from __future__ import annotations
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
+
+from evaluation.scoring import context_length
 
 
 class StopSequences(StoppingCriteria):
@@ -44,14 +47,15 @@ class GreedyGenerator:
         self.eos_ids = sorted({e for e in eos if e is not None})
         pads = (tokenizer.pad_token_id, tokenizer.eos_token_id, *self.eos_ids)  # no pad token: EOS pads
         self.pad_id = next(i for i in pads if i is not None)
+        self.max_length = context_length(model, tokenizer)
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def generate(self, prompts: list[str], max_new_tokens: int, stop: list[str]) -> list[str]:
         """The generated text of each prompt, in input order, cut before the first stop sequence."""
-        encoded = [
-            self.prefix_ids + self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts
-        ]
+        room = max(1, self.max_length - max_new_tokens)
+        tokens = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        encoded = [(self.prefix_ids + ids)[-room:] for ids in tokens]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         out = [""] * len(encoded)
         for start in range(0, len(order), self.batch_size):

@@ -274,6 +274,11 @@ def score_task(scorer: LoglikelihoodScorer, task: TaskRun, chat: bool) -> list[d
         return score_items(scorer, task.items, template_for)
     src = task.source
     generator = GreedyGenerator(scorer.model, scorer.tokenizer, scorer.batch_size, scorer.prefix_ids)
+    if src.max_new_tokens >= generator.max_length:
+        raise EvalError(
+            f"eval.tasks.max_new_tokens: {src.max_new_tokens} for {task.path} leaves no room for the prompt "
+            f"in the model's {generator.max_length} tokens"
+        )
     prompts = [template_for(item).render(item) for item in task.items]
     predictions = generator.generate(prompts, src.max_new_tokens, src.stop)
     return [

@@ -19,6 +19,15 @@ import torch
 from contracts.items import McItem, Template
 
 
+def context_length(model, tokenizer) -> int:
+    """The tokens a model attends to, found as lm-eval finds them: its config, else the
+    tokenizer's `model_max_length` when set, else 2048."""
+    for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+        if value := getattr(model.config, key, None):
+            return value
+    return tokenizer.model_max_length if tokenizer.model_max_length < 1e9 else 2048
+
+
 class Packed(NamedTuple):
     """One prompt's tokens and its requests' continuation tokens (request index, token ids)."""
 
@@ -35,7 +44,8 @@ class LoglikelihoodScorer:
     `prefix` is the explicit beginning-of-sequence policy: `bos` (the tokenizer's BOS token),
     `eos` (models trained on EOS-separated documents, like ours, see EOS before each document),
     or `none` (a chat template's prompt starts the sequence itself). `batch_size` counts packed
-    sequences, one per distinct prompt.
+    sequences, one per distinct prompt. A request longer than the model's context loses tokens from
+    the left of its prompt, as in lm-eval.
     """
 
     def __init__(self, model, tokenizer, batch_size: int = 8, prefix: str = "auto"):
@@ -46,6 +56,7 @@ class LoglikelihoodScorer:
         self.prefix_ids = {"bos": [tokenizer.bos_token_id], "eos": [tokenizer.eos_token_id], "none": []}[
             prefix
         ]
+        self.max_length = context_length(model, tokenizer)
         self.device = next(model.parameters()).device
 
     def encode(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -57,7 +68,9 @@ class LoglikelihoodScorer:
             prompt, continuation = prompt[:-spaces], prompt[-spaces:] + continuation
         context = self.prefix_ids + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         whole = self.prefix_ids + self.tokenizer(prompt + continuation, add_special_tokens=False)["input_ids"]
-        return context or [self.tokenizer.eos_token_id], whole[len(context) :]
+        continuation_ids = whole[len(context) :]
+        excess = len(context) + len(continuation_ids) - 1 - self.max_length  # the last token is no input
+        return context[max(0, excess) :] or [self.tokenizer.eos_token_id], continuation_ids
 
     def pack(self, requests: list[tuple[str, str]]) -> list[Packed]:
         by_context: dict[tuple[int, ...], Packed] = {}

@@ -27,9 +27,11 @@ def model_and_tokenizer(tiny):
     return LlamaForCausalLM(config).eval(), tokenizer
 
 
-def greedy_ids(model, tokenizer, prompt: str, n: int) -> list[int]:
-    """Argmax decoding one token at a time, one prompt, no cache and no padding: the reference."""
+def greedy_ids(model, tokenizer, prompt: str, n: int, keep: int | None = None) -> list[int]:
+    """Argmax decoding one token at a time, one prompt (its last `keep` tokens), no cache and no
+    padding: the reference."""
     ids = [tokenizer.eos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = ids[-keep:] if keep else ids
     start = len(ids)
     with torch.no_grad():
         for _ in range(n):
@@ -85,3 +87,14 @@ def test_eos_stops_its_row_and_only_its_row(model_and_tokenizer, monkeypatch):
     texts = generator(model, tokenizer, 2).generate(PROMPTS[:2], 10, [])
     assert texts[0] == tokenizer.decode(ids[: ids.index(eos)])
     assert texts[1] == tokenizer.decode(greedy_ids(model, tokenizer, PROMPTS[1], 10))
+
+
+def test_a_prompt_too_long_for_the_context_loses_tokens_from_its_left(model_and_tokenizer):
+    """As lm-eval's generate_until: the prompt keeps its last (context - max_new_tokens) tokens."""
+    model, tokenizer = model_and_tokenizer
+    short = copy.deepcopy(model)
+    short.config.max_position_embeddings = 16
+    prompt = PROMPTS[2]
+    kept = tokenizer.decode(greedy_ids(model, tokenizer, prompt, 8, keep=8))
+    assert kept != tokenizer.decode(greedy_ids(model, tokenizer, prompt, 8))  # the cut shows
+    assert generator(short, tokenizer, 1).generate([prompt], 8, []) == [kept]

@@ -135,6 +135,14 @@ def test_a_generative_file_scored_as_multiple_choice_names_the_key(generative_ru
         plan_eval(bad)
 
 
+def test_max_new_tokens_beyond_the_models_context_names_the_key(generative_run, tmp_path):
+    run, _, _ = generative_run
+    task = {"path": run.eval.tasks[0].path, "max_new_tokens": 5000}  # the tiny models have 2048
+    bad = _recipe(tmp_path, {"models": run.eval.models[:1], "tasks": [task]})
+    with pytest.raises(EvalError, match="eval.tasks.max_new_tokens: 5000 for .* model's 2048 tokens"):
+        run_eval(bad)
+
+
 CHAT = "{% for m in messages %}<|user|>{{ m['content'] }}\n{% endfor %}<|assistant|>"
 
 

@@ -1,5 +1,7 @@
 """Log-likelihood scoring on a tiny real model: lm-eval's encoding, packed prompts, batch independence."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,23 @@ def test_packed_choices_equal_each_request_run_alone(tiny):
         n = len(ids) - len(context_ids)
         expected = logprobs[-n:].gather(1, torch.tensor(ids[-n:])[:, None]).sum().item()
         assert n > 1 and ll == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_request_longer_than_the_context_loses_its_prompts_left_end_as_in_lm_eval(tiny):
+    """lm-eval scores (context + continuation)[-(max_length + 1):]: the prompt is cut from the left,
+    by how much depending on each continuation's length."""
+    model, tokenizer = tiny
+    short = copy.deepcopy(model)
+    short.config.max_position_embeddings = 12
+    prompt = "Question: Which statement lists what a company owns and what it owes?\nAnswer:"
+    requests = [(prompt, " cash"), (prompt, " a book of accounts")]
+    scored = LoglikelihoodScorer(short, tokenizer).loglikelihoods(requests)
+    for (_, continuation), ll in zip(requests, scored):
+        context = [tokenizer.eos_token_id, *tokenizer(prompt)["input_ids"]]
+        whole = [tokenizer.eos_token_id, *tokenizer(prompt + continuation)["input_ids"]]
+        n = len(whole) - len(context)
+        window = whole[-13:]
+        with torch.no_grad():
+            logprobs = model(input_ids=torch.tensor([window[:-1]])).logits[0].log_softmax(-1)
+        expected = logprobs[-n:].gather(1, torch.tensor(window[-n:])[:, None]).sum().item()
+        assert len(context) > 13 and ll == pytest.approx(expected, abs=1e-4)
