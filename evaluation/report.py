@@ -205,7 +205,7 @@ def _wrong_generations_html(results: dict, shown: int = 5) -> str:
             f"{escape(task)}<br><small>{escape(model)}</small>",
             f"{escape(r['id'])}<br><small>{escape(r['question'][:300])}</small>",
             escape(r["gold"]),
-            f"<code>{escape(r['prediction'])}</code>",
+            f"<code>{escape(r['prediction'])}</code>" if r["prediction"].strip() else "<small>(empty)</small>",
             ", ".join(f"{m} {r[m]:.2f}" for m in entry["metrics"]),
         ]
         for task, entry in results["tasks"].items()
