@@ -198,6 +198,10 @@ def _headline_pairs_html(results: dict) -> str:
     return _pairs_html("task", pairs, 3, lower_is_better=False)
 
 
+def _generated(text: str) -> str:
+    return f"<code>{escape(text)}</code>" if text.strip() else "<small>(empty)</small>"
+
+
 def _wrong_generations_html(results: dict, shown: int = 5) -> str:
     """Per generative task and model, the first items whose headline metric is not 1."""
     rows = [
@@ -205,7 +209,7 @@ def _wrong_generations_html(results: dict, shown: int = 5) -> str:
             f"{escape(task)}<br><small>{escape(model)}</small>",
             f"{escape(r['id'])}<br><small>{escape(r['question'][:300])}</small>",
             escape(r["gold"]),
-            f"<code>{escape(r['prediction'])}</code>" if r["prediction"].strip() else "<small>(empty)</small>",
+            _generated(r["prediction"]),
             ", ".join(f"{m} {r[m]:.2f}" for m in entry["metrics"]),
         ]
         for task, entry in results["tasks"].items()
