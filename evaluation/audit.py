@@ -32,7 +32,7 @@ from contracts.contamination import (
 from contracts.recipe import remove_under
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
-from evaluation.report import write_audit
+from evaluation.report import headline, write_audit
 
 CLEAN_BELOW, DIRTY_FROM = 0.2, 0.8  # Llama-2's buckets, by the share of item tokens covered
 CONTEXT_CHARS = 160  # document text shown each side of a match
@@ -205,7 +205,7 @@ def clean_subset_scores(eval_results: dict, items: list[dict]) -> dict[str, dict
     clean = {r["id"] for r in items if r["bucket"] == "clean"}
     out = {}
     for task, entry in eval_results.get("tasks", {}).items():
-        metric = entry["metrics"][0]
+        metric = headline(entry)
         for model, per_item in entry.get("items", {}).items():
             subset = [r[metric] for r in per_item if r["id"] in clean]
             full = [r[metric] for r in per_item]

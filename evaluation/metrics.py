@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from rouge_score import rouge_scorer
@@ -133,6 +133,7 @@ def _prediction_spans(prediction: str) -> tuple[list[str], str]:
     return spans, word.removesuffix("s")
 
 
+@lru_cache(maxsize=1024)  # `exact_match` and `f1` of one generation share the work
 def _tatqa_em_f1(prediction: str, item: GenItem) -> tuple[float, float]:
     """TAT-QA's exact match and numeracy-aware F1; for arithmetic and count answers F1 is EM."""
     spans, scale = _prediction_spans(prediction)

@@ -47,8 +47,9 @@ def _or_none(rows: list[list]) -> list[list]:
 
 
 def headline(entry: dict) -> str:
-    """A task's headline metric: acc for multiple choice, the first configured for generation."""
-    return entry["metrics"][0]
+    """A task's headline metric: acc for multiple choice, the first configured for generation
+    (results written before generative tasks have no `metrics`: acc)."""
+    return entry.get("metrics", ["acc"])[0]
 
 
 def _headline_plot(results: dict) -> str:
@@ -57,10 +58,10 @@ def _headline_plot(results: dict) -> str:
     fig, ax = new_figure(max(5, 1.6 * len(tasks) * len(models)), 3.8)
     width = 0.8 / max(1, len(models))
     for k, model in enumerate(models):
-        acc = [(e := results["tasks"][t])["scores"][model][headline(e)] for t in tasks]
-        means = [a["mean"] for a in acc]
-        lows = [m - a["ci95"][0] for a, m in zip(acc, means)]
-        highs = [a["ci95"][1] - m for a, m in zip(acc, means)]
+        scores = [entry["scores"][model][headline(entry)] for entry in map(results["tasks"].get, tasks)]
+        means = [a["mean"] for a in scores]
+        lows = [m - a["ci95"][0] for a, m in zip(scores, means)]
+        highs = [a["ci95"][1] - m for a, m in zip(scores, means)]
         xs = [i + k * width for i in range(len(tasks))]
         ax.bar(xs, means, width, yerr=[lows, highs], capsize=3, label=model)
     ticks = [f"{t}\n{headline(results['tasks'][t])}" for t in tasks]
