@@ -16,7 +16,7 @@ in-order:
 	@for goal in $(MAKECMDGOALS); do $(MAKE) --no-print-directory $$goal || exit 1; done
 else
 
-.PHONY: setup corpus select model train eval audit demo test lint bench clean
+.PHONY: setup corpus select model train mixsweep merge eval audit demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -49,10 +49,22 @@ NODE_RANK ?= 0
 MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
 
-train: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(shell nproc)} $(VENV)/bin/torchrun \
+TORCHRUN = OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(shell nproc)} $(VENV)/bin/torchrun \
 	  --nproc-per-node $(if $(filter-out 0,$(NPROC)),$(NPROC),1) --nnodes $(NNODES) --node-rank $(NODE_RANK) \
-	  --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) -m training $(RECIPE)
+	  --master-addr $(MASTER_ADDR) --master-port $(MASTER_PORT) -m training
+
+train: $(STAMP)
+	$(TORCHRUN) $(RECIPE)
+
+# short runs over domain shares x token budgets from where the swept stage starts (after `make
+# train` exported the stages before it), the D-CPT law fitted to them: out/<name>/mixsweep/
+mixsweep: $(STAMP)
+	$(TORCHRUN) mixsweep $(RECIPE)
+
+# the recipe's `merge:` section (mergekit's shape), then bits per byte of every interpolation
+merge: $(STAMP)
+	$(PY) -m training merge $(RECIPE)
+	$(PY) -m evaluation merges $(RECIPE)
 
 eval: $(STAMP)
 	$(PY) -m evaluation eval $(RECIPE)

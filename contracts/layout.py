@@ -8,6 +8,10 @@ Stages exchange data only through these files, so each stage can run on another 
                          rejected}/, logs/, report.html
     out/<name>/train/    hf/<stage>/, checkpoints/, metrics.jsonl, curves.png; selections/<selection>/
                          holds the same for each selection run
+    out/<name>/mixsweep/ runs/<run>/ (training runs as train/, no export), runs.jsonl, fit.json,
+                         report.html, mixture.yaml
+    out/<name>/merge/    <merge>/ (a Hugging Face folder, or <merge>/t<weight>/ for each interpolation
+                         weight), pareto.json, report.html
     out/<name>/eval/     results.json, report.html, lm_eval_tasks/
     out/<name>/audit/    contamination.json, report.html, matches/, logs/
     out/models/<name>/   models converted once from `gguf:` sources, shared by every recipe
@@ -187,6 +191,47 @@ class RunLayout:
     def train_run(self, selection: str | None = None) -> TrainLayout:
         """The main training run, or a selection's run."""
         return TrainLayout(self.selection_runs / selection) if selection else self.train
+
+    # the mixture sweep
+    @property
+    def mixsweep(self) -> Path:
+        return self.root / "mixsweep"
+
+    def mixsweep_run(self, run: str) -> TrainLayout:
+        return TrainLayout(self.mixsweep / "runs" / run)
+
+    @property
+    def mixsweep_runs(self) -> Path:
+        return self.mixsweep / "runs.jsonl"
+
+    @property
+    def mixsweep_fit(self) -> Path:
+        """The fitted laws and the chosen mixture: what `mixture: auto` reads."""
+        return self.mixsweep / "fit.json"
+
+    @property
+    def mixsweep_report(self) -> Path:
+        return self.mixsweep / "report.html"
+
+    @property
+    def mixsweep_snippet(self) -> Path:
+        return self.mixsweep / "mixture.yaml"
+
+    # merging
+    @property
+    def merges(self) -> Path:
+        return self.root / "merge"
+
+    def merge(self, name: str) -> Path:
+        return self.merges / name
+
+    @property
+    def merge_pareto(self) -> Path:
+        return self.merges / "pareto.json"
+
+    @property
+    def merge_report(self) -> Path:
+        return self.merges / "report.html"
 
     # evaluation
     @property

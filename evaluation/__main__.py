@@ -1,8 +1,10 @@
-"""`python -m evaluation eval RECIPE` (the benchmark harness) and `audit RECIPE` (contamination)."""
+"""`python -m evaluation eval RECIPE` (the benchmark harness), `audit RECIPE` (contamination) and
+`merges RECIPE` (bits per byte of `make merge`'s models)."""
 
 import sys
 
 from rich.console import Console
+from rich.table import Table
 
 from contracts.items import TaskError
 from contracts.recipe import RecipeError, UnsafePathError
@@ -27,10 +29,25 @@ def print_audit(console: Console, run: RunConfig, result: dict) -> None:
     console.print(f"report: {run.layout.audit_report.resolve()}")
 
 
+def print_merges(console: Console, run: RunConfig, result: dict) -> None:
+    table = Table(title=f"merged models of `{run.name}`: bits per byte (lower is better)")
+    corpora = list(result["documents"])
+    for header in ["model", *corpora, "Pareto front"]:
+        table.add_column(header)
+    for label, m in result["models"].items():
+        scores = [f"{m['bits_per_byte'][c]['bpb']:.4f}" for c in corpora]
+        table.add_row(label, *scores, "yes" if m.get("pareto") else "")
+    console.print(table)
+    console.print(f"report: {run.layout.merge_report.resolve()}")
+
+
+COMMANDS = {"eval": print_eval, "audit": print_audit, "merges": print_merges}
+
+
 def main(argv: list[str]) -> int:
     console = Console(stderr=True)
-    if len(argv) != 2 or argv[0] not in ("eval", "audit"):
-        console.print("usage: python -m evaluation eval|audit RECIPE")
+    if len(argv) != 2 or argv[0] not in COMMANDS:
+        console.print("usage: python -m evaluation eval|audit|merges RECIPE")
         return 2
     command, recipe = argv
     try:
@@ -40,15 +57,17 @@ def main(argv: list[str]) -> int:
         return 2
     if command == "eval":
         from evaluation.harness import run_eval as work
-    else:
+    elif command == "audit":
         from evaluation.audit import run_audit as work
+    else:
+        from evaluation.merges import run_merge_scores as work
     with console.status(f"{command} `{run.name}`") as status:
         try:
             result = work(run, progress=lambda text: status.update(f"{command}: {text}"))
         except (TaskError, EvalError, UnsafePathError, FileNotFoundError) as e:
             console.print(f"[red]{recipe}: {e}[/red]", highlight=False, soft_wrap=True)
             return 1
-    (print_eval if command == "eval" else print_audit)(console, run, result)
+    COMMANDS[command](console, run, result)
     return 0
 
 

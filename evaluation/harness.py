@@ -244,16 +244,22 @@ def chat_prompts(cfg: EvalConfig, models: dict[str, str], tasks: dict[str, TaskR
     return by_task
 
 
+def validation_sets(run: RunConfig) -> dict[str, list[str]]:
+    """The texts scored in bits per byte, by corpus (`eval.perplexity`); corpora without any left out."""
+    cfg = run.eval
+    texts = {
+        c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
+    }
+    return {c: t for c, t in texts.items() if t}
+
+
 def plan_eval(run: RunConfig) -> EvalPlan:
     cfg = run.eval
     models = choose_models(run)
     tasks, rejected = load_tasks(run)
-    texts = {
-        c: validation_texts(run, c, cfg.perplexity_max_docs, cfg.perplexity_doc_chars) for c in cfg.perplexity
-    }
     pair_list = pairs(list(models), cfg.baselines or list(models)[:1])
     chat = chat_prompts(cfg, models, tasks)
-    return EvalPlan(models, pair_list, tasks, rejected, {c: t for c, t in texts.items() if t}, chat)
+    return EvalPlan(models, pair_list, tasks, rejected, validation_sets(run), chat)
 
 
 class ModelScores(NamedTuple):
@@ -302,13 +308,21 @@ def score_model(cfg: EvalConfig, label: str, source: str, plan: EvalPlan, progre
         if progress:
             progress(f"{label}: {name}")
         items[name] = score_task(scorer, task, plan.chat[name][label])
+    documents = corpus_bits(cfg, label, model, tokenizer, scorer.prefix_ids, plan.texts, progress)
+    return ModelScores(scorer.prefix, items, documents)
+
+
+def corpus_bits(
+    cfg: EvalConfig, label: str, model, tokenizer, prefix_ids: list[int], texts: dict, progress: Progress
+) -> dict[str, Documents]:
+    """Per corpus, each validation document's bits and bytes under the model."""
     window = perplexity_window(model, cfg.perplexity_window)
     documents = {}
-    for corpus, texts in plan.texts.items():
+    for corpus, corpus_texts in texts.items():
         if progress:
             progress(f"{label}: bits per byte on {corpus}")
-        documents[corpus] = bits_per_byte(model, tokenizer, texts, scorer.prefix_ids, window)
-    return ModelScores(scorer.prefix, items, documents)
+        documents[corpus] = bits_per_byte(model, tokenizer, corpus_texts, prefix_ids, window)
+    return documents
 
 
 def task_results(plan: EvalPlan, scores: dict[str, dict[str, list[dict]]]) -> dict:

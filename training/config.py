@@ -6,6 +6,7 @@ itself reaches the trainer only through the files written under `out/<name>/corp
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -27,11 +28,16 @@ class Schedule(Strict):
     decay_fraction: float = Field(0.2, gt=0, le=1)  # wsd: the share of steps spent decaying
 
 
+SWEPT_CORPORA = ("domain", "replay")  # what `mixture: auto` and `mixsweep:` mix
+
+
 class Stage(Strict):
-    """One phase of training: what it reads (corpus -> weight) and for how long."""
+    """One phase of training: what it reads (corpus -> weight) and for how long.
+
+    `mixture: auto` mixes domain and replay in the ratio `make mixsweep` chose (its fit.json)."""
 
     name: SafeName
-    mixture: dict[SafeName, float] = Field(min_length=1)
+    mixture: dict[SafeName, float] | Literal["auto"] = Field(min_length=1)
     steps: int | None = Field(None, ge=1)
     tokens: int | None = Field(None, ge=1)
     schedule: Schedule = Schedule()
@@ -40,8 +46,41 @@ class Stage(Strict):
     def _length(self) -> Stage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError("give exactly one of `steps` or `tokens`")
-        if any(w <= 0 for w in self.mixture.values()):
+        if self.mixture != "auto" and any(w <= 0 for w in self.mixture.values()):
             raise ValueError("mixture weights must be positive")
+        return self
+
+    @property
+    def corpora(self) -> tuple[str, ...]:
+        return SWEPT_CORPORA if self.mixture == "auto" else tuple(self.mixture)
+
+    def length(self, global_batch: int, seq_len: int) -> int:
+        """The stage's optimizer steps (a `tokens` length rounds down to whole global batches)."""
+        return self.steps or max(1, self.tokens // (global_batch * seq_len))
+
+
+class MixsweepConfig(Strict):
+    """`make mixsweep`: short runs of one stage over domain shares x token budgets, all from where the
+    stage starts, fitted by the D-CPT law; the chosen share keeps the general (replay) validation loss
+    within `tolerance` (relative) of its value at the start, at `target_tokens`."""
+
+    stage: SafeName | None = None  # default: the last stage
+    domain_shares: list[float] = Field(min_length=3)
+    tokens: list[int] = Field(min_length=2)
+    tolerance: float = Field(0.01, gt=0)
+    target_tokens: int | None = Field(None, ge=1)  # default: the swept stage's length in tokens
+    bootstrap: int = Field(200, ge=0)
+
+    @model_validator(mode="after")
+    def _grid(self) -> MixsweepConfig:
+        if any(not 0 <= s <= 1 for s in self.domain_shares):
+            raise ValueError("domain_shares must lie in [0, 1]")
+        if any(t < 1 for t in self.tokens):
+            raise ValueError("tokens must be positive")
+        if len(set(self.domain_shares)) * len(set(self.tokens)) < 8:
+            raise ValueError(
+                "the D-CPT law has 7 parameters: give at least 8 runs (distinct shares x tokens)"
+            )
         return self
 
 
@@ -111,17 +150,44 @@ class TrainConfig(Strict):
 
 
 class RunConfig(RecipeBase):
-    """The trainer's view of the recipe (and, for a selection run, which selection)."""
+    """The trainer's view of the recipe (and, for a selection or sweep run, which one)."""
 
-    sections: ClassVar[tuple[str, ...]] = ("train",)
+    sections: ClassVar[tuple[str, ...]] = ("train", "mixsweep")
 
     train: TrainConfig
+    mixsweep: MixsweepConfig | None = None
     selection: SafeName | None = None
+    sweep_run: SafeName | None = None
+
+    @model_validator(mode="after")
+    def _swept_stage(self) -> RunConfig:
+        if self.mixsweep and self.mixsweep.stage not in (None, *(s.name for s in self.train.stages)):
+            raise ValueError(f"mixsweep.stage: `{self.mixsweep.stage}` is not a stage of `train.stages`")
+        return self
 
     @property
     def out(self) -> TrainLayout:
-        """This run's folder: the main run's, or the selection's."""
+        """This run's folder: the main run's, a selection's or a mixture-sweep run's."""
+        if self.sweep_run:
+            return self.layout.mixsweep_run(self.sweep_run)
         return self.layout.train_run(self.selection)
+
+    def with_fitted_mixture(self) -> RunConfig:
+        """`mixture: auto` replaced by the share in `make mixsweep`'s fit.json; left as is (the trainer
+        stops before such a stage) while there is no fit."""
+        fit = self.layout.mixsweep_fit
+        if not any(s.mixture == "auto" for s in self.train.stages) or not fit.is_file():
+            return self
+        mixture = json.loads(fit.read_text())["mixture"]
+        if mixture is None:
+            raise ValueError(
+                f"{fit}: no domain share keeps the general loss within `mixsweep.tolerance`: raise it, "
+                "or give the stage a mixture"
+            )
+        stages = [
+            s.model_copy(update={"mixture": mixture}) if s.mixture == "auto" else s for s in self.train.stages
+        ]
+        return self.model_copy(update={"train": self.train.model_copy(update={"stages": stages})})
 
     def train_tokens(self, corpus: str) -> Path:
         """A corpus's training shards: the selection's for `domain` in a selection run."""
@@ -137,19 +203,49 @@ class RunConfig(RecipeBase):
         """The selection run: the selection stages only, from the main run's export before them."""
         names = self.train.selection_stage_names()
         stages = [s for s in self.train.stages if s.name in names]
-        first = self.train.stages.index(stages[0])
-        start = self.out.export(self.train.stages[first - 1].name) if first else self.train.model
         run = self.model_copy(update={"selection": selection})
         if self.train.selection_length == "one_pass" and run.train_tokens("domain").is_dir():
             stages = [run._one_pass(s) for s in stages]
-        train = self.train.model_copy(
-            update={"model": str(start), "init": None, "stages": stages, "selections": []}
-        )
+        start = self._starting_at(self.train.stages.index(stages[0]))
+        train = self.train.model_copy(update=start | {"stages": stages, "selections": []})
         return run.model_copy(update={"train": train})
+
+    def swept_stage(self) -> tuple[int, Stage]:
+        """The stage `make mixsweep` varies, and its index."""
+        name = self.mixsweep.stage or self.train.stages[-1].name
+        return next((i, s) for i, s in enumerate(self.train.stages) if s.name == name)
+
+    def for_sweep(self, share: float, tokens: int) -> RunConfig:
+        """A mixsweep run: the swept stage alone, from where it starts in the main run, with this
+        domain share and length; validated at its end only, and not exported."""
+        index, stage = self.swept_stage()
+        batch = (self.train.global_batch, self.train.seq_len)
+        full, steps = stage.length(*batch), max(1, tokens // (batch[0] * batch[1]))
+        # the stage's schedule shrunk or stretched to this length: warm-up keeps its share of the steps
+        warmup = stage.schedule.warmup_steps and max(1, round(stage.schedule.warmup_steps * steps / full))
+        stage = stage.model_copy(
+            update={
+                "mixture": {n: w for n, w in zip(SWEPT_CORPORA, (share, 1 - share)) if w > 0},
+                "tokens": tokens,
+                "steps": None,
+                "schedule": stage.schedule.model_copy(update={"warmup_steps": warmup}),
+            }
+        )
+        train = self.train.model_copy(
+            update=self._starting_at(index) | {"stages": [stage], "selections": [], "eval_every": steps}
+        )
+        return self.model_copy(update={"train": train, "sweep_run": f"d{share:g}-t{tokens}"})
+
+    def _starting_at(self, index: int) -> dict:
+        """The `train` fields of a run that starts where stage `index` starts: the main run's export
+        of the stage before it, else the recipe's model (or `init`)."""
+        if index:
+            return {"model": str(self.layout.train.export(self.train.stages[index - 1].name)), "init": None}
+        return {"model": self.train.model, "init": self.train.init}
 
     def _one_pass(self, stage: Stage) -> Stage:
         """The stage lasting as many steps as its domain share needs to read the selection once."""
-        if "domain" not in stage.mixture:
+        if "domain" not in stage.corpora:
             return stage
         windows = (len(TokenShards(self.train_tokens("domain"))) - 1) // self.train.seq_len
         per_step = exact_counts(stage.mixture, self.train.global_batch)["domain"]

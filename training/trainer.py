@@ -36,8 +36,9 @@ class TrainingStopped(RuntimeError):
     """The loss went NaN/inf: the run stops and keeps the last good checkpoint."""
 
 
-def stage_steps(stage: Stage, global_batch: int, seq_len: int) -> int:
-    return stage.steps or max(1, stage.tokens // (global_batch * seq_len))
+class MixtureNotFitted(RuntimeError):
+    """A `mixture: auto` stage was reached before `make mixsweep` wrote its fit: the stages before it
+    are done and kept."""
 
 
 def sequence_losses(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -52,8 +53,11 @@ def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, run: RunConfig):
-        self.run, self.cfg = run, run.train
+    """Trains the run's stages in order, exporting each (`export=False`: a mixture-sweep run, whose
+    result is its validation losses)."""
+
+    def __init__(self, run: RunConfig, export: bool = True):
+        self.run, self.cfg, self.exports = run, run.train, export
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.device = torch.device(
             f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
@@ -67,7 +71,7 @@ class Trainer:
                 f"({self.cfg.micro_batch} x {self.world})"
             )
         self.accum = self.cfg.global_batch // per_step
-        names = sorted({name for stage in self.cfg.stages for name in stage.mixture})
+        names = sorted({name for stage in self.cfg.stages for name in stage.corpora})
         self.train_windows = {
             n: PackedWindows(
                 TokenShards(run.train_tokens(n)), self.cfg.seq_len, corpus_seed(self.cfg.seed, n)
@@ -82,9 +86,8 @@ class Trainer:
                 self.rank,
                 self.world,
             )
-            for n in names
-            if run.layout.corpus_tokens(n, "val").is_dir()
-        }
+            for n in sorted(p.parent.name for p in run.layout.tokens.glob("*/val"))
+        }  # every corpus's, read by the stage or not: what training on one costs the others shows
         shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
         self.tokenizer = corpus_tokenizer(shards_tokenizer, run.layout.tokenizer)
         torch.manual_seed(self.cfg.seed)
@@ -99,15 +102,20 @@ class Trainer:
             self.cfg.activation_checkpointing,
             self.cfg.compile,
         )
+        self.loggers = self._loggers()
+
+    def fingerprint(self, stage: int) -> str:
+        """What a checkpoint in stage `stage` was trained with: the settings, the stages up to it and
+        their corpora (a rebuilt corpus, or another selection of the same size, is other data). Later
+        stages are left out, so a finished stage resumes when the ones after it change (a fitted
+        `mixture: auto`, an added stage)."""
         settings = self.cfg.model_dump(
             mode="json", exclude={"resume", "tensorboard", "wandb", "eval_every", "tokenizer_check"}
         )
-        # a rebuilt corpus, or another selection of the same size, is other data
-        corpus = {n: w.shards.digest() for n, w in self.train_windows.items()}
-        self.fingerprint = hashlib.sha256(
-            json.dumps([settings, corpus], sort_keys=True).encode()
-        ).hexdigest()[:16]
-        self.loggers = self._loggers()
+        settings["stages"] = settings["stages"][: stage + 1]
+        names = sorted({n for s in self.cfg.stages[: stage + 1] for n in s.corpora})
+        corpus = {n: self.train_windows[n].shards.digest() for n in names}
+        return hashlib.sha256(json.dumps([settings, corpus], sort_keys=True).encode()).hexdigest()[:16]
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def _loggers(self) -> list:
@@ -176,13 +184,19 @@ class Trainer:
         resume, state = self._starting_point()
         global_step = state["global_step"]
         for index, stage in enumerate(self.cfg.stages):
-            total = stage_steps(stage, self.cfg.global_batch, self.cfg.seq_len)
+            total = stage.length(self.cfg.global_batch, self.cfg.seq_len)
             finished = index < state["stage"] or (index == state["stage"] and state["step"] >= total)
             if resume is not None and finished:
-                if index == state["stage"] and not checkpoint.exported(self.out.export(stage.name), state):
+                export = self.out.export(stage.name)
+                if index == state["stage"] and self.exports and not checkpoint.exported(export, state):
                     checkpoint.load(resume, self.model)  # the run was killed while exporting the stage
                     self._export(stage, state)
                 continue
+            if stage.mixture == "auto":
+                raise MixtureNotFitted(
+                    f"stage `{stage.name}` has `mixture: auto` and {self.run.layout.mixsweep_fit} does not "
+                    "exist yet: run `make mixsweep`, then `make train` again (the stages before it are kept)"
+                )
             optimizer = torch.optim.AdamW(
                 self.model.parameters(),
                 lr=stage.schedule.peak_lr,
@@ -217,7 +231,7 @@ class Trainer:
                 self.out.metrics.unlink(missing_ok=True)
             return None, {"stage": 0, "step": 0, "global_step": 0, "data": None}
         state = checkpoint.trainer_state(resume)
-        if state.get("config") != self.fingerprint:
+        if state.get("config") != self.fingerprint(state["stage"]):
             raise ValueError(
                 f"{resume} was written with a different `train:` section or corpus; resuming "
                 f"would continue in the wrong place: delete {self.out.root} or set `train.resume: never`"
@@ -229,6 +243,8 @@ class Trainer:
 
     def _export(self, stage: Stage, state: dict) -> None:
         """The stage's Hugging Face folder, from the weights of its last checkpoint (`state`)."""
+        if not self.exports:
+            return
         folder = self.out.export(stage.name)
         checkpoint.export_hf(self.model, self.tokenizer, folder, state)
         if self.rank == 0:
@@ -334,7 +350,7 @@ class Trainer:
             "step": step,
             "global_step": global_step,
             "data": mixture.state_dict(),
-            "config": self.fingerprint,
+            "config": self.fingerprint(index),
         }
         checkpoint.save(
             checkpoint.checkpoint_dir(self.out.checkpoints, stage.name, step), self.model, optimizer, state
