@@ -125,11 +125,16 @@ def mixsweep(run: RunConfig) -> int:
 
 def merge(path: str) -> int:
     """`python -m training merge RECIPE`: every merge of the recipe's `merge:` section."""
-    from training.merge.config import load_merge_recipe
-    from training.merge.merger import merge_summary, run_merges
+    from contracts.recipe import load_recipe
+    from training.merge import MergeRecipe, run_merges, summary
 
-    recipe = load_merge_recipe(path)
-    print(merge_summary(recipe, run_merges(recipe)))
+    recipe = load_recipe(path, MergeRecipe)
+    try:
+        results = run_merges(recipe)
+    except ValueError as e:  # MergeError: names the key
+        print(f"{path}: {e}", file=sys.stderr)
+        return 1
+    print(summary(recipe, results))
     return 0
 
 

@@ -203,10 +203,10 @@ class RunConfig(RecipeBase):
         """The selection run: the selection stages only, from the main run's export before them."""
         names = self.train.selection_stage_names()
         stages = [s for s in self.train.stages if s.name in names]
+        start = self._starting_at(self.train.stages.index(stages[0]))
         run = self.model_copy(update={"selection": selection})
         if self.train.selection_length == "one_pass" and run.train_tokens("domain").is_dir():
             stages = [run._one_pass(s) for s in stages]
-        start = self._starting_at(self.train.stages.index(stages[0]))
         train = self.train.model_copy(update=start | {"stages": stages, "selections": []})
         return run.model_copy(update={"train": train})
 
