@@ -73,8 +73,11 @@ class MixsweepConfig(Strict):
 
     @model_validator(mode="after")
     def _grid(self) -> MixsweepConfig:
-        if any(not 0 <= s <= 1 for s in self.domain_shares):
-            raise ValueError("domain_shares must lie in [0, 1]")
+        if any(not 0 < s < 1 for s in self.domain_shares):
+            raise ValueError(
+                "domain_shares must lie strictly between 0 and 1: the D-CPT law's data term vanishes at "
+                "share 0, so it cannot fit a run without domain or without replay text"
+            )
         if any(t < 1 for t in self.tokens):
             raise ValueError("tokens must be positive")
         if len(set(self.domain_shares)) * len(set(self.tokens)) < 8:
@@ -225,7 +228,7 @@ class RunConfig(RecipeBase):
         warmup = stage.schedule.warmup_steps and max(1, round(stage.schedule.warmup_steps * steps / full))
         stage = stage.model_copy(
             update={
-                "mixture": {n: w for n, w in zip(SWEPT_CORPORA, (share, 1 - share)) if w > 0},
+                "mixture": dict(zip(SWEPT_CORPORA, (share, 1 - share))),
                 "tokens": tokens,
                 "steps": None,
                 "schedule": stage.schedule.model_copy(update={"warmup_steps": warmup}),

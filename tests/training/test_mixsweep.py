@@ -15,7 +15,7 @@ from training.config import load_train_config
 # a loose tolerance: this tests the plumbing (the fitter's accuracy: test_mixsweep_law.py)
 SWEEP = {
     "stage": "cpt",
-    "domain_shares": [0.25, 0.5, 0.75, 1.0],
+    "domain_shares": [0.2, 0.4, 0.6, 0.8],
     "tokens": [1024, 2048],
     "tolerance": 0.5,
     "bootstrap": 20,
@@ -70,6 +70,7 @@ def test_the_sweep_trains_every_point_from_the_stage_start_and_fits(swept):
     assert fit["runs"] == 8 and set(fit["domain"]["params"]) == {"E", "B", "beta", "eta", "C", "gamma", "eps"}
     assert len(fit["domain"]["held_out"]["predicted"]) == 8
     assert fit["mixture"]["domain"] == round(fit["critical_ratio"], 3)
+    assert 0.2 <= fit["critical_ratio"] <= 0.8 and fit["shares_swept"] == [0.2, 0.8]
     assert f"mixture: {json.dumps(fit['mixture'])}" in run.layout.mixsweep_snippet.read_text()
     assert "<img" in run.layout.mixsweep_report.read_text()
     assert "critical domain share" in result.stdout
@@ -101,12 +102,12 @@ def test_a_sweep_run_is_the_swept_stage_shrunk_from_its_start(corpus_run):
     recipe = train_recipe(corpus_run, "mixsweep-config", stages=auto_stages())
     recipe.write_text(recipe.read_text() + "mixsweep: " + json.dumps(SWEEP) + "\n")
     run = load_train_config(recipe)
-    sweep = run.for_sweep(1.0, 1024)
+    sweep = run.for_sweep(0.75, 1024)
     (stage,) = sweep.train.stages
-    assert stage.mixture == {"domain": 1.0}  # a zero weight is left out
+    assert stage.mixture == {"domain": 0.75, "replay": 0.25}
     assert stage.length(8, 64) == 2 and stage.schedule.warmup_steps == 1  # 2 of 8 steps: warm-up 2 -> 1
     assert sweep.train.model == str(run.layout.train.export("main")) and sweep.train.init is None
-    assert sweep.out.root == run.layout.mixsweep / "runs" / "d1-t1024"
+    assert sweep.out.root == run.layout.mixsweep / "runs" / "d0.75-t1024"
     assert sweep.train.eval_every == 2  # validated at its end (and its start) only
 
 
@@ -115,7 +116,7 @@ def test_a_sweep_run_is_the_swept_stage_shrunk_from_its_start(corpus_run):
     [
         ({"stage": "nope"}, "mixsweep.stage: `nope` is not a stage"),
         ({"domain_shares": [0.5, 0.6, 0.7], "tokens": [1, 2]}, "give at least 8 runs"),
-        ({"domain_shares": [0.5, 0.6, 0.7, 1.5]}, "domain_shares must lie in [0, 1]"),
+        ({"domain_shares": [0.5, 0.6, 0.7, 1.0]}, "domain_shares must lie strictly between 0 and 1"),
     ],
 )
 def test_mixsweep_section_errors_name_the_key_and_file(corpus_run, section, message):

@@ -56,6 +56,7 @@ def fit_sweep(run: RunConfig, results: list[dict]) -> dict:
     start = float(np.mean([r["start_loss"]["replay"] for r in results]))
     target = target_tokens(run)
     laws = fit_law(tokens, share, domain), fit_law(tokens, 1 - share, general)
+    between = float(share.min()), float(share.max())  # the law is not trusted beyond the swept shares
     spread = bootstrap(
         tokens,
         share,
@@ -66,8 +67,9 @@ def fit_sweep(run: RunConfig, results: list[dict]) -> dict:
         target_tokens=target,
         n=cfg.bootstrap,
         fits=laws,
+        between=between,
     )
-    chosen = critical_ratio(laws[1], start, cfg.tolerance, target)
+    chosen = critical_ratio(laws[1], start, cfg.tolerance, target, between)
     budgets = sorted({*tokens.tolist(), float(target)})
     return {
         "stage": run.swept_stage()[1].name,
@@ -79,10 +81,12 @@ def fit_sweep(run: RunConfig, results: list[dict]) -> dict:
         "start_general_loss": start,
         "tolerance": cfg.tolerance,
         "target_tokens": target,
+        "shares_swept": list(between),
         "critical_ratio": chosen,
+        "at_largest_share": chosen == between[1],  # every swept share qualifies: the true ratio may be higher
         "critical_ratio_interval": spread.critical_ratio,
         "critical_ratio_by_tokens": {
-            str(int(t)): critical_ratio(laws[1], start, cfg.tolerance, t) for t in budgets
+            str(int(t)): critical_ratio(laws[1], start, cfg.tolerance, t, between) for t in budgets
         },
         "mixture": None if chosen is None else mixture(chosen),
     }
@@ -126,7 +130,8 @@ def write_mixsweep(run: RunConfig, results: list[dict]) -> str:
         f"  critical domain share at {fit['target_tokens']:,} tokens (general loss within "
         f"{fit['tolerance']:.1%} of {fit['start_general_loss']:.3f}): "
         + ("none" if ratio is None else f"{ratio:.3f}")
-        + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""),
+        + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+        + (" (the largest share swept: every one qualifies)" if fit["at_largest_share"] else ""),
         f"  mixture: {fit['mixture']}  (`mixture: auto` reads {layout.mixsweep_fit}; snippet: "
         f"{layout.mixsweep_snippet})",
         f"  report:  {layout.mixsweep_report}",

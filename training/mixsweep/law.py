@@ -157,19 +157,26 @@ def leave_one_out(tokens, share, loss) -> np.ndarray:
     return np.array([fit_law(d[k], r[k], y[k]).predict(d[i], r[i]) for i, k in enumerate(keep)])
 
 
-def critical_ratio(general: Law, start_loss: float, tolerance: float, tokens: float) -> float | None:
-    """The critical mixture ratio: the largest domain share s (on a 0.001 grid of [0, 1]) whose
-    predicted general loss after `tokens`, at general share 1 − s, stays within `tolerance` of the
-    starting general loss, relative: L ≤ start_loss·(1 + tolerance). "Stays": the end of the first
-    stretch of such shares going up from 0, so that a fit's dip near general share 0, where no sweep
-    measures, does not pass for a ratio. None when no share qualifies."""
-    shares = np.linspace(0.0, 1.0, 1001)
+def critical_ratio(
+    general: Law,
+    start_loss: float,
+    tolerance: float,
+    tokens: float,
+    between: tuple[float, float] = (0.0, 1.0),
+) -> float | None:
+    """The critical mixture ratio: the largest domain share s (on a 1001-point grid of `between`,
+    the swept shares' range: the law is not trusted beyond it) whose predicted general loss after
+    `tokens`, at general share 1 − s, stays within `tolerance` of the starting general loss, relative:
+    L ≤ start_loss·(1 + tolerance). "Stays": the end of the first stretch of such shares going up,
+    so that a fit's dip near general share 0, where no sweep measures, does not pass for a ratio.
+    None when no share qualifies."""
+    shares = np.linspace(*between, 1001)
     within = general.predict(tokens, 1.0 - shares) <= start_loss * (1 + tolerance)
     if not within.any():
         return None
     first = int(np.argmax(within))
     over = np.flatnonzero(~within[first:])
-    return float(shares[first + over[0] - 1]) if over.size else 1.0
+    return float(shares[first + over[0] - 1]) if over.size else float(shares[-1])
 
 
 @dataclass(frozen=True)
@@ -191,6 +198,7 @@ class Bootstrap:
 def bootstrap(
     tokens, domain_share, domain_loss, general_loss, *, start_loss: float, tolerance: float,
     target_tokens: float, n: int = 200, seed: int = 0, fits: tuple[Law, Law] | None = None,
+    between: tuple[float, float] = (0.0, 1.0),
 ) -> Bootstrap:  # fmt: skip
     """Resample runs with replacement `n` times; refit the domain law (r = domain share) and the
     general law (r = 1 − domain share) of the same resample, each refined from the full fit (`fits`,
@@ -214,7 +222,7 @@ def bootstrap(
             skipped += 1
             continue
         laws.append(pair)
-        ratios.append(critical_ratio(pair[1], start_loss, tolerance, target_tokens))
+        ratios.append(critical_ratio(pair[1], start_loss, tolerance, target_tokens, between))
     if not laws:
         raise ValueError("no resample could be fitted")
 

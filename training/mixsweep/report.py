@@ -14,7 +14,7 @@ from training.mixsweep.law import Law
 
 def _plot(results: list[dict], fit: dict) -> str:
     fig, axes = new_figure(12, 4.5, ncols=2)
-    shares = np.linspace(0.0, 1.0, 201)
+    shares = np.linspace(0.01, 0.99, 197)  # at share 0 (and so at 1 for the other law) a term vanishes
     budgets = sorted({r["tokens"] for r in results})
     target = fit["target_tokens"]
     colours = dict(zip([*budgets, target], [f"C{i}" for i in range(len(budgets) + 1)]))
@@ -103,6 +103,12 @@ def _interval(interval: tuple[float, float] | None) -> str:
     return f" (bootstrap 95%: [{interval[0]:.3f}, {interval[1]:.3f}])" if interval else ""
 
 
+def _edge(fit: dict) -> str:
+    if not fit["at_largest_share"]:
+        return ""
+    return " — the largest share swept: every swept share qualifies, so the ratio may be higher"
+
+
 def render_report(results: list[dict], fit: dict) -> str:
     ratio, interval = fit["critical_ratio"], fit["critical_ratio_interval"]
     chosen = "none (no share keeps the general loss within tolerance)" if ratio is None else f"{ratio:.3f}"
@@ -122,7 +128,7 @@ def render_report(results: list[dict], fit: dict) -> str:
 <p>D-CPT law <code>L(D, r) = E + B·r^η/D^β + C/(r+ε)^γ</code> fitted (Huber loss on log loss, L-BFGS-B
 from a grid of starts) to {fit["runs"]} runs; one model size, so E includes A/N^α. The domain law's r
 is the domain share, the general law's the replay share.</p>
-<p><b>Chosen domain share: {chosen}</b>{_interval(interval)}
+<p><b>Chosen domain share: {chosen}</b>{_interval(interval)}{_edge(fit)}
 at {fit["target_tokens"]:,} tokens: the largest whose predicted general loss stays within
 {fit["tolerance"]:.1%} of its start ({fit["start_general_loss"]:.4f}).<br>
 Held-out error (each run predicted by a fit of the others): {held_out}.</p>
