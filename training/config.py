@@ -164,8 +164,18 @@ class RunConfig(RecipeBase):
 
     @model_validator(mode="after")
     def _swept_stage(self) -> RunConfig:
-        if self.mixsweep and self.mixsweep.stage not in (None, *(s.name for s in self.train.stages)):
+        if not self.mixsweep:
+            return self
+        if self.mixsweep.stage not in (None, *(s.name for s in self.train.stages)):
             raise ValueError(f"mixsweep.stage: `{self.mixsweep.stage}` is not a stage of `train.stages`")
+        # every global batch holds whole sequences of each corpus (ReplayMixture): a share that is not
+        # a whole number of them would be trained as another share than the one fitted
+        batch = self.train.global_batch
+        if odd := [s for s in self.mixsweep.domain_shares if abs(s * batch - round(s * batch)) > 1e-9]:
+            raise ValueError(
+                f"mixsweep.domain_shares: {odd} are not whole numbers of the {batch} sequences of a global "
+                f"batch (train.global_batch): use multiples of 1/{batch}"
+            )
         return self
 
     @property

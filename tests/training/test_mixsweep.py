@@ -3,6 +3,7 @@ waits; the sweep's runs start from that export; the fit chooses a mixture that t
 trains with, resuming the finished stage rather than training it again."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from training.config import load_train_config
 # a loose tolerance: this tests the plumbing (the fitter's accuracy: test_mixsweep_law.py)
 SWEEP = {
     "stage": "cpt",
-    "domain_shares": [0.2, 0.4, 0.6, 0.8],
+    "domain_shares": [0.25, 0.5, 0.625, 0.75],  # whole sequences of a global batch of 8
     "tokens": [1024, 2048],
     "tolerance": 0.5,
     "bootstrap": 20,
@@ -69,8 +70,8 @@ def test_the_sweep_trains_every_point_from_the_stage_start_and_fits(swept):
     fit = json.loads(run.layout.mixsweep_fit.read_text())
     assert fit["runs"] == 8 and set(fit["domain"]["params"]) == {"E", "B", "beta", "eta", "C", "gamma", "eps"}
     assert len(fit["domain"]["held_out"]["predicted"]) == 8
-    assert fit["mixture"]["domain"] == round(fit["critical_ratio"], 3)
-    assert 0.2 <= fit["critical_ratio"] <= 0.8 and fit["shares_swept"] == [0.2, 0.8]
+    assert 0.25 <= fit["critical_ratio"] <= 0.75 and fit["shares_swept"] == [0.25, 0.75]
+    assert fit["mixture"]["domain"] == math.floor(fit["critical_ratio"] * 8) / 8  # whole sequences
     assert f"mixture: {json.dumps(fit['mixture'])}" in run.layout.mixsweep_snippet.read_text()
     assert "<img" in run.layout.mixsweep_report.read_text()
     assert "critical domain share" in result.stdout
@@ -115,8 +116,12 @@ def test_a_sweep_run_is_the_swept_stage_shrunk_from_its_start(corpus_run):
     "section, message",
     [
         ({"stage": "nope"}, "mixsweep.stage: `nope` is not a stage"),
-        ({"domain_shares": [0.5, 0.6, 0.7], "tokens": [1, 2]}, "give at least 8 runs"),
-        ({"domain_shares": [0.5, 0.6, 0.7, 1.0]}, "domain_shares must lie strictly between 0 and 1"),
+        ({"domain_shares": [0.5, 0.625, 0.75], "tokens": [1, 2]}, "give at least 8 runs"),
+        ({"domain_shares": [0.5, 0.625, 0.75, 1.0]}, "domain_shares must lie strictly between 0 and 1"),
+        (
+            {"domain_shares": [0.2, 0.4, 0.6, 0.8]},
+            "are not whole numbers of the 8 sequences of a global batch",
+        ),
     ],
 )
 def test_mixsweep_section_errors_name_the_key_and_file(corpus_run, section, message):

@@ -10,6 +10,7 @@ start: Gu et al.'s critical mixture ratio, read off the fitted D-CPT law.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -88,14 +89,15 @@ def fit_sweep(run: RunConfig, results: list[dict]) -> dict:
         "critical_ratio_by_tokens": {
             str(int(t)): critical_ratio(laws[1], start, cfg.tolerance, t, between) for t in budgets
         },
-        "mixture": None if chosen is None else mixture(chosen),
+        "mixture": None if chosen is None else mixture(chosen, run.train.global_batch),
     }
 
 
-def mixture(share: float) -> dict[str, float]:
-    """The stage mixture for a domain share (a zero weight is left out: the trainer wants positive)."""
-    weights = {"domain": round(share, 3), "replay": round(1 - share, 3)}
-    return {k: w for k, w in weights.items() if w > 0}
+def mixture(share: float, global_batch: int) -> dict[str, float]:
+    """The stage mixture for a domain share, rounded down to whole sequences of a global batch (what
+    the trainer mixes; the swept shares are such, so at least the smallest of them remains)."""
+    domain = math.floor(share * global_batch + 1e-9)
+    return {"domain": domain / global_batch, "replay": (global_batch - domain) / global_batch}
 
 
 def snippet(run: RunConfig, fit: dict) -> str:
