@@ -221,8 +221,9 @@ def test_every_stage_declares_its_view():
     from curation.config import CorpusRecipe
     from evaluation.config import RunConfig as EvalView
     from training.config import RunConfig as TrainView
+    from training.merge.config import MergeRecipe
 
-    assert set(stage_views()) == {CorpusRecipe, TrainView, EvalView}
+    assert set(stage_views()) == {CorpusRecipe, TrainView, EvalView, MergeRecipe}
 
 
 @pytest.mark.parametrize(
@@ -247,7 +248,7 @@ def test_the_corpus_stage_refuses_a_later_stages_typo(tmp_path, monkeypatch, mut
 
 def test_a_stage_needs_only_its_own_sections(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    corpus_only = {k: v for k, v in base().items() if k != "train"}
+    corpus_only = {k: v for k, v in base().items() if k not in ("train", "mixsweep")}  # mixsweep needs train
     assert load_corpus_recipe(write(tmp_path, corpus_only)).name == "default"
     with pytest.raises(RecipeError, match="r.yaml: train: Field required"):
         load_train_config(write(tmp_path, corpus_only))
