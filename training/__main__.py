@@ -130,7 +130,8 @@ def mixsweep(run: RunConfig) -> int:
 def merge(path: str) -> int:
     """`python -m training merge RECIPE`: every merge of the recipe's `merge:` section."""
     from contracts.recipe import load_recipe
-    from training.merge import MergeRecipe, run_merges, summary
+    from training.merge.config import MergeRecipe
+    from training.merge.merger import run_merges, summary
 
     recipe = load_recipe(path, MergeRecipe)
     try:

@@ -16,9 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from contracts.layout import RunLayout
 from contracts.recipe import RecipeError, load_recipe
 from training.checkpoint import EXPORT_MARKER
-from training.merge import MergeError, MergeRecipe, run_merges, summary
 from training.merge import merger as merger_module
-from training.merge.config import Merge
+from training.merge.config import Merge, MergeError, MergeRecipe
+from training.merge.merger import run_merges, summary
 from training.merge.methods import magnitude_mask, merge_tensor
 
 EMBEDDINGS = {"model.embed_tokens.weight", "lm_head.weight"}
