@@ -318,8 +318,14 @@ def test_an_interrupted_grading_run_sends_nothing_more_and_keeps_what_came_in(se
     rerun asks only for the rest (every document is requested exactly once over both runs)."""
     url, log = server
     command, select = http_grading_run(tmp_path, "interrupted", url, pages[:16])
-    first = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    first = subprocess.Popen(  # a foreground job hears Ctrl-C even where this suite runs in the
+        command,  # background (`make test &` ignores SIGINT, and children inherit that)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 60
     while time.time() < deadline and len(lines(cache_file(select))) < 3:
