@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from contracts.layout import TrainLayout
 from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe
-from training.data import TokenShards, exact_counts
+from training.data import TokenShards
 
 
 class Schedule(Strict):
@@ -168,13 +168,14 @@ class RunConfig(RecipeBase):
             return self
         if self.mixsweep.stage not in (None, *(s.name for s in self.train.stages)):
             raise ValueError(f"mixsweep.stage: `{self.mixsweep.stage}` is not a stage of `train.stages`")
-        # every global batch holds whole sequences of each corpus (ReplayMixture): a share that is not
-        # a whole number of them would be trained as another share than the one fitted
+        # the shortest run must read both corpora, or its share is 0 or 1, where the law cannot be fitted
         batch = self.train.global_batch
-        if odd := [s for s in self.mixsweep.domain_shares if abs(s * batch - round(s * batch)) > 1e-9]:
+        sequences = max(1, min(self.mixsweep.tokens) // (batch * self.train.seq_len)) * batch
+        if lone := [s for s in self.mixsweep.domain_shares if min(s, 1 - s) * sequences < 1]:
             raise ValueError(
-                f"mixsweep.domain_shares: {odd} are not whole numbers of the {batch} sequences of a global "
-                f"batch (train.global_batch): use multiples of 1/{batch}"
+                f"mixsweep.domain_shares: {lone} give one corpus no sequence in the shortest run "
+                f"({sequences} sequences of mixsweep.tokens {min(self.mixsweep.tokens)}): use shares "
+                f"between 1/{sequences} and 1 - 1/{sequences}, or a longer run"
             )
         return self
 
@@ -261,10 +262,8 @@ class RunConfig(RecipeBase):
         if "domain" not in stage.corpora:
             return stage
         windows = (len(TokenShards(self.train_tokens("domain"))) - 1) // self.train.seq_len
-        per_step = exact_counts(stage.mixture, self.train.global_batch)["domain"]
-        return stage.model_copy(
-            update={"steps": max(1, math.ceil(windows / max(1, per_step))), "tokens": None}
-        )
+        per_step = self.train.global_batch * stage.mixture["domain"] / sum(stage.mixture.values())
+        return stage.model_copy(update={"steps": max(1, math.ceil(windows / per_step)), "tokens": None})
 
 
 def load_train_config(path: str | Path) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Token shards -> packed training sequences, mixed from named corpora in exact proportions.
+"""Token shards -> packed training sequences, mixed from named corpora in proportion.
 
 Reads the corpus stage's `tokens/<corpus>/<split>/*.ds` (datatrove's format: little-endian token
 ids, EOS after every document) through `np.memmap`, so memory does not grow with the corpus.
@@ -99,6 +99,11 @@ class CorpusCursor:
             self.position += step
         return ids
 
+    @property
+    def taken(self) -> int:
+        """Windows read so far, over all epochs."""
+        return self.epoch * len(self._order) + self.position
+
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
 
@@ -107,18 +112,22 @@ class CorpusCursor:
         self._order = self.windows.order(self.epoch)
 
 
-def exact_counts(weights: dict[str, float], total: int) -> dict[str, int]:
-    """Sequences per corpus in one global batch: proportional, rounded by largest remainder."""
-    norm = sum(weights.values())
-    raw = {k: w / norm * total for k, w in weights.items()}
-    counts = {k: int(v) for k, v in raw.items()}
-    for k in sorted(raw, key=lambda k: (counts[k] - raw[k], k))[: total - sum(counts.values())]:
-        counts[k] += 1
+def blend(shares: dict[str, float], taken: dict[str, int], n: int) -> dict[str, int]:
+    """How many of the next `n` sequences each corpus gives, after `taken`: each goes to the corpus
+    furthest below its share (Megatron's blended datasets), so the shares hold within one sequence at
+    every point of the stream, whatever the batch size."""
+    counts = dict.fromkeys(shares, 0)
+    total = sum(taken.values())
+    for k in range(1, n + 1):
+        counts[max(shares, key=lambda c: shares[c] * (total + k) - taken[c] - counts[c])] += 1
     return counts
 
 
 class ReplayMixture:
-    """Global batches with the same corpus counts every step (e.g. 80% domain, 20% replay).
+    """Global batches mixed from named corpora in proportion over the stage (e.g. 70% domain, 30%
+    replay). A share that is a whole number of a global batch's sequences gives the same counts every
+    step; another (0.7 of 16) alternates between the two nearest (11 and 12), so the stage trains the
+    share asked for instead of a rounded one.
 
     Every rank computes the whole global batch plan from the cursors and the seed, then takes its
     own slice, so the plan (and the checkpointed cursors) do not depend on the rank.
@@ -128,12 +137,14 @@ class ReplayMixture:
         self, windows: dict[str, PackedWindows], weights: dict[str, float], global_batch: int, seed: int
     ):
         self.windows = windows
-        self.counts = exact_counts(weights, global_batch)
-        self.cursors = {name: CorpusCursor(windows[name]) for name in self.counts}
+        self.shares = {name: w / sum(weights.values()) for name, w in weights.items()}
+        self.size = global_batch
+        self.cursors = {name: CorpusCursor(windows[name]) for name in self.shares}
         self.seed = seed
 
     def global_batch(self, step: int) -> list[tuple[str, int]]:
-        slots = [(name, i) for name, n in self.counts.items() for i in self.cursors[name].take(n)]
+        counts = blend(self.shares, {name: c.taken for name, c in self.cursors.items()}, self.size)
+        slots = [(name, i) for name, n in counts.items() for i in self.cursors[name].take(n)]
         perm = np.random.default_rng([self.seed, step, 1]).permutation(len(slots))
         return [slots[j] for j in perm]
 

@@ -16,7 +16,7 @@ from training.config import load_train_config
 # a loose tolerance: this tests the plumbing (the fitter's accuracy: test_mixsweep_law.py)
 SWEEP = {
     "stage": "cpt",
-    "domain_shares": [0.25, 0.5, 0.625, 0.75],  # whole sequences of a global batch of 8
+    "domain_shares": [0.25, 0.5, 0.6, 0.75],  # 0.6 of 8 sequences: met over the run, not per step
     "tokens": [1024, 2048],
     "tolerance": 0.5,
     "bootstrap": 20,
@@ -58,9 +58,12 @@ def test_the_sweep_trains_every_point_from_the_stage_start_and_fits(swept):
     assert result.returncode == 0, result.stderr[-3000:]
     run = load_train_config(swept["recipe"])
     rows = [json.loads(line) for line in run.layout.mixsweep_runs.read_text().splitlines()]
-    assert sorted((r["domain_share"], r["tokens"]) for r in rows) == sorted(
+    assert sorted((r["share_asked"], r["tokens"]) for r in rows) == sorted(
         (s, t) for s in SWEEP["domain_shares"] for t in SWEEP["tokens"]
     )
+    trained = {(r["share_asked"], r["tokens"]): r["domain_share"] for r in rows}
+    assert trained[0.6, 1024] == 10 / 16 and trained[0.6, 2048] == 19 / 32  # the fit's shares: as trained
+    assert trained[0.75, 2048] == 0.75
     assert {r["steps"] for r in rows} == {2, 4}  # 1024 and 2048 tokens of 8 x 64-token sequences
     starts = {json.dumps(r["start_loss"], sort_keys=True) for r in rows}
     assert len(starts) == 1  # every run starts from the main stage's export, on the same text
@@ -71,7 +74,7 @@ def test_the_sweep_trains_every_point_from_the_stage_start_and_fits(swept):
     assert fit["runs"] == 8 and set(fit["domain"]["params"]) == {"E", "B", "beta", "eta", "C", "gamma", "eps"}
     assert len(fit["domain"]["held_out"]["predicted"]) == 8
     assert 0.25 <= fit["critical_ratio"] <= 0.75 and fit["shares_swept"] == [0.25, 0.75]
-    assert fit["mixture"]["domain"] == math.floor(fit["critical_ratio"] * 8) / 8  # whole sequences
+    assert fit["mixture"]["domain"] == math.floor(fit["critical_ratio"] * 1000) / 1000
     assert f"mixture: {json.dumps(fit['mixture'])}" in run.layout.mixsweep_snippet.read_text()
     assert "<img" in run.layout.mixsweep_report.read_text()
     assert "critical domain share" in result.stdout
@@ -119,8 +122,8 @@ def test_a_sweep_run_is_the_swept_stage_shrunk_from_its_start(corpus_run):
         ({"domain_shares": [0.5, 0.625, 0.75], "tokens": [1, 2]}, "give at least 8 runs"),
         ({"domain_shares": [0.5, 0.625, 0.75, 1.0]}, "domain_shares must lie strictly between 0 and 1"),
         (
-            {"domain_shares": [0.2, 0.4, 0.6, 0.8]},
-            "are not whole numbers of the 8 sequences of a global batch",
+            {"domain_shares": [0.05, 0.4, 0.6, 0.8]},
+            "[0.05] give one corpus no sequence in the shortest run (16 sequences of mixsweep.tokens 1024)",
         ),
     ],
 )

@@ -4,6 +4,7 @@ Hugging Face export, exact mixture proportions, and refusals before any work sta
 The stages are `main` then `cpt`: their names sort in the opposite order to the run's."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from conftest import ROOT, TINY_LLAMA, free_port
 from fault_harness import kill_tree
 
 from training.checkpoint import EXPORT_MARKER
-from training.data import PackedWindows, ReplayMixture, TokenShards, exact_counts
+from training.data import PackedWindows, ReplayMixture, TokenShards
 
 TINY = {
     "init": TINY_LLAMA,
@@ -184,15 +185,17 @@ def test_an_export_cut_short_is_redone_without_training_again(corpus_run, traine
     assert_export_matches_checkpoint(export, train_dir / "checkpoints" / "cpt-0000008", tmp_path / "final.pt")
 
 
-def test_mixture_proportions_hold_in_every_batch(corpus_run):
+def corpus_windows(corpus_run) -> dict[str, PackedWindows]:
     tokens = corpus_run["root"] / "tokens"
-    windows = {
+    return {
         n: PackedWindows(TokenShards(tokens / n / "train"), 32, seed=i)
         for i, n in enumerate(["domain", "replay"])
     }
+
+
+def test_mixture_proportions_hold_in_every_batch(corpus_run):
+    windows = corpus_windows(corpus_run)
     weights = {"domain": 0.8, "replay": 0.2}
-    assert exact_counts(weights, 10) == {"domain": 8, "replay": 2}
-    assert sum(exact_counts({"a": 1, "b": 1, "c": 1}, 16).values()) == 16
     mixture = ReplayMixture(windows, weights, 10, seed=3)
     again = ReplayMixture(windows, weights, 10, seed=3)
     for step in range(60):  # past one epoch of the smaller corpus
@@ -204,6 +207,27 @@ def test_mixture_proportions_hold_in_every_batch(corpus_run):
         assert [n for n, _ in plan[:5]] == names  # rank 0's share is the plan's first half
         for name in ("domain", "replay"):  # the two instances advanced identically
             assert mixture.cursors[name].state_dict() == again.cursors[name].state_dict()
+
+
+@pytest.mark.parametrize("weights", [{"domain": 0.7, "replay": 0.3}, {"domain": 1, "replay": 1, "other": 1}])
+def test_a_share_between_whole_sequences_holds_over_the_stage(corpus_run, weights):
+    """0.7 of a global batch of 16 is 11.2 sequences: steps of 11 and 12, 0.7 within one sequence at
+    every step (not 11 every step, which would train 0.6875), and the same after a resume."""
+    windows = corpus_windows(corpus_run)
+    windows["other"] = windows["domain"]
+    shares = {n: w / sum(weights.values()) for n, w in weights.items()}
+    mixture = ReplayMixture(windows, weights, 16, seed=3)
+    read = dict.fromkeys(weights, 0)
+    for step in range(40):
+        if step == 20:  # a resume: a new mixture from the checkpointed cursors
+            state = mixture.state_dict()
+            mixture = ReplayMixture(windows, weights, 16, seed=3)
+            mixture.load_state_dict(state)
+        plan = [n for n, _ in mixture.global_batch(step)]
+        for name, share in shares.items():
+            assert math.floor(share * 16) <= plan.count(name) <= math.ceil(share * 16)
+            read[name] += plan.count(name)
+            assert abs(read[name] - share * 16 * (step + 1)) < 1
 
 
 def test_a_model_with_another_tokenizer_is_refused(corpus_run, tmp_path):
@@ -356,8 +380,6 @@ def test_shard_digest_tells_same_sized_corpora_apart(corpus_run, tmp_path):
 def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     """`train.model: gguf:...` in 2 processes: rank 0 converts the file, every rank trains from it;
     a selection of the only stage starts from that model and reads its tokens once (`one_pass`)."""
-    import math
-
     from test_model_import import write_gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -399,7 +421,7 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     ).for_selection("third")
     assert run.train.model == str(converted)  # the first stage's selection starts from the model
     windows = (len(TokenShards(run.train_tokens("domain"))) - 1) // TINY["seq_len"]
-    per_step = exact_counts(stage["mixture"], TINY["global_batch"])["domain"]
+    per_step = TINY["global_batch"] * stage["mixture"]["domain"] / sum(stage["mixture"].values())
     assert run.train.stages[0].steps == math.ceil(windows / per_step) != stage["steps"]
     rows = metric_rows(run.out.root)
     assert len([r for r in rows if "loss" in r]) == math.ceil(windows / per_step)

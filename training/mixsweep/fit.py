@@ -89,15 +89,15 @@ def fit_sweep(run: RunConfig, results: list[dict]) -> dict:
         "critical_ratio_by_tokens": {
             str(int(t)): critical_ratio(laws[1], start, cfg.tolerance, t, between) for t in budgets
         },
-        "mixture": None if chosen is None else mixture(chosen, run.train.global_batch),
+        "mixture": None if chosen is None else mixture(chosen),
     }
 
 
-def mixture(share: float, global_batch: int) -> dict[str, float]:
-    """The stage mixture for a domain share, rounded down to whole sequences of a global batch (what
-    the trainer mixes; the swept shares are such, so at least the smallest of them remains)."""
-    domain = math.floor(share * global_batch + 1e-9)
-    return {"domain": domain / global_batch, "replay": (global_batch - domain) / global_batch}
+def mixture(share: float) -> dict[str, float]:
+    """The stage mixture for a domain share, rounded down to 0.001 so that it stays within tolerance
+    (the trainer meets any share over a stage, within one sequence)."""
+    domain = math.floor(share * 1000 + 1e-6) / 1000
+    return {"domain": domain, "replay": round(1 - domain, 3)}
 
 
 def snippet(run: RunConfig, fit: dict) -> str:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from contracts.recipe import remove_under
 from training.checkpoint import EXPORT_MARKER, write_atomic
 from training.config import RunConfig
-from training.data import TokenShards
+from training.data import TokenShards, blend
 from training.report import read_metrics
 from training.trainer import Trainer
 
@@ -53,13 +53,17 @@ def finished(run: RunConfig, key: str) -> dict | None:
 
 
 def result_row(run: RunConfig, share: float, key: str, seconds: float) -> dict:
-    """The run's first and last validation losses, from its metrics.jsonl."""
+    """The run's first and last validation losses, from its metrics.jsonl, and the domain share it
+    trained (the share asked for, met within one sequence: what the law is fitted on)."""
     rows = read_metrics(run.out.metrics)
     evals = [r for r in rows if "val_loss" in r]
     steps = [r for r in rows if "loss" in r]
+    sequences = len(steps) * run.train.global_batch
+    trained = blend({"domain": share, "replay": 1 - share}, {"domain": 0, "replay": 0}, sequences)
     return {
         "run": run.sweep_run,
-        "domain_share": share,
+        "domain_share": trained["domain"] / sequences,
+        "share_asked": share,
         "tokens": steps[-1]["tokens"],
         "steps": len(steps),
         "start_loss": evals[0]["val_loss"],
