@@ -3,7 +3,8 @@
 Stages exchange data only through these files, so each stage can run on another machine:
 
     out/<name>/corpus/   docs/<corpus>/<split>/, tokens/<corpus>/<split>/, tokenizer/, classifiers/,
-                         rejected/<step>/, logs/<stage>/, work/, stats.json, report.html, recipe.yaml
+                         rejected/<step>/, logs/<stage>/, work/, tokenizers/{audit.json,audit.png},
+                         stats.json, report.html, recipe.yaml
     out/<name>/select/   grades/, distilled/, scores/<score>/, budgets/<selection>/{docs,tokens,
                          rejected}/, logs/, report.html
     out/<name>/train/    hf/<stage>/, checkpoints/, metrics.jsonl, curves.png; selections/<selection>/
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+GGUF_PREFIX = "gguf:"  # `train.model: gguf:...`: a GGUF file, converted once under out/models/
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,13 @@ class RunLayout:
         """Converted models, outside any run folder: one conversion serves every recipe."""
         return self.output_dir / "models"
 
+    def converted_model(self, model: str) -> Path | None:
+        """The folder a `gguf:<path>` or `gguf:<package>/<file>` model is converted into (named by the
+        file's stem); None for a hub id or a folder, which are used as they are."""
+        if not model.startswith(GGUF_PREFIX):
+            return None
+        return self.models / Path(model.removeprefix(GGUF_PREFIX)).stem
+
     # the corpus stage
     @property
     def corpus(self) -> Path:
@@ -94,6 +104,24 @@ class RunLayout:
     @property
     def tokenizer_file(self) -> Path:
         return self.tokenizer / "tokenizer.json"
+
+    @property
+    def tokenizer_extension(self) -> Path:
+        """What `tokenizer.extend` added to which base: the trainer grows a model with that base to match."""
+        return self.tokenizer / "extension.json"
+
+    @property
+    def tokenizer_audits(self) -> Path:
+        """The tokenizer audit: fertility of each audited tokenizer per corpus and language."""
+        return self.corpus / "tokenizers"
+
+    @property
+    def tokenizer_audit(self) -> Path:
+        return self.tokenizer_audits / "audit.json"
+
+    @property
+    def tokenizer_audit_plot(self) -> Path:
+        return self.tokenizer_audits / "audit.png"
 
     @property
     def classifiers(self) -> Path:

@@ -1,6 +1,6 @@
 """`python -m curation run RECIPE` builds the corpus, `select RECIPE` selects from it (the work is in
 `curation.pipeline` and `curation.select.stage`, the summaries in `curation.report.console`);
-`validate RECIPE` only checks the recipe."""
+`tokenizers RECIPE` audits tokenizers on the built corpus; `validate RECIPE` only checks the recipe."""
 
 import argparse
 import os
@@ -14,7 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from contracts.recipe import RecipeError
 from curation.config import load_corpus_recipe
-from curation.report.console import corpus_summary, distilled_summary, grading_summary, selections_summary
+from curation.report.console import (
+    corpus_summary,
+    distilled_summary,
+    grading_summary,
+    selections_summary,
+    tokenizer_audit_summary,
+)
 
 
 @contextmanager
@@ -76,9 +82,24 @@ def select(console: Console, recipe) -> int:
     return 0
 
 
+def audit_tokenizers(console: Console, recipe) -> int:
+    from curation.report.tokenizer_audit import TokenizerAudit, audit_sources, write_audit
+
+    layout = recipe.layout
+    if not any(layout.docs.glob("*/*/*.jsonl.gz")):
+        console.print(f"[red]no documents (*.jsonl.gz) in {layout.docs}: build the corpus (`run`)[/red]")
+        return 1
+    start = time.time()
+    audit = TokenizerAudit(audit_sources(recipe)).run(layout)
+    write_audit(audit, layout)
+    print_all(console, tokenizer_audit_summary(audit))
+    console.print(f"audit in {time.time() - start:.0f} s: {layout.tokenizer_audits}/ (audit.json, audit.png)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m curation")
-    parser.add_argument("command", choices=["run", "validate", "select"])
+    parser.add_argument("command", choices=["run", "validate", "select", "tokenizers"])
     parser.add_argument("recipe")
     args = parser.parse_args(argv)
     # the console keeps the real stderr; during the run, fd 2 (ours and the workers') goes to a log file
@@ -93,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "select":
         return select(console, recipe)
+    if args.command == "tokenizers":
+        return audit_tokenizers(console, recipe)
     from curation.pipeline import CorpusPipeline
 
     pipeline = CorpusPipeline(recipe)

@@ -7,6 +7,7 @@ plain arguments, built here and in `curation.pipeline` from these sections.
 from __future__ import annotations
 
 import glob
+import json
 import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -164,17 +165,32 @@ class TokenizerTrainConfig(Strict):
     min_frequency: int = Field(2, ge=1)
 
 
+class TokenizerExtension(Strict):
+    """`tokens` new BPE tokens learnt on the corpus's training documents, added to the `path` tokenizer
+    after its own (Swallow's vocabulary extension); the trainer grows the model to match."""
+
+    tokens: int = Field(ge=1)
+    corpus: Literal["replay", "domain", "both"] = "domain"
+    min_frequency: int = Field(2, ge=1)
+
+
 class TokenizerConfig(Strict):
     """`path` (local tokenizer.json / folder, or a hub id) or `train` a byte-level BPE on the corpus."""
 
     path: str | None = None
     train: TokenizerTrainConfig | None = None
+    extend: TokenizerExtension | None = None
     eos_token: str = "<|endoftext|>"
+    # more tokenizers for `python -m curation tokenizers` (folders, tokenizer.json, SentencePiece
+    # .model); left out of the tokenizer stage's fingerprint: auditing one never re-tokenizes the corpus
+    audit: list[str] = Field([], exclude=True)
 
     @model_validator(mode="after")
     def _one_source(self) -> TokenizerConfig:
         if (self.path is None) == (self.train is None):
             raise ValueError("set exactly one of `path` or `train`")
+        if self.extend and not self.path:
+            raise ValueError("`extend` adds tokens to the `path` tokenizer: set `path`, not `train`")
         return self
 
 
@@ -183,6 +199,16 @@ class OutputConfig(Strict):
     docs_format: Literal["jsonl", "parquet"] = "jsonl"
     max_tokens_per_shard: int | None = Field(None, ge=1000)
     seed: int = 0
+
+
+class TransformConfig(Strict):
+    """AdaptLLM's reading comprehension (Cheng et al., ICLR 2024) on the domain training documents:
+    exercises mined from each one, appended to it (`append`, the paper's way) or written as documents
+    of their own (`separate`). Validation documents stay raw text."""
+
+    kind: Literal["reading_comprehension"] = "reading_comprehension"
+    mode: Literal["append", "separate"] = "append"
+    max_per_type: int = Field(2, ge=1)  # exercises of each type per document (the paper: 2)
 
 
 class DecontaminateConfig(Strict):
@@ -364,6 +390,13 @@ class EvalTasks(BaseModel):
     tasks: list[EvalTask] = []
 
 
+class TrainModel(BaseModel):
+    """The `train:` section as the tokenizer audit reads it: the model whose tokenizer is audited."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    model: str | None = None
+
+
 class CorpusRecipe(RecipeBase):
     """The corpus stage's view: its own sections, and the eval tasks decontamination defaults to."""
 
@@ -380,6 +413,7 @@ class CorpusRecipe(RecipeBase):
         "classifiers",
         "tokenizer",
         "output",
+        "transform",
         "select",
         "executor",
     )
@@ -397,9 +431,16 @@ class CorpusRecipe(RecipeBase):
     classifiers: ClassifiersConfig
     tokenizer: TokenizerConfig
     output: OutputConfig = OutputConfig()
+    transform: TransformConfig | None = None  # `transform: reading_comprehension` or a mapping
     select: SelectConfig | None = None
     executor: ExecutorConfig = ExecutorConfig()
     eval: EvalTasks | None = None  # the evaluation stage's section: only its task files are read here
+    train: TrainModel | None = None  # the training stage's section: only its `model` is read here
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _transform_by_name(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -461,8 +502,20 @@ def _check_paths(path: Path, recipe: CorpusRecipe) -> None:
     tok = recipe.tokenizer.path
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")
+    elif tok and recipe.tokenizer.extend and (problem := _not_extendable(Path(tok))):
+        problems.append(f"tokenizer.extend: {tok!r} is {problem}")
     if problems:
         raise recipe_error(path, problems)
+
+
+def _not_extendable(tokenizer: Path) -> str | None:
+    """Why a local tokenizer cannot be extended, when its tokenizer.json says so."""
+    from curation.output.extension import not_extendable
+
+    file = tokenizer / "tokenizer.json" if tokenizer.is_dir() else tokenizer
+    if file.suffix != ".json" or not file.is_file():
+        return None  # converted when loaded (a SentencePiece model): the tokenizer stage checks it
+    return not_extendable(json.loads(file.read_text())["model"])
 
 
 def load_corpus_recipe(path: str | Path, check_paths: bool = True) -> CorpusRecipe:

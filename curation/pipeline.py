@@ -52,6 +52,8 @@ from curation.readers import (
     WarcRecordReader,
 )
 from curation.report import CorpusReport
+from curation.report.tokenizer_audit import audit_sources
+from curation.transforms import ReadingComprehension
 from curation.writers import RejectedWriter
 
 CORPORA = ("domain", "replay")
@@ -414,7 +416,7 @@ class CorpusPipeline:
             inputs=[self.work / "deduped", self.layout.classifiers],
             outputs=[self.layout.docs, self.layout.rejected / "quality"],
             tasks=self.tasks,
-            fingerprint_keys=("output",),
+            fingerprint_keys=("output", "transform"),
             steps=self._select_steps,
         )
 
@@ -442,6 +444,8 @@ class CorpusPipeline:
             )
         )
         steps.append(TrainValSplit(out.val_fraction, out.seed))
+        if t := self.recipe.transform:  # domain training documents only: validation stays raw text
+            steps.append(ReadingComprehension(t.mode, t.max_per_type))
         writer_cls = JsonlWriter if out.docs_format == "jsonl" else ParquetWriter
         ext = "jsonl.gz" if out.docs_format == "jsonl" else "parquet"
         steps.append(writer_cls(str(self.layout.docs), output_filename="${corpus}/${split}/${rank}." + ext))
@@ -459,15 +463,22 @@ class CorpusPipeline:
 
     def _tokenizer_builder(self) -> TokenizerBuilder:
         tok, out = self.recipe.tokenizer, str(self.layout.tokenizer)
-        if tok.path:
+        learnt = tok.extend or tok.train  # what is learnt on the corpus, if anything
+        if learnt is None:
             return TokenizerBuilder(out, tok.eos_token, path=tok.path)
-        corpora = CORPORA if tok.train.corpus == "both" else (tok.train.corpus,)
+        corpora = CORPORA if learnt.corpus == "both" else (learnt.corpus,)
+        size = (
+            {"extend_tokens": tok.extend.tokens, "extension_file": str(self.layout.tokenizer_extension)}
+            if tok.extend
+            else {"vocab_size": tok.train.vocab_size}
+        )
         return TokenizerBuilder(
             out,
             tok.eos_token,
+            path=tok.path,
             train_dirs=[str(self.layout.corpus_docs(corpus, "train")) for corpus in corpora],
-            vocab_size=tok.train.vocab_size,
-            min_frequency=tok.train.min_frequency,
+            min_frequency=learnt.min_frequency,
+            **size,
         )
 
     def _tokenize(self) -> Stage:
@@ -503,11 +514,14 @@ class CorpusPipeline:
         layout = self.layout
         return Stage(
             name="report",
-            inputs=[layout.docs, layout.rejected, layout.classifiers, layout.tokens],  # and every log
-            outputs=[],  # stats.json and report.html are rewritten on every run
+            # and every log, and the audited tokenizers
+            inputs=[layout.docs, layout.rejected, layout.classifiers, layout.tokens, layout.tokenizer],
+            outputs=[],  # stats.json, report.html and the tokenizer audit are rewritten on every run
             tasks=1,
             fingerprint_keys=(),
-            steps=lambda: [CorpusReport(layout, [stage.name for stage in self.stages])],
+            steps=lambda: [
+                CorpusReport(layout, [stage.name for stage in self.stages], audit_sources(self.recipe))
+            ],
         )
 
     # ---- running -------------------------------------------------------------------------------

@@ -98,6 +98,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def sample_texts(folder: str, n: int) -> list[str]:
+    """The first `n` HTML pages of a sample folder as text (trafilatura, as the pipeline extracts them)."""
+    import trafilatura
+
+    return [trafilatura.extract(p.read_text()) for p in sorted((SAMPLES / folder).glob("*.html"))[:n]]
+
+
 def read_docs(folder: Path) -> list[dict]:
     """Every document (or rejected document) under a folder of datatrove `.jsonl.gz` shards."""
     import gzip

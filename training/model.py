@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerBase
 
+from training.vocab import add_token_rows, extends
+
 
 class TokenizerMismatch(RuntimeError):
     """The model would read token ids that mean something else to it."""
@@ -22,11 +24,17 @@ def corpus_tokenizer(shards_tokenizer: str, corpus_tokenizer_dir: Path) -> PreTr
 
 
 def check_vocabulary(
-    model_config, model_source: str | None, tokenizer: PreTrainedTokenizerBase, check: str = "strict"
-) -> None:
+    model_config,
+    model_source: str | None,
+    tokenizer: PreTrainedTokenizerBase,
+    check: str = "strict",
+    extension: Path | None = None,
+) -> PreTrainedTokenizerBase | None:
     """Refuse a model whose vocabulary differs from the shards' tokenizer, or cannot be compared with
     it: a model without a tokenizer is accepted on vocabulary size alone only when the recipe says so
-    (`tokenizer_check: vocab_size`)."""
+    (`tokenizer_check: vocab_size`). A shards' tokenizer that `extension` (curation's extension.json)
+    records as an extension of the model's own is accepted: the model's own is returned, to grow from."""
+    base = None
     if model_source is not None:
         try:
             own = AutoTokenizer.from_pretrained(model_source)
@@ -40,16 +48,20 @@ def check_vocabulary(
                 ) from e
             own = None
         if own is not None and own.get_vocab() != tokenizer.get_vocab():
-            raise TokenizerMismatch(
-                f"the model `{model_source}` uses a different tokenizer ({len(own)} tokens) from the one "
-                f"the corpus shards were written with ({len(tokenizer)} tokens): rebuild the corpus "
-                f"with `tokenizer: {{path: {model_source}}}` in the recipe"
-            )
-    if model_config.vocab_size < len(tokenizer):
+            if not extends(tokenizer, own, extension):
+                raise TokenizerMismatch(
+                    f"the model `{model_source}` uses a different tokenizer ({len(own)} tokens) from the "
+                    f"one the corpus shards were written with ({len(tokenizer)} tokens), and the corpus "
+                    f"tokenizer is no extension of it: rebuild the corpus with `tokenizer: {{path: "
+                    f"{model_source}}}` in the recipe (and `extend:` to add tokens)"
+                )
+            base = own
+    if base is None and model_config.vocab_size < len(tokenizer):
         raise TokenizerMismatch(
             f"the model's vocabulary ({model_config.vocab_size}) is smaller than the corpus tokenizer's "
             f"({len(tokenizer)}): token ids would fall outside its embedding table"
         )
+    return base
 
 
 def build_model(
@@ -57,12 +69,17 @@ def build_model(
     init: dict | None,
     tokenizer: PreTrainedTokenizerBase,
     tokenizer_check: str = "strict",
+    extension: Path | None = None,
 ) -> torch.nn.Module:
-    """Pretrained weights from `model`, or a new Llama sized to the tokenizer (vocab padded to 64)."""
+    """Pretrained weights from `model` (grown to the tokenizer when it extends the model's own), or a
+    new Llama sized to the tokenizer (vocab padded to 64)."""
     if model is not None:
         config = AutoConfig.from_pretrained(model)
-        check_vocabulary(config, model, tokenizer, tokenizer_check)
-        return AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+        base = check_vocabulary(config, model, tokenizer, tokenizer_check, extension)
+        pretrained = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+        if base is not None:
+            add_token_rows(pretrained, tokenizer, base)
+        return pretrained
     settings = {"vocab_size": -(-len(tokenizer) // 64) * 64, "tie_word_embeddings": False} | dict(init)
     settings.setdefault("eos_token_id", tokenizer.eos_token_id)
     config = LlamaConfig(**settings)

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from contracts.layout import GGUF_PREFIX, RunLayout
 from training.checkpoint import partial_dir, publish
 from training.config import RunConfig
-
-PREFIX = "gguf:"
 
 
 def gguf_file(model: str) -> Path | None:
     """The GGUF file a `gguf:` model names (None for a hub id or a Hugging Face folder)."""
-    if not model.startswith(PREFIX):
+    if not model.startswith(GGUF_PREFIX):
         return None
-    ref = model.removeprefix(PREFIX)
+    ref = model.removeprefix(GGUF_PREFIX)
     if Path(ref).is_file():
         return Path(ref)
     package, _, inner = ref.partition("/")
@@ -59,8 +58,9 @@ def conversion(digest: str, source: str) -> dict:
     return {"source": source, "sha256": digest, "converter": CONVERTER}
 
 
-def converted_folder(path: Path, models_dir: Path) -> Path:
-    """`models_dir/<stem>/`, converted from `path` unless it already holds this file's conversion.
+def converted_folder(path: Path, out: Path) -> Path:
+    """`out` (the layout's folder for this model), converted from `path` unless it already holds this
+    file's conversion.
 
     The conversion is written beside the folder and renamed into place, so an interrupted one is
     never taken for a finished one.
@@ -68,7 +68,6 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = models_dir / path.stem
     digest = sha256(path)
     marker = out / "source.json"
     recorded = json.loads(marker.read_text()) if marker.is_file() else {}
@@ -90,10 +89,10 @@ def converted_folder(path: Path, models_dir: Path) -> Path:
     return out
 
 
-def resolve_model(model: str, models_dir: Path) -> str:
-    """A hub id or folder as it is; a `gguf:` model as its folder in `models_dir` (converted once)."""
+def resolve_model(model: str, layout: RunLayout) -> str:
+    """A hub id or folder as it is; a `gguf:` model as its folder in `layout.models` (converted once)."""
     path = gguf_file(model)
-    return model if path is None else str(converted_folder(path, models_dir))
+    return model if path is None else str(converted_folder(path, layout.converted_model(model)))
 
 
 def with_model_folder(run: RunConfig) -> RunConfig:
@@ -103,7 +102,7 @@ def with_model_folder(run: RunConfig) -> RunConfig:
     shared: list = [None]
     if int(os.environ.get("RANK", 0)) == 0:
         try:
-            shared[0] = resolve_model(run.train.model, run.layout.models)
+            shared[0] = resolve_model(run.train.model, run.layout)
         except FileNotFoundError as e:  # every rank must learn of it, or the others wait forever
             shared[0] = e
     if dist.is_initialized():

@@ -91,7 +91,10 @@ class Trainer:
         shards_tokenizer = next(iter(self.train_windows.values())).shards.tokenizer_path
         self.tokenizer = corpus_tokenizer(shards_tokenizer, run.layout.tokenizer)
         torch.manual_seed(self.cfg.seed)
-        model = build_model(self.cfg.model, self.cfg.init, self.tokenizer, self.cfg.tokenizer_check)
+        extension = run.layout.tokenizer_extension
+        model = build_model(
+            self.cfg.model, self.cfg.init, self.tokenizer, self.cfg.tokenizer_check, extension
+        )
         self.model = model.to(self.device)
         self.flops_per_token = flops_per_token(self.model, self.cfg.seq_len)
         apply_fsdp(

@@ -1,11 +1,14 @@
-"""The corpus tokenizer: a given one (local path or hub id), or a byte-level BPE trained here."""
+"""The corpus tokenizer: a given one (local path or hub id), extended or not with tokens learnt on the
+corpus, or a byte-level BPE trained here."""
 
 import gzip
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
+from loguru import logger
 
 
 def iter_texts(folder: Path):
@@ -17,7 +20,8 @@ def iter_texts(folder: Path):
 
 class TokenizerBuilder(PipelineStep):
     """Writes `tokenizer/` (tokenizer.json + transformers files) that the token shards refer to:
-    loaded from `path`, else trained on the documents of `train_dirs`."""
+    loaded from `path`, else trained on the documents of `train_dirs`. With `extend_tokens`, the
+    `path` tokenizer gains that many tokens learnt on `train_dirs`, recorded in `extension_file`."""
 
     type = "🔢 - TOKENIZER"
     name = "🔢 tokenizer"
@@ -30,6 +34,8 @@ class TokenizerBuilder(PipelineStep):
         train_dirs: Sequence[str] = (),
         vocab_size: int = 8192,
         min_frequency: int = 2,
+        extend_tokens: int = 0,
+        extension_file: str | None = None,
     ):
         super().__init__()
         self.output_dir = output_dir
@@ -38,6 +44,12 @@ class TokenizerBuilder(PipelineStep):
         self.train_dirs = train_dirs
         self.vocab_size = vocab_size
         self.min_frequency = min_frequency
+        self.extend_tokens = extend_tokens
+        self.extension_file = extension_file
+
+    def texts(self):
+        for folder in self.train_dirs:
+            yield from iter_texts(Path(folder))
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -47,6 +59,9 @@ class TokenizerBuilder(PipelineStep):
             tok = AutoTokenizer.from_pretrained(self.path)
             if tok.eos_token is None:
                 tok.add_special_tokens({"eos_token": self.eos_token})
+            tok.save_pretrained(out)
+            if self.extend_tokens:
+                tok = self.extend(tok, out)
         else:
             from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -60,12 +75,39 @@ class TokenizerBuilder(PipelineStep):
                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                 show_progress=False,
             )
-
-            def texts():
-                for folder in self.train_dirs:
-                    yield from iter_texts(Path(folder))
-
-            bpe.train_from_iterator(texts(), trainer=trainer)
+            bpe.train_from_iterator(self.texts(), trainer=trainer)
             tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=self.eos_token)
-        tok.save_pretrained(out)
+            tok.save_pretrained(out)
         self.stat_update("vocab_size", value=len(tok))
+
+    def extend(self, base, out: Path):
+        """The base with its new tokens, saved over it; `extension_file` says what base it extends
+        (the trainer accepts a model with that tokenizer) and what it adds."""
+        from transformers import AutoTokenizer
+
+        from curation.output.extension import extend_bpe
+
+        try:
+            extended, added = extend_bpe(
+                base.backend_tokenizer, self.texts(), self.extend_tokens, self.min_frequency
+            )
+        except ValueError as e:
+            raise ValueError(f"tokenizer.extend: {self.path} is {e}") from None
+        if len(added) < self.extend_tokens:
+            logger.warning(
+                f"tokenizer.extend: the corpus gave {len(added)} new tokens, not {self.extend_tokens}"
+            )
+        extended.save(str(out / "tokenizer.json"))
+        vocab = base.get_vocab()
+        ids = [extended.token_to_id(token) for token in added]
+        record = {
+            "base": self.path,
+            "base_vocab_size": len(vocab),
+            "base_vocab_sha256": hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest(),
+            "added": [
+                {"id": i, "token": token, "text": extended.decode([i])} for i, token in zip(ids, added)
+            ],
+        }
+        Path(self.extension_file).write_text(json.dumps(record, ensure_ascii=False, indent=1))
+        self.stat_update("added_tokens", value=len(added))
+        return AutoTokenizer.from_pretrained(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from rich import box
 from rich.table import Table
 
 from contracts.layout import RunLayout
@@ -117,4 +118,29 @@ def selections_summary(selections: dict[str, dict]) -> list[Table | str]:
             f"{s['budget_tokens']:,}",
         )
     out.append(table)
+    return out
+
+
+def tokenizer_audit_summary(audit: dict) -> list[Table | str]:
+    """The fertility table: per corpus x language x tokenizer, and why a tokenizer was not audited."""
+    table = Table(title=f"tokenizer audit `{audit['recipe']}`", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("corpus", "lang", "tokenizer", "tok/ch", "tok/B", "fallbk", "split"):
+        table.add_column(col, justify="right" if col.startswith(("tok/", "fall", "split")) else "left")
+    # to fit 80 columns: all the words are in audit.json and the report
+    table.add_column("top words:tokens", no_wrap=True, overflow="ellipsis", max_width=16)
+    for r in audit["rows"]:
+        table.add_row(
+            r["corpus"],
+            r["language"],
+            r["tokenizer"],
+            f"{r['tokens_per_char']:.3f}",
+            f"{r['tokens_per_byte']:.3f}",
+            f"{r['byte_fallback_share']:.1%}",
+            f"{r['multi_token_word_share']:.0%}",
+            " ".join(f"{w['word']}:{w['tokens']:g}" for w in r["multi_token_words"][:3]),
+        )
+    out: list[Table | str] = [table]
+    for label, t in audit["tokenizers"].items():
+        if "error" in t:
+            out.append(f"[yellow]{label} not audited: {t['error']}[/yellow]")
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contracts.layout import RunLayout
 from curation.report.stats import EDIT_STATS, records
+from curation.report.tokenizer_audit import fertility_figure
 from figures import figure_html, new_figure, page_html, table_html
 
 EXAMPLES_PER_REASON = 3
@@ -317,12 +318,80 @@ def _extractor_comparison(pages: list[Path]) -> str:
     )
 
 
+def _tokenizer_audit(audit: dict | None) -> str:
+    """Fertility of each audited tokenizer per corpus x language (`corpus/tokenizers/audit.json`)."""
+    if not audit:
+        return ""
+    rows = [
+        [
+            r["corpus"],
+            r["language"],
+            html.escape(r["tokenizer"]),
+            r["documents"],
+            f"{r['chars']:,}",
+            f"{r['tokens_per_char']:.3f}",
+            f"{r['tokens_per_byte']:.3f}",
+            f"{r['byte_fallback_share']:.1%}",
+            f"{r['unknown_share']:.1%}",
+            f"{r['multi_token_word_share']:.1%}",
+            html.escape(", ".join(f"{w['word']} ({w['tokens']:g})" for w in r["multi_token_words"][:5])),
+        ]
+        for r in audit["rows"]
+    ]
+    failed = "".join(
+        f"<p>{html.escape(label)} ({html.escape(t['source'])}) not audited: {html.escape(t['error'])}</p>"
+        for label, t in audit["tokenizers"].items()
+        if "error" in t
+    )
+    return (
+        "<h2>Tokenizer audit</h2><p>Tokens per character and per UTF-8 byte on a sample of each corpus"
+        f" and language (up to {audit['sample']['max_chars']:,} characters); byte-fallback tokens are"
+        " not whole characters; split words are words (for Japanese, runs of one script) spread over"
+        " 2+ tokens.</p>"
+        + (figure_html(fertility_figure(audit)) if rows else "")
+        + table_html(
+            [
+                "corpus",
+                "language",
+                "tokenizer",
+                "documents",
+                "characters",
+                "tokens / char",
+                "tokens / byte",
+                "byte fallback",
+                "unknown",
+                "split words",
+                "most frequent split words (tokens)",
+            ],
+            rows,
+        )
+        + failed
+    )
+
+
+def _exercises(stats: dict) -> str:
+    """The `transform` step's reading-comprehension exercises: counts per type and a few examples."""
+    ex = stats.get("exercises")
+    if not ex:
+        return ""
+    rows = [[kind, n] for kind, n in ex["per_type"].items()]
+    examples = "".join(_snippet(e) for e in ex["examples"])  # exercise text, truncated
+    return (
+        f"<h2>Reading-comprehension exercises</h2><p>{ex['with_exercises']:,} of {ex['documents']:,} domain"
+        " training documents were given exercises mined from their own sentences (AdaptLLM).</p>"
+        + table_html(["type", "exercises"], rows)
+        + examples
+    )
+
+
 def render_report(layout: RunLayout, stats: dict) -> str:
     kept = KeptSample.read(layout.docs)
     body = (
         _summary(stats)
+        + _tokenizer_audit(stats.get("tokenizers"))
         + _funnel(stats)
         + _inputs(stats)
+        + _exercises(stats)
         + _distributions(kept)
         + kept.table
         + _extractor_comparison(kept.html_pages)

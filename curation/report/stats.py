@@ -12,6 +12,7 @@ from pathlib import Path
 from datatrove.utils.stats import PipelineStats
 
 from contracts.layout import RunLayout
+from curation.transforms import EXERCISE_TYPES
 
 # what a step did to documents it kept (the Decontaminate step's cuts)
 EDIT_STATS = {
@@ -23,6 +24,7 @@ EDIT_STATS = {
 }
 # steps whose datatrove stats count drops without a reason
 DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
+EXERCISE_EXAMPLES, EXERCISE_EXAMPLE_CHARS = 3, 600
 
 
 _LEADING_SYMBOLS = re.compile(r"^[^\w(]+")  # datatrove's emoji prefixes
@@ -166,13 +168,14 @@ def input_keep_rates(docs: Path, rejected: Path) -> dict:
         extracted = meta.get("passages", {}).get("chars_in", len(doc.get("text", "")))
         row["extracted"] = max(row["extracted"], extracted)
         if reason is None:
-            row["kept"] += len(doc["text"])
+            row["kept"] += meta.get("exercises_start", len(doc["text"]))  # not appended exercises
             row["whole"] = True
         else:
             row["reasons"][reason] += 1
 
     for doc in records(docs):
-        record(doc, None)
+        if "exercise" not in doc["metadata"]:  # an exercise document (`transform`) was never extracted
+            record(doc, None)
     for step in sorted(p for p in rejected.glob("*") if p.is_dir() and p.name != "passages_cut"):
         for doc in records(step):
             record(doc, doc["metadata"].get("rejected_reason", "?"))
@@ -204,12 +207,48 @@ def input_keep_rates(docs: Path, rejected: Path) -> dict:
     }
 
 
+def exercise_counts(stats: PipelineStats) -> dict | None:
+    """The `transform` step's counts (None without one): documents read, those given exercises, and
+    exercises per type."""
+    for data in json.loads(stats.to_json()):
+        if "TRANSFORM" in data["name"].rpartition(": ")[0]:
+            counts = {k: int(_value(v)) for k, v in data.get("stats", {}).items()}
+            return {
+                "documents": counts.get("transformed", 0),
+                "with_exercises": counts.get("with_exercises", 0),
+                "per_type": {kind: counts.get(f"exercises_{kind}", 0) for kind in EXERCISE_TYPES},
+            }
+    return None
+
+
+def exercise_examples(docs: Path) -> list[dict]:
+    """The first exercise blocks (appended, or exercise documents), truncated; at most two of a
+    language while the corpus may hold another."""
+    examples: list[dict] = []
+    per_language: Counter = Counter()
+    for doc in records(docs):
+        meta, language = doc["metadata"], doc["metadata"].get("language", "?")
+        if "exercise" in meta:
+            text = doc["text"]
+        elif "exercises_start" in meta:
+            text = doc["text"][meta["exercises_start"] :].strip()
+        else:
+            continue
+        if per_language[language] < EXERCISE_EXAMPLES - 1:
+            per_language[language] += 1
+            examples.append({"id": doc["id"], "language": language, "text": text[:EXERCISE_EXAMPLE_CHARS]})
+        if len(examples) == EXERCISE_EXAMPLES:
+            break
+    return examples
+
+
 def collect(layout: RunLayout, stage_names: list[str]) -> dict:
-    steps = []
+    steps, exercises = [], None
     for stage in stage_names:
         stats = stage_stats(layout.corpus_logs / stage)
         if stats is not None:
             steps += step_rows(stage, stats)
+            exercises = exercises or exercise_counts(stats)
     classifiers = {p.stem: json.loads(p.read_text()) for p in sorted(layout.classifiers.glob("*.json"))}
     walls = {name: layout.corpus_logs / name / "wall_seconds" for name in stage_names}
     return {
@@ -219,4 +258,9 @@ def collect(layout: RunLayout, stage_names: list[str]) -> dict:
         "tokens": token_counts(layout.tokens),
         "classifiers": classifiers,
         "inputs": input_keep_rates(layout.docs, layout.rejected),
+        **(
+            {"exercises": exercises | {"examples": exercise_examples(layout.corpus_docs("domain", "train"))}}
+            if exercises
+            else {}
+        ),
     }

@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, SAMPLES
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from contracts.layout import RunLayout
 from training.model_import import gguf_file, resolve_model
 
 CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}<|endoftext|>{% endfor %}"
@@ -95,8 +96,9 @@ def logits(model, tokenizer, text: str) -> torch.Tensor:
 def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     model, tokenizer = tiny
     text = (SAMPLES / "general" / "python" / "python-tutorial-appetite.html").read_text()[:2000]
-    models = tmp_path / "out" / "models"
-    folder = resolve_model(f"gguf:{tiny_gguf}", models)
+    layout = RunLayout(tmp_path / "out", "any")
+    models = layout.models
+    folder = resolve_model(f"gguf:{tiny_gguf}", layout)
     assert folder == str(models / "tiny-model")
     assert "quantization_config" not in json.loads((models / "tiny-model" / "config.json").read_text())
     loaded = AutoModelForCausalLM.from_pretrained(folder).eval()
@@ -106,13 +108,13 @@ def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     assert torch.allclose(logits(loaded, own, text), logits(model, tokenizer, text), atol=1e-5)
     weights = models / "tiny-model" / "model.safetensors"
     written = weights.stat().st_mtime_ns
-    assert resolve_model(f"gguf:{tiny_gguf}", models) == folder
+    assert resolve_model(f"gguf:{tiny_gguf}", layout) == folder
     assert weights.stat().st_mtime_ns == written, "an unchanged source is not converted again"
 
     with torch.no_grad():
         model.lm_head.weight.mul_(2)
     write_gguf(model, tokenizer, tiny_gguf)
-    resolve_model(f"gguf:{tiny_gguf}", models)
+    resolve_model(f"gguf:{tiny_gguf}", layout)
     reloaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     assert torch.allclose(logits(reloaded, own, text), logits(model, tokenizer, text), atol=1e-5)
     with torch.no_grad():

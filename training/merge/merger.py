@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from contracts.layout import RunLayout
+from contracts.layout import GGUF_PREFIX, RunLayout
 from contracts.recipe import UnsafePathError, safe_name
 from training.checkpoint import EXPORT_MARKER, partial_dir, publish
 from training.merge.config import Merge, MergeError, MergeRecipe
 from training.merge.methods import merge_tensor
 from training.merge.shards import DTYPES, Header, Weights, write_weights
-from training.model_import import PREFIX, resolve_model
+from training.model_import import resolve_model
 
 MAX_SHARD_SIZE = 2 * 1024**3  # bytes per output safetensors file
 OUTPUT_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
@@ -58,9 +58,9 @@ def resolve(ref: str, key: str, layout: RunLayout) -> Source:
         if not (export / EXPORT_MARKER).is_file():
             raise MergeError(f"{key}: {ref}: {export} is no complete export: run `make train` first")
         return Source(key, ref, export)
-    if ref.startswith(PREFIX):
+    if ref.startswith(GGUF_PREFIX):
         try:
-            return Source(key, ref, Path(resolve_model(ref, layout.models)))
+            return Source(key, ref, Path(resolve_model(ref, layout)))
         except FileNotFoundError as e:
             raise MergeError(f"{key}: {e}") from None
     if Path(ref).is_dir():
