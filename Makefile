@@ -16,7 +16,7 @@ in-order:
 	@for goal in $(MAKECMDGOALS); do $(MAKE) --no-print-directory $$goal || exit 1; done
 else
 
-.PHONY: setup corpus select model train mixsweep merge eval audit demo test lint bench clean
+.PHONY: setup corpus tokenizers select model train mixsweep merge eval audit demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ $(STAMP): pyproject.toml requirements.lock requirements-bench.lock
 
 corpus: $(STAMP)
 	$(PY) -m curation run $(RECIPE)
+
+# fertility of the corpus's, the model's and the recipe's `tokenizer.audit` tokenizers (after make corpus)
+tokenizers: $(STAMP)
+	$(PY) -m curation tokenizers $(RECIPE)
 
 select: $(STAMP)
 	$(PY) -m curation select $(RECIPE)
