@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+EXPORT_MARKER = "export.json"  # the last file written into a model export (hf/<stage>/, merge/<name>/)
 GGUF_PREFIX = "gguf:"  # `train.model: gguf:...`: a GGUF file, converted once under out/models/
 
 

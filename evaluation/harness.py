@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from contracts.layout import TrainLayout
+from contracts.layout import EXPORT_MARKER, TrainLayout
 from contracts.recipe import safe_name
 from evaluation.config import EvalConfig, EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
@@ -35,8 +35,6 @@ from evaluation.prompts import in_chat
 from evaluation.report import write_eval
 from evaluation.scoring import LoglikelihoodScorer, score_items
 from evaluation.tasks import TaskRun, load_tasks, write_lm_eval_tasks
-
-EXPORT_MARKER = "export.json"  # the trainer writes it last into hf/<stage>/ (training/checkpoint.py)
 
 Progress = Callable[[str], None] | None
 Documents = list[tuple[float, int]]  # per document: bits and UTF-8 bytes

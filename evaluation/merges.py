@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from contracts.layout import EXPORT_MARKER
 from evaluation.config import RunConfig
-from evaluation.harness import EXPORT_MARKER, Progress, bpb_summary, corpus_bits, validation_sets
+from evaluation.harness import Progress, bpb_summary, corpus_bits, validation_sets
 from evaluation.scoring import LoglikelihoodScorer
 from figures import figure_html, new_figure, page_html, table_html
 

@@ -24,8 +24,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from contracts.layout import EXPORT_MARKER
+
 PARTIAL = ".partial"
-EXPORT_MARKER = "export.json"  # last file of a Hugging Face export: readers can require it
 
 
 def checkpoint_dir(checkpoints: Path, stage: str, step: int) -> Path:

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from contracts.layout import TrainLayout
+from contracts.layout import EXPORT_MARKER, TrainLayout
 from training import checkpoint
 
 
@@ -98,7 +98,7 @@ def test_an_export_appears_only_complete(world_of_one, model_and_optimizer, tiny
     assert not folder.exists()  # readers (evaluation, selection runs) see no half-written model
     assert not checkpoint.exported(folder, end)
     checkpoint.export_hf(model, tokenizer, folder, end)
-    assert (folder / "config.json").is_file() and (folder / checkpoint.EXPORT_MARKER).is_file()
+    assert (folder / "config.json").is_file() and (folder / EXPORT_MARKER).is_file()
     assert not checkpoint.partial_dir(folder).exists()
     assert checkpoint.exported(folder, end)
     assert not checkpoint.exported(folder, state(0, "main", 12, 12))

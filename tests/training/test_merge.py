@@ -13,9 +13,8 @@ from safetensors.torch import load_file, save_file
 from torch.testing import assert_close
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from contracts.layout import RunLayout
+from contracts.layout import EXPORT_MARKER, RunLayout
 from contracts.recipe import RecipeError, load_recipe
-from training.checkpoint import EXPORT_MARKER
 from training.merge import merger as merger_module
 from training.merge.config import Merge, MergeError, MergeRecipe
 from training.merge.merger import run_merges, summary

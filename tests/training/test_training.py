@@ -19,7 +19,7 @@ import yaml
 from conftest import ROOT, TINY_LLAMA, free_port
 from fault_harness import kill_tree
 
-from training.checkpoint import EXPORT_MARKER
+from contracts.layout import EXPORT_MARKER
 from training.data import PackedWindows, ReplayMixture, TokenShards
 
 TINY = {

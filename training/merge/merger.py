@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from contracts.layout import GGUF_PREFIX, RunLayout
+from contracts.layout import EXPORT_MARKER, GGUF_PREFIX, RunLayout
 from contracts.recipe import UnsafePathError, safe_name
-from training.checkpoint import EXPORT_MARKER, partial_dir, publish
+from training.checkpoint import partial_dir, publish
 from training.merge.config import Merge, MergeError, MergeRecipe
 from training.merge.methods import merge_tensor
 from training.merge.shards import DTYPES, Header, Weights, write_weights

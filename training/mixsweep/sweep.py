@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from contracts.layout import EXPORT_MARKER
 from contracts.recipe import remove_under
-from training.checkpoint import EXPORT_MARKER, write_atomic
+from training.checkpoint import write_atomic
 from training.config import RunConfig
 from training.data import TokenShards, blend
 from training.report import read_metrics
