@@ -167,11 +167,14 @@ class TokenizerTrainConfig(Strict):
 
 class TokenizerExtension(Strict):
     """`tokens` new BPE tokens learnt on the corpus's training documents, added to the `path` tokenizer
-    after its own (Swallow's vocabulary extension); the trainer grows the model to match."""
+    after its own (Swallow's vocabulary extension); the trainer grows the model to match, each new
+    token's rows starting as the mean of its base pieces' (`init: mean`) or as FOCUS's similarity-
+    weighted mix of the old tokens it resembles in the corpus (`init: focus`)."""
 
     tokens: int = Field(ge=1)
     corpus: Literal["replay", "domain", "both"] = "domain"
     min_frequency: int = Field(2, ge=1)
+    init: Literal["mean", "focus"] = "mean"
 
 
 class TokenizerConfig(Strict):

@@ -468,7 +468,11 @@ class CorpusPipeline:
             return TokenizerBuilder(out, tok.eos_token, path=tok.path)
         corpora = CORPORA if learnt.corpus == "both" else (learnt.corpus,)
         size = (
-            {"extend_tokens": tok.extend.tokens, "extension_file": str(self.layout.tokenizer_extension)}
+            {
+                "extend_tokens": tok.extend.tokens,
+                "extension_file": str(self.layout.tokenizer_extension),
+                "extend_init": tok.extend.init,
+            }
             if tok.extend
             else {"vocab_size": tok.train.vocab_size}
         )

@@ -5,6 +5,9 @@ before.
 The merges are learnt over the base tokenizer's own pieces of each domain word, not over raw bytes:
 a base BPE applies all its merges before any appended one, so a merge of pieces its segmentation never
 produces would add a token no text ever uses.
+
+`focus_sources` says which old tokens each new one starts from under FOCUS (Dobler & de Melo 2023);
+the trainer, which owns the model, builds the rows.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import islice
 
+import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 FIRST_PRIVATE_CHAR = 0xF0000  # Unicode's private-use planes: one character stands for one base piece
@@ -103,3 +107,81 @@ def extend_bpe(
         if len(added) == n or len(merges) < n + extra:
             return Tokenizer.from_str(json.dumps(data | {"model": model})), added
         extra *= 4
+
+
+def sparsemax(z: np.ndarray) -> np.ndarray:
+    """The Euclidean projection of `z` onto the simplex (Martins & Astudillo 2016): weights like a
+    softmax's, but exactly zero for all but the highest scores."""
+    ranked = np.sort(z)[::-1]
+    cumulative = np.cumsum(ranked)
+    k = np.arange(1, len(z) + 1)
+    support = k[1 + k * ranked > cumulative][-1]
+    return np.maximum(z - (cumulative[support - 1] - 1) / support, 0)
+
+
+def token_vectors(
+    tokenizer: Tokenizer, texts: Iterable[str], min_count: int, window: int = 5, dim: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids seen `min_count` times in `texts` (as `tokenizer` splits them) and a vector for each: the
+    rank-`dim` SVD of their positive PMI within `window` tokens, the matrix skip-gram with negative
+    sampling factorises (Levy & Goldberg 2014). Computed outright it needs no learning rate and no
+    seed, so a small domain corpus gives the same vectors every time (fastText's skip-gram diverged to
+    NaN on one of a few thousand tokens here)."""
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.linalg import svds
+
+    docs, texts = [], iter(texts)
+    while chunk := list(islice(texts, 256)):
+        encodings = tokenizer.encode_batch(chunk, add_special_tokens=False)
+        docs += [np.array(encoding.ids, dtype=np.int64) for encoding in encodings]
+    every = np.concatenate([*docs, np.zeros(0, np.int64)])
+    counts = np.bincount(every, minlength=tokenizer.get_vocab_size())
+    seen = np.flatnonzero(counts >= min_count)
+    dim = min(dim, len(seen) - 1)  # a truncated SVD keeps fewer dimensions than the matrix has
+    if dim < 1:
+        return seen, np.zeros((len(seen), 0))
+    row = np.full(len(counts), -1)
+    row[seen] = np.arange(len(seen))
+    cooc, pairs = csr_matrix((len(seen), len(seen))), []
+    for i, doc in enumerate(docs):  # counted a million tokens at a time: a corpus's pairs would not fit
+        doc = row[doc]
+        pairs += [(doc[:-shift], doc[shift:]) for shift in range(1, window + 1)]
+        if sum(len(a) for a, _ in pairs) > 5_000_000 or i == len(docs) - 1:
+            a, b = (np.concatenate(side) for side in zip(*pairs))
+            keep = (a >= 0) & (b >= 0)
+            a, b = np.concatenate([a[keep], b[keep]]), np.concatenate([b[keep], a[keep]])
+            cooc += coo_matrix((np.ones(len(a)), (a, b)), shape=cooc.shape).tocsr()
+            pairs = []
+    cooc = cooc.tocoo()
+    if not cooc.nnz:
+        return seen, np.zeros((len(seen), 0))
+    rows, cols = np.asarray(cooc.sum(1)).ravel(), np.asarray(cooc.sum(0)).ravel()
+    pmi = np.log(cooc.data * cooc.sum() / (rows[cooc.row] * cols[cooc.col]))
+    keep = pmi > 0
+    ppmi = coo_matrix((pmi[keep], (cooc.row[keep], cooc.col[keep])), shape=cooc.shape)
+    u, singular, _ = svds(ppmi.tocsc(), k=dim, random_state=0)
+    return seen, u * np.sqrt(singular)
+
+
+def focus_sources(
+    tokenizer: Tokenizer, texts: Iterable[str], new_ids: set[int], min_count: int = 3
+) -> dict[int, list[tuple[int, float]]]:
+    """FOCUS's recipe (Dobler & de Melo 2023) for the rows of each new token seen `min_count` times in
+    `texts`: the old tokens it resembles and their weights (summing to 1), sparsemax over its cosine to
+    every old token seen as often, in vectors learnt here on `texts` as the extended `tokenizer` splits
+    them (`token_vectors`; FOCUS learns fastText vectors). A new token seen less often has no entry:
+    the trainer falls back on the mean of its pieces."""
+    ids, matrix = token_vectors(tokenizer, texts, min_count)
+    if not matrix.shape[1]:
+        return {}
+    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+    new = np.isin(ids, list(new_ids))
+    old_ids, old = ids[~new], matrix[~new]
+    if not len(old_ids):
+        return {}
+    sources = {}
+    for id, vector in zip(ids[new], matrix[new]):
+        weights = sparsemax(old @ vector)
+        kept = np.flatnonzero(weights)
+        sources[int(id)] = [(int(old_ids[i]), float(weights[i])) for i in kept]
+    return sources

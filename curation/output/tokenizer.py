@@ -21,7 +21,8 @@ def iter_texts(folder: Path):
 class TokenizerBuilder(PipelineStep):
     """Writes `tokenizer/` (tokenizer.json + transformers files) that the token shards refer to:
     loaded from `path`, else trained on the documents of `train_dirs`. With `extend_tokens`, the
-    `path` tokenizer gains that many tokens learnt on `train_dirs`, recorded in `extension_file`."""
+    `path` tokenizer gains that many tokens learnt on `train_dirs`, recorded in `extension_file` with,
+    under `extend_init: focus`, the old tokens each new one starts from."""
 
     type = "🔢 - TOKENIZER"
     name = "🔢 tokenizer"
@@ -36,6 +37,7 @@ class TokenizerBuilder(PipelineStep):
         min_frequency: int = 2,
         extend_tokens: int = 0,
         extension_file: str | None = None,
+        extend_init: str = "mean",
     ):
         super().__init__()
         self.output_dir = output_dir
@@ -46,6 +48,7 @@ class TokenizerBuilder(PipelineStep):
         self.min_frequency = min_frequency
         self.extend_tokens = extend_tokens
         self.extension_file = extension_file
+        self.extend_init = extend_init
 
     def texts(self):
         for folder in self.train_dirs:
@@ -85,7 +88,7 @@ class TokenizerBuilder(PipelineStep):
         (the trainer accepts a model with that tokenizer) and what it adds."""
         from transformers import AutoTokenizer
 
-        from curation.output.extension import extend_bpe
+        from curation.output.extension import extend_bpe, focus_sources
 
         try:
             extended, added = extend_bpe(
@@ -100,13 +103,19 @@ class TokenizerBuilder(PipelineStep):
         extended.save(str(out / "tokenizer.json"))
         vocab = base.get_vocab()
         ids = [extended.token_to_id(token) for token in added]
+        entries = [{"id": i, "token": token, "text": extended.decode([i])} for i, token in zip(ids, added)]
+        if self.extend_init == "focus":
+            sources = focus_sources(extended, self.texts(), set(ids))
+            for entry in entries:
+                if entry["id"] in sources:
+                    entry["sources"] = sources[entry["id"]]
+            self.stat_update("focus_initialised", value=len(sources))
         record = {
             "base": self.path,
             "base_vocab_size": len(vocab),
             "base_vocab_sha256": hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest(),
-            "added": [
-                {"id": i, "token": token, "text": extended.decode([i])} for i, token in zip(ids, added)
-            ],
+            "init": self.extend_init,
+            "added": entries,
         }
         Path(self.extension_file).write_text(json.dumps(record, ensure_ascii=False, indent=1))
         self.stat_update("added_tokens", value=len(added))

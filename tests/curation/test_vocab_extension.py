@@ -5,7 +5,9 @@ with tokens learnt on the Japanese GnuCash guide."""
 import gzip
 import hashlib
 import json
+import random
 
+import numpy as np
 import pytest
 from conftest import sample_texts, subset_recipe
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -14,7 +16,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from contracts.recipe import RecipeError
 from curation.config import load_corpus_recipe
 from curation.output import TokenizerBuilder
-from curation.output.extension import extend_bpe
+from curation.output.extension import extend_bpe, focus_sources, sparsemax
 from curation.pipeline import CorpusPipeline
 
 NEW = 150
@@ -132,3 +134,54 @@ def test_a_changed_extension_reruns_the_tokenizer_and_tokenize_stages(built, tmp
     names = list(fingerprints[0])
     changed = [name for name in names if fingerprints[0][name] != fingerprints[1][name]]
     assert changed == names[names.index("tokenizer") :] and "tokenize" in changed
+
+
+def test_sparsemax_projects_onto_the_simplex_with_exact_zeros():
+    np.testing.assert_allclose(sparsemax(np.array([1.0, 0.5, -1.0])), [0.75, 0.25, 0.0])
+    np.testing.assert_allclose(sparsemax(np.array([0.2, 0.2])), [0.5, 0.5])
+    np.testing.assert_allclose(sparsemax(np.array([3.0, 0.0, 0.1])), [1.0, 0.0, 0.0])
+
+
+def test_focus_draws_a_new_token_from_the_old_ones_used_like_it():
+    """`quarterly` (new) is only ever used where `annual` (old) is, `kitten` where `cat` is: FOCUS
+    gives each over half its weight to its twin, and none to a token of the other kind of sentence."""
+    words = "the a annual quarterly report shows profit loss cat kitten chased mouse in garden".split()
+    vocab = {word: i for i, word in enumerate(words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="the"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    rng = random.Random(0)
+    articles, pick = ["the", "a"], rng.choice
+    sentences = (
+        lambda: [pick(articles), pick(["annual", "quarterly"]), "report", "shows", pick(["profit", "loss"])],
+        lambda: [pick(articles), pick(["cat", "kitten"]), "chased", "mouse", "in", "garden"],
+    )
+    texts = [" ".join(pick(sentences)()) for _ in range(3000)]
+    sources = focus_sources(tokenizer, texts, {vocab["quarterly"], vocab["kitten"]})
+    for new, twin in (("quarterly", "annual"), ("kitten", "cat")):
+        weights = dict(sources[vocab[new]])
+        assert weights[vocab[twin]] > 0.5, (new, weights)
+        assert sum(weights.values()) == pytest.approx(1)
+    assert not {vocab["cat"], vocab["garden"]} & set(dict(sources[vocab["quarterly"]]))
+
+
+def test_focus_records_for_each_new_token_seen_its_old_sources(built, tmp_path):
+    out = tmp_path / "tokenizer"
+    builder = TokenizerBuilder(
+        str(out),
+        "<|endoftext|>",
+        path=str(built["work"] / "base"),
+        train_dirs=[str(built["work"] / "docs")],
+        extend_tokens=NEW,
+        extension_file=str(out / "extension.json"),
+        extend_init="focus",
+    )
+    builder.run()
+    record = json.loads((out / "extension.json").read_text())
+    assert record["init"] == "focus"
+    assert [a["token"] for a in record["added"]] == [a["token"] for a in built["record"]["added"]]
+    drawn = [a for a in record["added"] if "sources" in a]
+    assert len(drawn) > NEW // 2 and builder.stats["focus_initialised"].total == len(drawn)
+    for entry in drawn:
+        ids, weights = zip(*entry["sources"])
+        assert max(ids) < record["base_vocab_size"] and min(weights) > 0
+        assert sum(weights) == pytest.approx(1)

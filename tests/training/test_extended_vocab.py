@@ -90,6 +90,30 @@ def test_new_rows_are_the_mean_of_their_pieces_and_old_logits_are_unchanged(run,
         torch.testing.assert_close(model(ids).logits[..., : len(base)], original(ids).logits)
 
 
+def test_focus_sources_in_extension_json_set_the_new_rows(run, tmp_path):
+    """A new token that extension.json gives FOCUS `sources` starts as their weighted sum, on the input
+    and the output side; the others still start as the mean of their pieces."""
+    shutil.copytree(run["layout"].tokenizer, tmp_path / "tokenizer")
+    record_file = tmp_path / "tokenizer" / "extension.json"
+    record = json.loads(record_file.read_text())
+    drawn = {record["added"][0]["id"]: [[5, 0.25], [17, 0.75]], record["added"][3]["id"]: [[40, 1.0]]}
+    for entry in record["added"]:
+        if entry["id"] in drawn:
+            entry["sources"] = drawn[entry["id"]]
+    record_file.write_text(json.dumps(record))
+    original = AutoModelForCausalLM.from_pretrained(run["work"] / "untied")
+    model = build_model(str(run["work"] / "untied"), None, run["extended"], extension=record_file)
+    for side in ("get_input_embeddings", "get_output_embeddings"):
+        table, before = getattr(model, side)().weight, getattr(original, side)().weight
+        for entry in record["added"]:
+            id = entry["id"]
+            if id in drawn:
+                expected = sum(weight * before[old] for old, weight in drawn[id])
+            else:
+                expected = before[base_pieces(run["base"], entry["token"])].mean(0)
+            torch.testing.assert_close(table[id], expected)
+
+
 def test_a_trained_extended_model_exports_resumes_and_loads(run):
     recipe = run["work"] / "train.yaml"
     stage = {"name": "ja", "mixture": {"domain": 1, "replay": 1}, "steps": 4}
