@@ -174,7 +174,9 @@ def focus_sources(
     ids, matrix = token_vectors(tokenizer, texts, min_count)
     if not matrix.shape[1]:
         return {}
-    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+    norms = np.linalg.norm(matrix, axis=1)
+    placed = norms > 1e-9  # a token with no vector shares no context with the others: it keeps the mean
+    ids, matrix = ids[placed], matrix[placed] / norms[placed, None]
     new = np.isin(ids, list(new_ids))
     old_ids, old = ids[~new], matrix[~new]
     if not len(old_ids):

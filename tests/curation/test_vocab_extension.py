@@ -185,3 +185,11 @@ def test_focus_records_for_each_new_token_seen_its_old_sources(built, tmp_path):
         ids, weights = zip(*entry["sources"])
         assert max(ids) < record["base_vocab_size"] and min(weights) > 0
         assert sum(weights) == pytest.approx(1)
+
+
+def test_focus_leaves_a_new_token_without_context_or_text_to_the_mean():
+    tokenizer = Tokenizer(models.WordLevel({"a": 0, "b": 1, "c": 2}, unk_token="a"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    assert focus_sources(tokenizer, ["a b"] * 5 + ["c"] * 5, {2}) == {}  # `c` is never beside another
+    assert focus_sources(tokenizer, [], {2}) == {}
+    assert focus_sources(tokenizer, ["a b c a b c a b c"], {2})[2]  # beside both: drawn from them
