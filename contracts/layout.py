@@ -33,6 +33,12 @@ class TrainLayout:
 
     root: Path
 
+    @classmethod
+    def of_export(cls, folder: Path) -> tuple[TrainLayout, str] | None:
+        """The run and stage whose export `folder` is (`<run>/hf/<stage>/`), or None."""
+        folder = Path(folder)
+        return (cls(folder.parent.parent), folder.name) if folder.parent.name == "hf" else None
+
     @property
     def exports(self) -> Path:
         return self.root / "hf"

@@ -118,15 +118,26 @@ def _arms_by_model(run: RunConfig, models: dict[str, str]) -> dict[str, Arm]:
     }
 
 
+def reference_cost(source: str) -> dict:
+    """A reference model's training cost: its own run's, when it is a stage export with that run's
+    metrics beside it (another recipe's arm); else it trained nothing here (0)."""
+    export = TrainLayout.of_export(Path(source))
+    rows = read_metrics(export[0].metrics) if export else []
+    if export and export[1] in stage_order(rows):
+        return arm_cost(rows, export[1])
+    return {"tokens": 0, "seconds": 0.0, "cumulative_tokens": 0}
+
+
 def model_costs(run: RunConfig, models: dict[str, str]) -> dict[str, dict | None]:
     """Per model: tokens and seconds of its own stage, and cumulative tokens (costs.arm_cost); a
-    reference model trained nothing here (0), a model the run did not train is unknown (null)."""
+    reference model's from its own run where it has one (`reference_cost`), a model the run did not
+    train is unknown (null)."""
     main = read_metrics(run.layout.train.metrics)
     arms = _arms_by_model(run, models)
     out: dict[str, dict | None] = {}
-    for label in models:
+    for label, source in models.items():
         if label in run.eval.reference_models:
-            out[label] = {"tokens": 0, "seconds": 0.0, "cumulative_tokens": 0}
+            out[label] = reference_cost(source)
         elif arm := arms.get(label):
             own = _arm_metrics(run, arm)
             out[label] = arm_cost(own, arm.stage, main if arm.selection else None)

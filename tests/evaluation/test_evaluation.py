@@ -8,6 +8,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from contracts.items import TaskError, load_items
+from contracts.layout import TrainLayout
 from evaluation.intervals import (
     bootstrap_interval,
     paired_difference,
@@ -280,6 +281,21 @@ def test_cost_and_equal_compute_come_from_the_training_metrics(trained_run):
             "full_run_val_loss_at_tokens": {"domain": 2.5, "replay": 3.7},
         }
     }
+
+
+def test_a_reference_model_from_another_run_costs_what_that_run_trained(tmp_path):
+    """Another recipe's arm named in `eval.reference_models` (its `train/hf/<stage>` export) shows the
+    tokens and seconds of its own run; a converted or hub model trained nothing here."""
+    from evaluation.harness import reference_cost
+
+    other = TrainLayout(tmp_path / "other" / "train")
+    _metrics(other.metrics, _steps("cpt", 0, [16.0, 8.0], {0: {"domain": 4.0}}))
+    other.export("cpt").mkdir(parents=True)
+    assert reference_cost(str(other.export("cpt"))) == {"tokens": 32, "seconds": 3.0, "cumulative_tokens": 32}
+    zero = {"tokens": 0, "seconds": 0.0, "cumulative_tokens": 0}
+    assert reference_cost(str(other.export("not-trained"))) == zero
+    assert reference_cost(str(tmp_path / "models" / "converted")) == zero
+    assert reference_cost("HuggingFaceTB/SmolLM2-135M") == zero
 
 
 def test_equal_compute_is_null_where_the_full_run_trained_less():
