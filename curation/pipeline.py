@@ -580,7 +580,7 @@ class CorpusPipeline:
             elif ex.type == "ray":
                 from datatrove.executor import RayPipelineExecutor
 
-                chain.append(RayPipelineExecutor(**common))
+                chain.append(RayPipelineExecutor(tasks_per_job=ex.tasks_per_job, **common))
             else:
                 from datatrove.executor import SlurmPipelineExecutor
 
@@ -593,6 +593,7 @@ class CorpusPipeline:
                         cpus_per_task=s.cpus_per_task,
                         mem_per_cpu_gb=s.mem_per_cpu_gb,
                         sbatch_args=s.sbatch_args,
+                        tasks_per_job=ex.tasks_per_job,
                         **common,
                     )
                 )

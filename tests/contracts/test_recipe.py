@@ -115,12 +115,13 @@ def test_slurm_recipe_builds_a_dependent_job_chain(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     recipe = base()
     recipe["output_dir"] = str(tmp_path / "out")
-    recipe["executor"] = {"type": "slurm", "tasks": 8, "workers": 4, "slurm": {"partition": "cpu"}}
+    slurm = {"partition": "cpu"}
+    recipe["executor"] = {"type": "slurm", "tasks": 8, "workers": 4, "tasks_per_job": 2, "slurm": slurm}
     pipeline = CorpusPipeline(load_corpus_recipe(write(tmp_path, recipe)))
     chain = pipeline.executors()
     assert all(isinstance(e, SlurmPipelineExecutor) for e in chain)
     assert [e.depends for e in chain[1:]] == chain[:-1]
-    assert chain[0].tasks == 8 and chain[0].partition == "cpu"
+    assert chain[0].tasks == 8 and chain[0].partition == "cpu" and chain[0].tasks_per_job == 2
     assert [s.name for s in pipeline.stages][-2:] == ["tokenize", "report"]
 
 
@@ -129,6 +130,9 @@ def test_slurm_needs_its_section(tmp_path, monkeypatch):
     recipe = base()
     recipe["executor"] = {"type": "slurm"}
     with pytest.raises(RecipeError, match="executor: type: slurm needs a `slurm:` section"):
+        load_corpus_recipe(write(tmp_path, recipe))
+    recipe["executor"] = {"type": "local", "tasks_per_job": 2}
+    with pytest.raises(RecipeError, match="executor: `tasks_per_job` is for type: slurm or ray"):
         load_corpus_recipe(write(tmp_path, recipe))
 
 

@@ -79,7 +79,7 @@ def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
 @pytest.mark.slow
 def test_ray_executor_matches_local(corpus_run):
     pytest.importorskip("ray")
-    ray_executor = {"type": "ray", "tasks": 4, "workers": 2}
+    ray_executor = {"type": "ray", "tasks": 4, "workers": 2, "tasks_per_job": 2}  # one actor runs 2 tasks
     recipe = subset_recipe(corpus_run["work"], name="on_ray", executor=ray_executor)
     result = run_corpus(recipe, env=os.environ | {"RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"})
     assert result.returncode == 0, result.stderr[-3000:]
