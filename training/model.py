@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerBase
 
-from training.vocab import add_token_rows, extends, focus_sources
+from training.vocab import add_token_rows, extends, extension_sources
 
 
 class TokenizerMismatch(RuntimeError):
@@ -78,7 +78,7 @@ def build_model(
         base = check_vocabulary(config, model, tokenizer, tokenizer_check, extension)
         pretrained = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
         if base is not None:
-            add_token_rows(pretrained, tokenizer, base, focus_sources(extension))
+            add_token_rows(pretrained, tokenizer, base, extension_sources(extension))
         return pretrained
     settings = {"vocab_size": -(-len(tokenizer) // 64) * 64, "tie_word_embeddings": False} | dict(init)
     settings.setdefault("eos_token_id", tokenizer.eos_token_id)

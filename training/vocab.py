@@ -23,7 +23,7 @@ def extends(
     return base.get_vocab() | added == tokenizer.get_vocab() and not set(added) & set(base.get_vocab())
 
 
-def focus_sources(extension: Path | None) -> dict[int, list[tuple[int, float]]]:
+def extension_sources(extension: Path | None) -> dict[int, list[tuple[int, float]]]:
     """The old tokens (and weights) each new token starts from, by id, where extension.json has them."""
     if extension is None or not extension.is_file():
         return {}
