@@ -39,7 +39,7 @@ tokenizers: $(STAMP)
 	$(PY) -m curation tokenizers $(RECIPE)
 
 select: $(STAMP)
-	$(PY) -m curation select $(RECIPE)
+	$(PY) -m selection run $(RECIPE)
 
 # a `gguf:` model converted once to out/models/<name>/ (make train does it too when needed)
 model: $(STAMP)

@@ -59,11 +59,11 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from curation.classifiers import FastTextSettings
-    from curation.config import DistillConfig
-    from curation.select.distill import DistilledScorer, GradeDistiller
-    from curation.select.grading import LlmGrader, TransformersGrader
-    from curation.select.model_scores import BaseModelScorer, task_example_texts
+    from contracts.fasttext import FastTextSettings
+    from selection.config import DistillConfig
+    from selection.distill import DistilledScorer, GradeDistiller
+    from selection.grading import LlmGrader, TransformersGrader
+    from selection.model_scores import BaseModelScorer, task_example_texts
 
     docs = documents()
     torch.set_num_threads(1)  # per core

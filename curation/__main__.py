@@ -1,6 +1,6 @@
-"""`python -m curation run RECIPE` builds the corpus, `select RECIPE` selects from it (the work is in
-`curation.pipeline` and `curation.select.stage`, the summaries in `curation.report.console`);
-`tokenizers RECIPE` audits tokenizers on the built corpus; `validate RECIPE` only checks the recipe."""
+"""`python -m curation run RECIPE` builds the corpus (the work is in `curation.pipeline`, the summaries
+in `curation.report.console`); `tokenizers RECIPE` audits tokenizers on the built corpus; `validate
+RECIPE` only checks the recipe."""
 
 import argparse
 import os
@@ -14,13 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from contracts.recipe import RecipeError
 from curation.config import load_corpus_recipe
-from curation.report.console import (
-    corpus_summary,
-    distilled_summary,
-    grading_summary,
-    selections_summary,
-    tokenizer_audit_summary,
-)
+from curation.report.console import corpus_summary, tokenizer_audit_summary
 
 
 @contextmanager
@@ -42,46 +36,6 @@ def print_all(console: Console, lines: list) -> None:
         console.print(line)
 
 
-def select(console: Console, recipe) -> int:
-    sections = recipe.select and [
-        k for k in ("grading", "distill", "scores", "budgets") if getattr(recipe.select, k)
-    ]
-    if not sections:
-        console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
-        return 2
-    from curation.select.stage import run_select
-
-    def removed(names: list[str]) -> None:
-        console.print(f"removed what the recipe no longer makes: {', '.join(names)}", soft_wrap=True)
-
-    start = time.time()
-    try:
-        made = run_select(recipe, removed)
-    except (ValueError, OSError) as e:  # a model that cannot grade, a corpus not built yet
-        console.print(f"[red]selection failed: {e}[/red]", highlight=False)
-        return 1
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: the grades received are cached; run again to go on[/yellow]")
-        return 130
-    console.print(
-        f"[bold]select `{recipe.name}`[/bold] ({', '.join(sections)}) in {time.time() - start:.0f} s"
-    )
-    if made.grading:
-        print_all(console, grading_summary(made.grading))
-    if made.distilled:
-        print_all(console, distilled_summary(made.distilled))
-    if made.scores:
-        console.print(
-            f"base-model scores {', '.join(made.scores['scores'])} from {made.scores['model']} "
-            f"({made.scores['task_examples']} task examples)"
-        )
-    if made.selections:
-        print_all(console, selections_summary(made.selections))
-        console.print(f"selections: {recipe.layout.budgets}/<selection>/ (docs, tokens, rejected)")
-    console.print(f"report: [link]{recipe.layout.select_report.resolve()}[/link]")
-    return 0
-
-
 def audit_tokenizers(console: Console, recipe) -> int:
     from curation.report.tokenizer_audit import TokenizerAudit, audit_sources, write_audit
 
@@ -99,7 +53,7 @@ def audit_tokenizers(console: Console, recipe) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m curation")
-    parser.add_argument("command", choices=["run", "validate", "select", "tokenizers"])
+    parser.add_argument("command", choices=["run", "validate", "tokenizers"])
     parser.add_argument("recipe")
     args = parser.parse_args(argv)
     # the console keeps the real stderr; during the run, fd 2 (ours and the workers') goes to a log file
@@ -112,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         console.print(f"{args.recipe}: ok")
         return 0
-    if args.command == "select":
-        return select(console, recipe)
     if args.command == "tokenizers":
         return audit_tokenizers(console, recipe)
     from curation.pipeline import CorpusPipeline

@@ -1,4 +1,4 @@
-"""The corpus stage's sections of the recipe (`inputs` to `executor`, and `select`).
+"""The corpus stage's sections of the recipe (`inputs` to `executor`).
 
 The recipe file, its `extends`, and its error wording belong to `contracts.recipe`; the steps take
 plain arguments, built here and in `curation.pipeline` from these sections.
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from contracts.contamination import NgramSettings
 from contracts.items import TaskGlob
-from contracts.recipe import RecipeBase, RecipeError, SafeName, Strict, load_recipe, recipe_error
+from contracts.recipe import RecipeBase, RecipeError, Strict, load_recipe, recipe_error
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -225,140 +225,6 @@ class DecontaminateConfig(Strict):
     max_spans: int = Field(10, ge=1)  # a document with more matches is dropped whole
 
 
-class LocalGraderConfig(Strict):
-    """A local Hugging Face causal LM as grader (a folder, or a hub id in real recipes)."""
-
-    model: str
-    batch_size: int = Field(8, ge=1)
-    device: str = "cpu"
-    max_tokens: int = Field(2048, ge=64)  # prompt length cap (also capped by the model's context)
-    # grader health: for the first N documents, also a free greedy reply of `reply_tokens` tokens,
-    # kept in grades.jsonl; the select report gives the share that parses strictly as `Grade: N`
-    check_replies: int = Field(0, ge=0)
-    reply_tokens: int = Field(48, ge=1)
-
-
-class HttpGraderConfig(Strict):
-    """An OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp server, Ollama)."""
-
-    base_url: str  # e.g. http://localhost:8000/v1
-    model: str
-    api_key_env: str | None = None  # the environment variable holding the key, never the key
-    concurrency: int = Field(8, ge=1)
-    timeout_s: float = Field(60, gt=0)
-    retries: int = Field(4, ge=0)
-    backoff_s: float = Field(1.0, ge=0)
-    max_wait_s: float = Field(60, gt=0)  # the longest wait before a retry, a server's Retry-After included
-    max_tokens: int = Field(256, ge=8)
-
-
-class GradingConfig(Strict):
-    """LLM grades for a stratified sample (FineWeb-Edu's recipe): the labels a classifier learns."""
-
-    sample: int = Field(500, ge=1)
-    stratify: list[str] = ["corpus", "language"]  # document metadata keys
-    domain: str = "finance"  # what the built-in rubric calls useful
-    rubric: str | None = None  # a text file replacing the built-in rubric; `{domain}` is filled in
-    max_chars: int = Field(4000, ge=200)  # documents are truncated to this before grading
-    seed: int = 0
-    local: LocalGraderConfig | None = None
-    http: HttpGraderConfig | None = None
-
-    @model_validator(mode="after")
-    def _one_grader(self) -> GradingConfig:
-        if (self.local is None) == (self.http is None):
-            raise ValueError("give exactly one grader: `local` (a model folder) or `http` (a server)")
-        return self
-
-
-class DistillConfig(Strict):
-    """A fastText model learns the grades and scores every document (FineWeb-Edu's classifier)."""
-
-    threshold: float = Field(3.0, ge=0, le=5)  # grades at or above count as useful (F1 is measured here)
-    labels: Literal["grades", "terciles"] = "grades"  # terciles: thirds of the grader's ranking
-    held_out: float = Field(0.2, gt=0, lt=1)
-    min_spearman: float = Field(0.5, ge=-1, le=1)  # lower held-out agreement is reported as untrusted
-    epochs: int = Field(25, ge=1)
-    word_ngrams: int = Field(2, ge=1)
-    hash_buckets: int = Field(100_000, ge=1000)
-    lr: float = Field(0.5, gt=0)
-    max_chars: int = Field(4000, ge=100)
-    seed: int = 0
-
-
-class ModelScoresConfig(Strict):
-    """FinPythia's ETS (task similarity) and ETA (novelty, diversity) scores from the base model."""
-
-    model: str | None = None  # the base model: a Hugging Face folder (out/<name>/train/hf/base) or hub id
-    fasttext: str | None = None  # no base model at hand: a fastText .bin gives `ets` alone
-    task_examples: list[TaskGlob] = []  # unlabelled task text (task rows or {text} rows); none: no ets
-    max_tokens: int = Field(512, ge=16)  # every score reads a document's first max_tokens tokens
-    batch_size: int = Field(8, ge=1)
-    device: str = "cpu"
-
-    @model_validator(mode="after")
-    def _one_model(self) -> ModelScoresConfig:
-        if (self.model is None) == (self.fasttext is None):
-            raise ValueError(
-                "give exactly one of `model` (a base model) or `fasttext` (a .bin, for ets only)"
-            )
-        if self.fasttext and not self.task_examples:
-            raise ValueError("`fasttext` only gives task similarity: it needs `task_examples`")
-        return self
-
-
-class BudgetConfig(Strict):
-    """Keep the best (or a score-weighted sample) of the domain training documents up to a budget."""
-
-    tokens: float = Field(0.1, gt=0)  # up to 1: a share of the competing documents' tokens; above: a count
-    scores: dict[str, float] = {"llm_grade": 1.0}  # scorer -> weight, over rank-normalised scores
-    method: Literal["top", "sample", "random"] = "top"  # random: a uniform control, scores unused
-    seed: int = 0
-
-    @field_validator("scores")
-    @classmethod
-    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        if not value or any(w < 0 for w in value.values()) or not sum(value.values()):
-            raise ValueError("give at least one score with a positive weight (weights are >= 0)")
-        return value
-
-
-class SelectConfig(Strict):
-    """Data selection (`python -m curation select`): grades, scores, and the selections they make."""
-
-    grading: GradingConfig | None = None
-    distill: DistillConfig | None = None
-    scores: ModelScoresConfig | None = None
-    budgets: dict[SafeName, BudgetConfig] = {}  # selection name -> budget; each one a training corpus
-
-    @model_validator(mode="after")
-    def _distil_needs_grades(self) -> SelectConfig:
-        if self.distill is not None and self.grading is None:
-            raise ValueError("`distill` learns from `grading`: add a `grading:` section")
-        return self
-
-    def score_names(self) -> set[str]:
-        """The scores this section makes: the only ones a budget may weigh."""
-        names = {"llm_grade"} if self.distill else set()
-        if self.scores and (self.scores.fasttext or self.scores.task_examples):
-            names.add("ets")
-        if self.scores and self.scores.model:
-            names |= {"novelty", "diversity"}
-        return names
-
-    @model_validator(mode="after")
-    def _budgets_weigh_made_scores(self) -> SelectConfig:
-        made = self.score_names()
-        for name, budget in self.budgets.items():
-            for score in budget.scores if budget.method != "random" else ():
-                if score not in made:
-                    raise ValueError(
-                        f"budgets.{name}.scores.{score}: no section makes this score (llm_grade: "
-                        "`distill`; ets: `scores` with `task_examples`; novelty, diversity: `scores.model`)"
-                    )
-        return self
-
-
 class SlurmConfig(Strict):
     partition: str
     time: str = "04:00:00"
@@ -422,7 +288,6 @@ class CorpusRecipe(RecipeBase):
         "tokenizer",
         "output",
         "transform",
-        "select",
         "executor",
     )
 
@@ -440,7 +305,6 @@ class CorpusRecipe(RecipeBase):
     tokenizer: TokenizerConfig
     output: OutputConfig = OutputConfig()
     transform: TransformConfig | None = None  # `transform: reading_comprehension` or a mapping
-    select: SelectConfig | None = None
     executor: ExecutorConfig = ExecutorConfig()
     eval: EvalTasks | None = None  # the evaluation stage's section: only its task files are read here
     train: TrainModel | None = None  # the training stage's section: only its `model` is read here
@@ -500,13 +364,6 @@ def _check_paths(path: Path, recipe: CorpusRecipe) -> None:
             if not task.optional and not task.files():
                 where = f"decontaminate.tasks.{j}" if recipe.decontaminate.tasks else f"eval.tasks.{j}"
                 problems.append(f"{where}.path: {task.path!r} matches no file")
-    grading = recipe.select.grading if recipe.select else None
-    if grading and grading.rubric and not Path(grading.rubric).is_file():
-        problems.append(f"select.grading.rubric: {grading.rubric!r} is not a file")
-    scores = recipe.select.scores if recipe.select else None
-    for j, examples in enumerate(scores.task_examples if scores else []):
-        if not examples.optional and not examples.files():
-            problems.append(f"select.scores.task_examples.{j}.path: {examples.path!r} matches no file")
     tok = recipe.tokenizer.path
     if tok and (tok.startswith((".", "/")) or Path(tok).exists()) and not Path(tok).exists():
         problems.append(f"tokenizer.path: {tok!r} does not exist")

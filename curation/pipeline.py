@@ -1,4 +1,4 @@
-"""The corpus stage as a chain of datatrove executors, one per declared `Stage`, connected by files.
+"""The corpus stage as a chain of datatrove executors, one per declared `CorpusStage`, connected by files.
 
 Every folder is a `contracts.layout.RunLayout` path under `out/<name>/corpus/`; stages hand each
 other intermediate documents and dedup files in `work/<folder>/`. `logs/<stage>/` holds datatrove's
@@ -33,8 +33,11 @@ from datatrove.pipeline.formatters import FTFYFormatter, PIIFormatter
 from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
+from contracts.fasttext import FastTextSettings
 from contracts.recipe import remove_under
-from curation.classifiers import ClassifierScorer, ClassifierTrainer, FastTextSettings, SeedReader
+from contracts.rejected import RejectedWriter
+from contracts.tokens import shard_writer
+from curation.classifiers import ClassifierScorer, ClassifierTrainer, SeedReader
 from curation.config import SOURCE_KINDS, ClassifierConfig, CorpusRecipe
 from curation.decont import Decontaminate
 from curation.dedup import FastMinhashSignature, MinhashClusterFilter, normalised_text
@@ -42,7 +45,6 @@ from curation.extractors import Extractor, HtmlExtractor, PdfExtractor
 from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.formatters import NfkcFormatter
 from curation.output import CorpusTokenizer, TokenizerBuilder, TrainValSplit
-from curation.output.tokens import shard_writer
 from curation.readers import (
     RECORD_READERS,
     DocumentFileReader,
@@ -54,15 +56,15 @@ from curation.readers import (
 from curation.report import CorpusReport
 from curation.report.tokenizer_audit import audit_sources
 from curation.transforms import ReadingComprehension
-from curation.writers import RejectedWriter
 
 CORPORA = ("domain", "replay")
 SPLITS = ("train", "val")
+RENAMED_STAGES = {"select": "route"}  # a run folder made before the rename reruns from the new name
 EXTRACT_REJECTS = ("read", "pdf", "html", "language", "passages", "passages_cut", "heuristics")
 
 
 @dataclass
-class Stage:
+class CorpusStage:
     """One datatrove executor, declared: the folders it reads and owns, its task count, what reruns
     it, and its steps (built when the executor is)."""
 
@@ -200,7 +202,7 @@ class CorpusPipeline:
         )
 
     # ---- the stages, in data-flow order ------------------------------------------------------
-    def _stages(self) -> list[Stage]:
+    def _stages(self) -> list[CorpusStage]:
         dedup = self.recipe.dedup
         return [
             self._extract(),
@@ -208,14 +210,14 @@ class CorpusPipeline:
             *(self._minhash_clusters() if dedup.minhash else []),
             self._dedup_filter(),
             self._classifiers(),
-            self._select(),
+            self._route(),
             self._tokenizer(),
             self._tokenize(),
             self._report(),
         ]
 
-    def _extract(self) -> Stage:
-        return Stage(
+    def _extract(self) -> CorpusStage:
+        return CorpusStage(
             name="extract",
             inputs=[Path(src.path) for src in self.recipe.inputs],
             outputs=[self.work / "filtered", *(self.layout.rejected / step for step in EXTRACT_REJECTS)],
@@ -256,11 +258,11 @@ class CorpusPipeline:
         ]
         return steps
 
-    def _exact_dedup(self) -> list[Stage]:
+    def _exact_dedup(self) -> list[CorpusStage]:
         """datatrove's three exact-deduplication stages: signatures, duplicates found, filtered."""
         w, config = self.work, ExactDedupConfig(content_getter=normalised_text)
         return [
-            Stage(
+            CorpusStage(
                 name="exact_signatures",
                 inputs=[w / "filtered"],
                 outputs=[w / "exact_sigs"],
@@ -271,7 +273,7 @@ class CorpusPipeline:
                     ExactDedupSignature(str(w / "exact_sigs"), config),
                 ],
             ),
-            Stage(
+            CorpusStage(
                 name="exact_find",
                 inputs=[w / "exact_sigs"],
                 outputs=[w / "exact_dups"],
@@ -279,7 +281,7 @@ class CorpusPipeline:
                 fingerprint_keys=(),
                 steps=lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), config)],
             ),
-            Stage(
+            CorpusStage(
                 name="exact_filter",
                 inputs=[w / "filtered", w / "exact_dups"],
                 outputs=[w / "exact", self.layout.rejected / "exact_dedup"],
@@ -297,11 +299,11 @@ class CorpusPipeline:
             ),
         ]
 
-    def _minhash_clusters(self) -> list[Stage]:
+    def _minhash_clusters(self) -> list[CorpusStage]:
         """datatrove's MinHash stages up to the clusters; `dedup_filter` drops all but one of each."""
         w, mh, config = self.work, self.recipe.dedup.minhash, self._minhash_config()
         return [
-            Stage(
+            CorpusStage(
                 name="minhash_signatures",
                 inputs=[self._unique],
                 outputs=[w / "mh_sigs"],
@@ -312,7 +314,7 @@ class CorpusPipeline:
                     FastMinhashSignature(str(w / "mh_sigs"), config, mh.char_ngrams, mh.char_ngram_languages),
                 ],
             ),
-            Stage(
+            CorpusStage(
                 name="minhash_buckets",
                 inputs=[w / "mh_sigs"],
                 outputs=[w / "mh_buckets"],
@@ -320,7 +322,7 @@ class CorpusPipeline:
                 fingerprint_keys=(),
                 steps=lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=config)],
             ),
-            Stage(
+            CorpusStage(
                 name="minhash_cluster",
                 inputs=[w / "mh_buckets"],
                 outputs=[w / "mh_clusters"],
@@ -334,10 +336,10 @@ class CorpusPipeline:
             ),
         ]
 
-    def _dedup_filter(self) -> Stage:
+    def _dedup_filter(self) -> CorpusStage:
         clusters = [self.work / "mh_clusters"] if self.recipe.dedup.minhash else []
         rejected = self.layout.rejected
-        return Stage(
+        return CorpusStage(
             name="dedup_filter",
             inputs=[self._unique, *clusters],
             outputs=[self.work / "deduped", rejected / "minhash_dedup", rejected / "decontaminate"],
@@ -378,9 +380,9 @@ class CorpusPipeline:
     def _decontamination_files(self) -> list[Path]:
         return [path for task in self.recipe.decontamination_tasks() for path in task.files()]
 
-    def _classifiers(self) -> Stage:
+    def _classifiers(self) -> CorpusStage:
         clf = self.recipe.classifiers
-        return Stage(
+        return CorpusStage(
             name="classifiers",
             # seed text comes from documents already extracted: kept ones, and those the filters dropped
             inputs=[self.work / "filtered", self.layout.rejected],
@@ -410,17 +412,18 @@ class CorpusPipeline:
             task=task,
         )
 
-    def _select(self) -> Stage:
-        return Stage(
-            name="select",
+    def _route(self) -> CorpusStage:
+        """Quality filter, domain/replay routing, the train/validation split and the transform."""
+        return CorpusStage(
+            name="route",
             inputs=[self.work / "deduped", self.layout.classifiers],
             outputs=[self.layout.docs, self.layout.rejected / "quality"],
             tasks=self.tasks,
             fingerprint_keys=("output", "transform"),
-            steps=self._select_steps,
+            steps=self._route_steps,
         )
 
-    def _select_steps(self) -> list:
+    def _route_steps(self) -> list:
         clf, out = self.recipe.classifiers, self.recipe.output
         models = self.layout.classifiers
         steps: list = [self.reader(self.work / "deduped")]
@@ -451,8 +454,8 @@ class CorpusPipeline:
         steps.append(writer_cls(str(self.layout.docs), output_filename="${corpus}/${split}/${rank}." + ext))
         return steps
 
-    def _tokenizer(self) -> Stage:
-        return Stage(
+    def _tokenizer(self) -> CorpusStage:
+        return CorpusStage(
             name="tokenizer",
             inputs=[self.layout.docs],
             outputs=[self.layout.tokenizer],
@@ -485,8 +488,8 @@ class CorpusPipeline:
             **size,
         )
 
-    def _tokenize(self) -> Stage:
-        return Stage(
+    def _tokenize(self) -> CorpusStage:
+        return CorpusStage(
             name="tokenize",
             inputs=[self.layout.docs, self.layout.tokenizer],
             outputs=[self.layout.tokens],
@@ -514,9 +517,9 @@ class CorpusPipeline:
                 jobs.append((reader, tokenizer))
         return [CorpusTokenizer(jobs)]
 
-    def _report(self) -> Stage:
+    def _report(self) -> CorpusStage:
         layout = self.layout
-        return Stage(
+        return CorpusStage(
             name="report",
             # and every log, and the audited tokenizers
             inputs=[layout.docs, layout.rejected, layout.classifiers, layout.tokens, layout.tokenizer],
@@ -532,13 +535,13 @@ class CorpusPipeline:
     def prepare(self) -> list[str]:
         """Invalidate stages whose recipe sections or inputs changed (and all after them); return
         notices. A folder that cannot be removed raises before its stage's new fingerprint is written."""
-        notices = []
+        notices, redo = self._migrate_renamed()
         stale = False
         run_dir = self.recipe.run_dir
         for stage in self.stages:
             marker = self.logs(stage.name) / "fingerprint"
             recorded = marker.read_text().strip() if marker.is_file() else None
-            if stale or (recorded is not None and recorded != stage.fingerprint):
+            if stale or stage.name in redo or (recorded is not None and recorded != stage.fingerprint):
                 if recorded is not None and not stale:
                     notices.append(
                         f"recipe or inputs changed since the last run: recomputing from stage `{stage.name}`"
@@ -559,6 +562,16 @@ class CorpusPipeline:
             yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False)
         )
         return notices
+
+    def _migrate_renamed(self) -> tuple[list[str], set[str]]:
+        """Old stage names' logs removed; the notices, and the stages to recompute (renamed ones)."""
+        notices, redo = [], set()
+        for old, new in RENAMED_STAGES.items():
+            if self.logs(old).is_dir():
+                notices.append(f"stage `{old}` is now named `{new}`: recomputing from stage `{new}`")
+                remove_under(self.recipe.run_dir, self.logs(old))
+                redo.add(new)
+        return notices, redo
 
     def executors(self) -> list:
         """One executor per stage; each depends on the previous (how Slurm chains its jobs)."""

@@ -1,7 +1,7 @@
 """`python -m evaluation eval RECIPE`: every model on every task, with intervals and paired differences.
 
 `plan_eval` checks everything before any model loads (the tasks: evaluation/tasks.py), `evaluate`
-scores, and `write_eval` (evaluation/report.py) writes `out/<name>/eval/results.json` and
+scores, and `write_eval` (evaluation/report/eval_page.py) writes `out/<name>/eval/results.json` and
 `report.html`; the tasks are also exported as `lm_eval_tasks/<task>.yaml`.
 """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-STAGES = ("curation", "training", "evaluation")
+STAGES = ("curation", "selection", "training", "evaluation")
 # what each package may import of the project's packages
 ALLOWED = {
     "contracts": {"contracts"},
@@ -44,6 +44,26 @@ def test_a_package_imports_only_what_lies_below_it(package):
         if (found := project_imports(tree)) - ALLOWED[package]
     }
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_four_stage_packages_on_two_shared_ones():
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == {*STAGES, "contracts", "figures"}
+
+
+def test_the_corpus_engine_needs_no_torch():
+    """curation/ runs on CPU-only cluster nodes with datatrove alone: torch belongs to the stages
+    that load models (selection, training, evaluation)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path, tree in modules("curation")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        and any(a.name.split(".")[0] == "torch" for a in node.names)
+        or isinstance(node, ast.ImportFrom)
+        and (node.module or "").split(".")[0] == "torch"
+    ]
+    assert not found, f"torch imported under curation/: {found}"
 
 
 def builds_run_path(node: ast.AST) -> bool:

@@ -112,7 +112,7 @@ def selected(work, grader) -> Path:
 def test_select_killed_mid_grading_grades_nothing_twice(work, grader, selected):
     recipe = linked_recipe(work / "corpus.yaml", "select-killed", select=select_section(grader))
     run = recipe.parent / "out" / recipe.stem
-    mid_grading = Inject("curation.select.grading:GradeCache.put:6:after")  # 6 grades cached
+    mid_grading = Inject("selection.grading:GradeCache.put:6:after")  # 6 grades cached
     assert make("select", recipe, run, mid_grading).returncode is None
     keys, torn = grade_cache(run / "select")
     assert len(keys) == 6 and not torn

@@ -13,7 +13,7 @@ MARKERS = {
     "model": "-m training model ",
     "corpus": "-m curation run ",
     "train": "-m training recipes/",
-    "select": "-m curation select ",
+    "select": "-m selection run ",
     "eval": "-m evaluation eval ",
     "audit": "-m evaluation audit ",
 }

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.layout import TrainLayout
 from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe
@@ -31,7 +31,7 @@ class Schedule(Strict):
 SWEPT_CORPORA = ("domain", "replay")  # what `mixture: auto` and `mixsweep:` mix
 
 
-class Stage(Strict):
+class TrainStage(Strict):
     """One phase of training: what it reads (corpus -> weight) and for how long.
 
     `mixture: auto` mixes domain and replay in the ratio `make mixsweep` chose (its fit.json)."""
@@ -43,7 +43,7 @@ class Stage(Strict):
     schedule: Schedule = Schedule()
 
     @model_validator(mode="after")
-    def _length(self) -> Stage:
+    def _length(self) -> TrainStage:
         if (self.steps is None) == (self.tokens is None):
             raise ValueError("give exactly one of `steps` or `tokens`")
         if self.mixture != "auto" and any(w <= 0 for w in self.mixture.values()):
@@ -93,7 +93,7 @@ class TrainConfig(Strict):
     seq_len: int = Field(256, ge=8)
     micro_batch: int = Field(8, ge=1)  # sequences per process per forward
     global_batch: int = Field(16, ge=1)  # sequences per optimizer step, all processes together
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[TrainStage] = Field(min_length=1)
     weight_decay: float = Field(0.1, ge=0)
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = Field(1.0, gt=0)
@@ -152,6 +152,13 @@ class TrainConfig(Strict):
         return self.selection_stages or [self.stages[-1].name]
 
 
+class SelectBudgets(BaseModel):
+    """The `select:` section as the trainer reads it: the names of the selections it can train."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    budgets: dict[str, Any] = {}
+
+
 class RunConfig(RecipeBase):
     """The trainer's view of the recipe (and, for a selection or sweep run, which one)."""
 
@@ -159,8 +166,20 @@ class RunConfig(RecipeBase):
 
     train: TrainConfig
     mixsweep: MixsweepConfig | None = None
+    select: SelectBudgets | None = None  # the selection stage's section: only its budget names
     selection: SafeName | None = None
     sweep_run: SafeName | None = None
+
+    @model_validator(mode="after")
+    def _selections_are_budgets(self) -> RunConfig:
+        """A selection run trains what `make select` made for one of `select.budgets`."""
+        budgets = self.select.budgets if self.select else {}
+        if unknown := [s for s in self.train.selections if s not in budgets]:
+            raise ValueError(
+                f"train.selections: {unknown} are not in select.budgets "
+                f"({', '.join(budgets) or 'the recipe has none'})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _swept_stage(self) -> RunConfig:
@@ -224,7 +243,7 @@ class RunConfig(RecipeBase):
         train = self.train.model_copy(update=start | {"stages": stages, "selections": []})
         return run.model_copy(update={"train": train})
 
-    def swept_stage(self) -> tuple[int, Stage]:
+    def swept_stage(self) -> tuple[int, TrainStage]:
         """The stage `make mixsweep` varies, and its index."""
         name = self.mixsweep.stage or self.train.stages[-1].name
         return next((i, s) for i, s in enumerate(self.train.stages) if s.name == name)
@@ -257,7 +276,7 @@ class RunConfig(RecipeBase):
             return {"model": str(self.layout.train.export(self.train.stages[index - 1].name)), "init": None}
         return {"model": self.train.model, "init": self.train.init}
 
-    def _one_pass(self, stage: Stage) -> Stage:
+    def _one_pass(self, stage: TrainStage) -> TrainStage:
         """The stage lasting as many steps as its domain share needs to read the selection once."""
         if "domain" not in stage.corpora:
             return stage

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training import checkpoint
-from training.config import RunConfig, Schedule, Stage
+from training.config import RunConfig, Schedule, TrainStage
 from training.data import PackedWindows, ReplayMixture, TokenShards, corpus_seed, validation_batches
 from training.model import build_model, corpus_tokenizer, flops_per_token
 from training.parallel import apply_fsdp
@@ -244,7 +244,7 @@ class Trainer:
             print(f"resuming from {resume} (stage `{state['stage_name']}`, step {state['step']})", flush=True)
         return resume, state
 
-    def _export(self, stage: Stage, state: dict) -> None:
+    def _export(self, stage: TrainStage, state: dict) -> None:
         """The stage's Hugging Face folder, from the weights of its last checkpoint (`state`)."""
         if not self.exports:
             return
@@ -300,7 +300,7 @@ class Trainer:
             group["lr"] = lr
         return lr
 
-    def _optimizer_step(self, optimizer, mixture, stage: Stage, step: int) -> tuple[float, float]:
+    def _optimizer_step(self, optimizer, mixture, stage: TrainStage, step: int) -> tuple[float, float]:
         """One global batch (micro-batches accumulated), clipped, then the update: (loss, grad norm).
         A non-finite loss or gradient stops the run before the update, so the checkpoints stay good."""
         loss_sum = torch.zeros((), device=self.device)
@@ -323,7 +323,7 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         return loss_value, norm
 
-    def _step_row(self, stage: Stage, step: int, global_step: int, loss, lr, grad_norm, seconds) -> dict:
+    def _step_row(self, stage: TrainStage, step: int, global_step: int, loss, lr, grad_norm, seconds) -> dict:
         """A training step's metrics line (the caller adds `val_loss` when validation is due)."""
         cfg = self.cfg
         tokens_per_s = cfg.global_batch * cfg.seq_len / seconds
@@ -344,7 +344,9 @@ class Trainer:
                 row["mfu"] = round(self.flops_per_token * tokens_per_s / (peak * self.world), 4)
         return row
 
-    def _save_checkpoint(self, index, stage: Stage, step: int, global_step: int, optimizer, mixture) -> dict:
+    def _save_checkpoint(
+        self, index, stage: TrainStage, step: int, global_step: int, optimizer, mixture
+    ) -> dict:
         """The trainer state after `step` steps of the stage, saved with the weights; returned for the
         export that ends the stage."""
         state = {

@@ -1,11 +1,5 @@
 """fastText classifiers: domain routing and quality filtering, trained from recipe seeds."""
 
-from curation.classifiers.fasttext import (
-    ClassifierScorer,
-    ClassifierTrainer,
-    FastTextSettings,
-    SeedReader,
-    fasttext_line,
-)
+from curation.classifiers.fasttext import ClassifierScorer, ClassifierTrainer, SeedReader
 
-__all__ = ["ClassifierScorer", "ClassifierTrainer", "FastTextSettings", "SeedReader", "fasttext_line"]
+__all__ = ["ClassifierScorer", "ClassifierTrainer", "SeedReader"]

@@ -1,24 +1,8 @@
 """All token shards in one stage: every docs/<corpus>/<split>/ folder into tokens/<corpus>/<split>/."""
 
-from pathlib import Path
-
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.tokens import DocumentTokenizer
-
-
-def shard_writer(
-    folder: Path, name: str, tokenizer_file: Path, eos_token: str, max_tokens_per_shard: int | None, seed: int
-) -> DocumentTokenizer:
-    """datatrove's tokenizer writing `folder/*.ds` with the corpus's tokenizer: what the trainer reads."""
-    return DocumentTokenizer(
-        str(folder),
-        tokenizer_name_or_path=str(tokenizer_file),
-        eos_token=eos_token,
-        max_tokens_per_file=max_tokens_per_shard,
-        seed=seed,
-        save_filename=name,
-    )
 
 
 class CorpusTokenizer(PipelineStep):

@@ -7,7 +7,6 @@ from curation.readers.records import (
     StageParquetReader,
     StageReader,
     WarcRecordReader,
-    docs_folder_reader,
 )
 
 __all__ = [
@@ -17,5 +16,4 @@ __all__ = [
     "StageParquetReader",
     "StageReader",
     "WarcRecordReader",
-    "docs_folder_reader",
 ]

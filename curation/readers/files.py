@@ -3,8 +3,9 @@
 from datatrove.data import Document, Media, MediaType
 from datatrove.pipeline.readers.base import BaseDiskReader
 
+from contracts.documents import BalancedShards
 from curation.extractors.base import Rejected
-from curation.readers.records import BalancedShards, read_bounded, unread
+from curation.readers.records import read_bounded, unread
 
 MAX_FILE_BYTES = 256 << 20
 

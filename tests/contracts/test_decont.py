@@ -24,9 +24,9 @@ from contracts.contamination import (
     UnitText,
     load_benchmark_texts,
 )
+from contracts.rejected import RejectedWriter
 from curation.decont import Decontaminate
 from curation.report.stats import stage_stats, step_rows
-from curation.writers import RejectedWriter
 from evaluation.audit import run_audit
 from evaluation.config import load_eval_config
 

@@ -6,6 +6,7 @@ from conftest import ROOT, run_corpus
 
 from contracts.recipe import RecipeError, UnsafePathError, path_under, remove_under, safe_name
 from curation.config import load_corpus_recipe
+from selection.config import load_select_recipe
 from training.config import load_train_config
 
 
@@ -140,7 +141,13 @@ def test_a_recipe_extends_another_key_by_key(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     recipe = load_corpus_recipe("recipes/default-select.yaml")
     assert recipe.inputs == load_corpus_recipe("recipes/default.yaml").inputs
-    assert recipe.name == "default-select" and set(recipe.select.budgets) == {"llm", "ets", "eta", "random"}
+    assert recipe.name == "default-select"
+    assert set(load_select_recipe("recipes/default-select.yaml").select.budgets) == {
+        "llm",
+        "ets",
+        "eta",
+        "random",
+    }
     train = load_train_config("recipes/default-select.yaml").train
     assert train.selections == ["llm", "ets", "eta", "random"]
     assert train.stages[0].name == "base"  # merged into, not replaced
@@ -154,6 +161,24 @@ def test_a_recipe_extends_another_key_by_key(tmp_path, monkeypatch):
     bad = base() | {"select": {"budgets": {"x": {"method": "best"}}}}
     with pytest.raises(RecipeError, match=r"r.yaml: select.budgets.x.method"):
         load_corpus_recipe(write(tmp_path, bad))
+
+
+def test_train_selections_name_budgets_of_the_select_section(tmp_path):
+    """A selection the select section does not make fails validation, in every stage, not at train time."""
+    recipe = base()
+    recipe["train"] = {**base()["train"], "selections": ["llm", "randm"]}
+    recipe["select"] = {"budgets": {"llm": {"method": "random"}, "random": {"method": "random"}}}
+    path = write(tmp_path, recipe)
+    for load in (load_corpus_recipe, load_select_recipe, load_train_config):
+        with pytest.raises(
+            RecipeError, match=r"r.yaml: .*train.selections: \['randm'\] are not in select.budgets"
+        ):
+            load(path)
+    del recipe["select"]
+    with pytest.raises(
+        RecipeError, match="train.selections: .* are not in select.budgets .the recipe has none"
+    ):
+        load_train_config(write(tmp_path, recipe))
 
 
 @pytest.mark.parametrize("name", ["cpt", "v1.2_final-b", "SmolLM2-135M", "a.."])
@@ -224,10 +249,11 @@ def test_every_stage_declares_its_view():
     from contracts.recipe import stage_views
     from curation.config import CorpusRecipe
     from evaluation.config import RunConfig as EvalView
+    from selection.config import SelectRecipe
     from training.config import RunConfig as TrainView
     from training.merge.config import MergeRecipe
 
-    assert set(stage_views()) == {CorpusRecipe, TrainView, EvalView, MergeRecipe}
+    assert set(stage_views()) == {CorpusRecipe, SelectRecipe, TrainView, EvalView, MergeRecipe}
 
 
 @pytest.mark.parametrize(

@@ -248,7 +248,7 @@ def test_library_failure_is_an_error_with_its_cause_not_a_plausible_reason(monke
     """A pymupdf regression (here: flags it cannot take) rejects as `error_<type>`, naming pymupdf."""
     import pymupdf
 
-    from curation.writers import RejectedWriter
+    from contracts.rejected import RejectedWriter
 
     monkeypatch.setattr(pymupdf, "TEXT_DEHYPHENATE", 1 << 70)
     step = PdfExtractor(exclusion_writer=RejectedWriter(str(tmp_path), "pdf"))

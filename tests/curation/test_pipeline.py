@@ -42,7 +42,7 @@ def test_every_step_accounts_for_every_document(out):
         rows = [s for s in steps if s["stage"] == stage and s["kind"] != "reader"]
         for before, after in zip(rows, rows[1:]):
             assert after["in"] == before["kept"], (before, after)
-    written = [s for s in steps if s["stage"] == "select" and s["kind"] == "writer"]
+    written = [s for s in steps if s["stage"] == "route" and s["kind"] == "writer"]
     assert [s["kept"] for s in written] == [len(out["kept"])]
 
 

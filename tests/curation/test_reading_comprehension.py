@@ -351,7 +351,7 @@ def test_changed_section_reruns_the_select_stage(tmp_path):
     ):
         recipe = load_corpus_recipe(subset_recipe(tmp_path, name=name, transform=section))
         stages = {s.name: s.fingerprint for s in CorpusPipeline(recipe).stages}
-        prints.append((stages["classifiers"], stages["select"]))
+        prints.append((stages["classifiers"], stages["route"]))
     assert len({classifiers for classifiers, _ in prints}) == 1
     assert len({select for _, select in prints}) == 3
 

@@ -66,7 +66,7 @@ def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
     before = {p: p.stat().st_mtime for p in (root / "work" / "deduped").iterdir()}
     result = run_corpus(recipe)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "recomputing from stage `select`" in result.stderr
+    assert "recomputing from stage `route`" in result.stderr
     assert {p: p.stat().st_mtime for p in (root / "work" / "deduped").iterdir()} == before
     changed = corpus_content(root)
     original = corpus_content(corpus_run["root"])
@@ -74,6 +74,15 @@ def test_interrupted_run_resumes_to_the_same_corpus(corpus_run, tmp_path):
     assert sum(d[2] == "val" for d in changed) > sum(d[2] == "val" for d in original)
     stats = json.loads((root / "stats.json").read_text())
     assert sum(v["documents"] for c in stats["tokens"].values() for v in c.values()) == len(changed)
+
+    # a run folder from before the `select` stage was renamed `route` reruns from it, to the same corpus
+    (root / "logs" / "route").rename(root / "logs" / "select")
+    result = run_corpus(recipe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stage `select` is now named `route`: recomputing from stage `route`" in result.stderr
+    assert not (root / "logs" / "select").exists() and (root / "logs" / "route" / "fingerprint").is_file()
+    assert {p: p.stat().st_mtime for p in (root / "work" / "deduped").iterdir()} == before
+    assert corpus_content(root) == changed
 
 
 @pytest.mark.slow

@@ -332,18 +332,18 @@ def test_activation_checkpointing_gives_the_same_losses(corpus_run):
 
 
 def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus_run):
-    from curation.config import BudgetConfig, SelectConfig, load_corpus_recipe
-    from curation.select.stage import run_selections
+    from selection.config import BudgetConfig, SelectConfig, load_select_recipe
+    from selection.run import run_selections
     from training.config import load_train_config
 
     recipe = train_recipe(corpus_run, "train-select", selections=["half"])
-    corpus_recipe = load_corpus_recipe(corpus_run["recipe"]).model_copy(
+    select_recipe = load_select_recipe(corpus_run["recipe"]).model_copy(
         update={
             "name": "train-select",
             "select": SelectConfig(budgets={"half": BudgetConfig(tokens=0.5, method="random")}),
         }
     )
-    selection = run_selections(corpus_recipe)["half"]
+    selection = run_selections(select_recipe)["half"]
     result = torchrun(recipe)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "selection `half` done" in result.stdout
@@ -383,8 +383,8 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     from test_model_import import write_gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from curation.config import BudgetConfig, SelectConfig, load_corpus_recipe
-    from curation.select.stage import run_selections
+    from selection.config import BudgetConfig, SelectConfig, load_select_recipe
+    from selection.run import run_selections
     from training.config import load_train_config
 
     tokenizer = AutoTokenizer.from_pretrained(corpus_run["root"] / "tokenizer")
@@ -402,13 +402,13 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
         selections=["third"],
         selection_length="one_pass",
     )
-    corpus_recipe = load_corpus_recipe(corpus_run["recipe"]).model_copy(
+    select_recipe = load_select_recipe(corpus_run["recipe"]).model_copy(
         update={
             "name": "train-gguf",
             "select": SelectConfig(budgets={"third": BudgetConfig(tokens=0.3, method="random")}),
         }
     )
-    run_selections(corpus_recipe)
+    run_selections(select_recipe)
     result = torchrun(recipe, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = corpus_run["work"] / "out"

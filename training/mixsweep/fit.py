@@ -16,7 +16,7 @@ import numpy as np
 
 from training.config import RunConfig
 from training.mixsweep.law import Law, bootstrap, critical_ratio, fit_law, leave_one_out
-from training.mixsweep.report import write_report
+from training.report import write_report
 
 
 def held_out(tokens, share, loss) -> dict:

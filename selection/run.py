@@ -1,4 +1,4 @@
-"""`python -m curation select RECIPE`: reads the corpus's documents, writes the run's `select/` folder.
+"""`python -m selection run RECIPE`: reads the corpus's documents, writes the run's `select/` folder.
 
 What each output holds (its path is `recipe.layout`'s property of the same name):
   grades_file      one line per sampled document: graded, ungraded (with the raw reply) or failed
@@ -18,7 +18,7 @@ What each output holds (its path is `recipe.layout`'s property of the same name)
 
 `distilled`, each score and each selection is replaced whole when its step finishes, with
 `_done.json` naming the step, task count and configuration that made it and the files it holds
-(`curation.select.outputs`). Whatever the recipe no longer asks for is removed before anything
+(`selection.outputs`). Whatever the recipe no longer asks for is removed before anything
 runs, so nothing a previous configuration made is read, reported or trained on.
 """
 
@@ -33,17 +33,17 @@ from pathlib import Path
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.writers import JsonlWriter
 
-from curation.classifiers import FastTextSettings
-from curation.config import CorpusRecipe, GradingConfig
-from curation.output.tokens import shard_writer
-from curation.readers import docs_folder_reader
-from curation.report.select import render_select_report
-from curation.select.budget import BudgetSelector
-from curation.select.distill import DistilledScorer, GradeDistiller
-from curation.select.grading import Grader, LlmGrader, OpenAiGrader, TransformersGrader, grader_health
-from curation.select.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
-from curation.select.outputs import partial_folder, publish, remove
-from curation.writers import RejectedWriter
+from contracts.documents import docs_reader
+from contracts.fasttext import FastTextSettings
+from contracts.rejected import RejectedWriter
+from contracts.tokens import shard_writer
+from selection.budget import BudgetSelector
+from selection.config import GradingConfig, SelectRecipe
+from selection.distill import DistilledScorer, GradeDistiller
+from selection.grading import Grader, LlmGrader, OpenAiGrader, TransformersGrader, grader_health
+from selection.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
+from selection.outputs import partial_folder, publish, remove
+from selection.report.html import render_select_report
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Selected:
 
 
 def run_select(
-    recipe: CorpusRecipe, on_removed: Callable[[list[str]], None] = lambda names: None
+    recipe: SelectRecipe, on_removed: Callable[[list[str]], None] = lambda names: None
 ) -> Selected:
     """The stage: removes what the recipe no longer makes (named to `on_removed`, relative to
     `select/`, before anything runs), runs each section's steps, and writes the report."""
@@ -74,7 +74,7 @@ def run_select(
     return selected
 
 
-def _run(recipe: CorpusRecipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
+def _run(recipe: SelectRecipe, steps: list, logs: str, tasks: int = 1, workers: int = 1) -> None:
     """One datatrove run over the steps; never skipped as "completed": every selection step
     recomputes from its inputs (the grade cache is what makes grading resumable)."""
     LocalPipelineExecutor(
@@ -86,7 +86,7 @@ def _run(recipe: CorpusRecipe, steps: list, logs: str, tasks: int = 1, workers: 
     ).run()
 
 
-def remove_stale(recipe: CorpusRecipe) -> list[Path]:
+def remove_stale(recipe: SelectRecipe) -> list[Path]:
     """Removes from `select/` what this recipe does not make (the grades, classifier, scores and
     selections of sections it no longer has; what killed steps left half written); returns them.
     The grade cache stays: its grades are keyed by everything that made them."""
@@ -120,7 +120,7 @@ def make_grader(section: GradingConfig) -> Grader:
     return TransformersGrader(**section.local.model_dump())
 
 
-def run_grading(recipe: CorpusRecipe) -> dict:
+def run_grading(recipe: SelectRecipe) -> dict:
     """Grade the sample; return counts by status and the histogram of rounded grades."""
     layout, c = recipe.layout, recipe.select.grading
     grader = LlmGrader(
@@ -134,7 +134,7 @@ def run_grading(recipe: CorpusRecipe) -> dict:
         max_chars=c.max_chars,
         seed=c.seed,
     )
-    _run(recipe, [docs_folder_reader(layout.docs), grader], "grading")
+    _run(recipe, [docs_reader(layout.docs), grader], "grading")
     grades = [json.loads(line) for line in layout.grades_file.read_text().splitlines()]
     return {
         "sampled": len(grades),
@@ -146,7 +146,7 @@ def run_grading(recipe: CorpusRecipe) -> dict:
     }
 
 
-def run_distill(recipe: CorpusRecipe) -> dict:
+def run_distill(recipe: SelectRecipe) -> dict:
     """Train the classifier on the grades, score every document with it; return its metrics."""
     layout, c = recipe.layout, recipe.select.distill
     partial = partial_folder(layout.distilled)
@@ -159,21 +159,20 @@ def run_distill(recipe: CorpusRecipe) -> dict:
         c.held_out,
         c.min_spearman,
     )
-    _run(recipe, [docs_folder_reader(layout.docs), distiller], "distill")
+    _run(recipe, [docs_reader(layout.docs), distiller], "distill")
     publish(partial, layout.distilled, made_by("distill", c))
     partial = partial_folder(layout.score("llm_grade"))
     scorer = DistilledScorer(str(layout.distilled / "model.bin"), str(partial), c.max_chars)
-    tasks = recipe.executor.tasks
-    _run(
-        recipe, [docs_folder_reader(layout.docs), scorer], "distilled_scores", tasks, recipe.executor.workers
-    )
+    corpus = recipe.built_corpus()
+    tasks = corpus.tasks
+    _run(recipe, [docs_reader(layout.docs), scorer], "distilled_scores", tasks, corpus.workers)
     publish(partial, layout.score("llm_grade"), made_by("distilled_scores", c, tasks))
     return json.loads((layout.distilled / "metrics.json").read_text())
 
 
-def run_selections(recipe: CorpusRecipe) -> dict[str, dict]:
+def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
     """Each budget keeps its domain training documents and tokenizes them; return selection.json's."""
-    layout, results = recipe.layout, {}
+    layout, corpus, results = recipe.layout, recipe.built_corpus(), {}
     for name, budget in recipe.select.budgets.items():
         # `<name>~partial`: written as a selection of its own, published as `name` once finished
         draft = partial_folder(layout.selection(name)).name
@@ -186,16 +185,16 @@ def run_selections(recipe: CorpusRecipe) -> dict[str, dict]:
             label=name,
         )
         steps = [
-            docs_folder_reader(layout.corpus_docs("domain", "train")),
+            docs_reader(layout.corpus_docs("domain", "train")),
             selector,
             JsonlWriter(str(layout.selection_docs(draft)), output_filename="${rank}.jsonl.gz"),
             shard_writer(
                 layout.selection_tokens(draft),
                 "domain_train",
                 layout.tokenizer_file,
-                recipe.tokenizer.eos_token,
-                recipe.output.max_tokens_per_shard,
-                recipe.output.seed,
+                corpus.eos_token,
+                corpus.max_tokens_per_shard,
+                corpus.seed,
             ),
         ]
         _run(recipe, steps, f"budgets/{name}")
@@ -204,7 +203,7 @@ def run_selections(recipe: CorpusRecipe) -> dict[str, dict]:
     return results
 
 
-def run_model_scores(recipe: CorpusRecipe) -> dict:
+def run_model_scores(recipe: SelectRecipe) -> dict:
     """ETS/ETA scores of the domain training documents; return how many and which."""
     layout, c = recipe.layout, recipe.select.scores
     texts = task_example_texts([path for examples in c.task_examples for path in examples.files()])
@@ -213,8 +212,8 @@ def run_model_scores(recipe: CorpusRecipe) -> dict:
         scorer = FastTextTaskSimilarity(c.fasttext, texts, str(partial))
     else:
         scorer = BaseModelScorer(c.model, texts, str(partial), c.max_tokens, c.batch_size, c.device)
-    domain_train = docs_folder_reader(layout.corpus_docs("domain", "train"))
-    tasks = recipe.executor.tasks
+    domain_train = docs_reader(layout.corpus_docs("domain", "train"))
+    tasks = recipe.built_corpus().tasks
     _run(recipe, [domain_train, scorer], "model_scores", tasks)  # one model in memory
     names = ["ets"] if c.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
     for name in names:

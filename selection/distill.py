@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from datatrove.pipeline.base import PipelineStep
 
-from curation.classifiers.fasttext import FastTextSettings, fasttext_line, precision_recall, train_fasttext
+from contracts.fasttext import FastTextSettings, fasttext_line, precision_recall, train_fasttext
 
 
 def expected_grade(model, line: str) -> float:

@@ -7,9 +7,9 @@ import html
 import json
 
 from contracts.layout import RunLayout
-from curation.select.grading import grader_health
-from curation.select.outputs import DONE
 from figures import figure_html, new_figure, page_html, table_html
+from selection.grading import grader_health
+from selection.outputs import DONE
 
 
 def _grades(layout: RunLayout) -> str:

@@ -27,21 +27,30 @@ import yaml
 from conftest import ROOT, SAMPLES, subset_recipe
 from datatrove.data import Document
 
-from curation.classifiers import FastTextSettings
-from curation.config import DistillConfig, GradingConfig, HttpGraderConfig, ModelScoresConfig
-from curation.select import GradeCache, GradePrompt, LlmGrader, OpenAiGrader, TransformersGrader, parse_grade
-from curation.select.budget import BudgetSelector, choose, rank_normalised, read_scores
-from curation.select.distill import DistilledScorer, GradeDistiller
-from curation.select.grading import Grade, grader_health, model_identity, retry_after_s
-from curation.select.model_scores import (
+from contracts.fasttext import FastTextSettings
+from contracts.rejected import RejectedWriter
+from selection.budget import BudgetSelector, choose, rank_normalised, read_scores
+from selection.config import DistillConfig, GradingConfig, HttpGraderConfig, ModelScoresConfig
+from selection.distill import DistilledScorer, GradeDistiller
+from selection.grading import (
+    Grade,
+    GradeCache,
+    LlmGrader,
+    OpenAiGrader,
+    TransformersGrader,
+    grader_health,
+    model_identity,
+    retry_after_s,
+)
+from selection.model_scores import (
     BaseModelScorer,
     FastTextTaskSimilarity,
     TaskExampleError,
     task_example_texts,
 )
-from curation.select.outputs import DONE, publish
-from curation.select.stage import make_grader
-from curation.writers import RejectedWriter
+from selection.outputs import DONE, publish
+from selection.rubric import GradePrompt, parse_grade
+from selection.run import make_grader
 from training.data import TokenShards
 
 
@@ -285,7 +294,7 @@ def http_grading_run(tmp_path: Path, name: str, url: str, pages: list[str]) -> t
         for i, text in enumerate(pages):
             doc = {"id": f"page-{i}", "text": "[[pace]] [[point]]\n" + text, "metadata": {"corpus": "domain"}}
             f.write(json.dumps(doc) + "\n")
-    return [sys.executable, "-m", "curation", "select", str(recipe_path)], tmp_path / "out" / name / "select"
+    return [sys.executable, "-m", "selection", "run", str(recipe_path)], tmp_path / "out" / name / "select"
 
 
 def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
@@ -577,10 +586,10 @@ def graded_corpus(tmp_path: Path, name: str, tiny, labelled_pages, files: int = 
 
 
 def select_with(recipe_path: Path, **changes) -> subprocess.CompletedProcess:
-    """`python -m curation select` after merging `changes` into the recipe's top-level keys."""
+    """`python -m selection run` after merging `changes` into the recipe's top-level keys."""
     recipe = yaml.safe_load(recipe_path.read_text()) | changes
     recipe_path.write_text(yaml.safe_dump(recipe))
-    command = [sys.executable, "-m", "curation", "select", str(recipe_path)]
+    command = [sys.executable, "-m", "selection", "run", str(recipe_path)]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
 
 
@@ -734,7 +743,7 @@ def test_terciles_let_a_weak_graders_ranking_be_learned(labelled_pages, tmp_path
 def test_fasttext_task_similarity_without_a_base_model(labelled_pages, tmp_path):
     import fasttext
 
-    from curation.classifiers.fasttext import fasttext_line
+    from contracts.fasttext import fasttext_line
 
     corpus = tmp_path / "corpus.txt"  # a small skipgram model trained here on the real pages
     corpus.write_text("".join(fasttext_line(t, 20_000) + "\n" for _, t, _ in labelled_pages))

@@ -34,7 +34,7 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
-from curation.select.rubric import REPLY_FORMAT, RUBRICS, GradePrompt, parse_grade
+from selection.rubric import REPLY_FORMAT, RUBRICS, GradePrompt, parse_grade
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 budget is spent, and every document left out recorded with the reason `budget`.
 
 Scores come from `select/scores/<name>/*.jsonl` ({id, score}), one folder per scorer (the files
-its `_done.json` lists: see `curation.select.outputs`); each is turned into its rank among the
+its `_done.json` lists: see `selection.outputs`); each is turned into its rank among the
 competing documents (0 worst, 1 best) so scores on different scales can be weighted together.
 `top` keeps the best-ranked documents; `sample` draws without replacement in proportion to the
 combined score (Efraimidis-Spirakis keys), so lower-scored documents keep a chance; `random` is the
@@ -19,7 +19,7 @@ import numpy as np
 from datatrove.pipeline.base import PipelineStep
 from scipy.stats import rankdata
 
-from curation.select.outputs import finished_files
+from selection.outputs import finished_files
 
 
 def rank_normalised(values: np.ndarray) -> np.ndarray:

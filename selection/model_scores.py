@@ -166,7 +166,7 @@ class FastTextTaskSimilarity(PipelineStep):
         import fasttext
         import numpy as np
 
-        from curation.classifiers.fasttext import fasttext_line
+        from contracts.fasttext import fasttext_line
 
         model = fasttext.load_model(self.model_path)
 

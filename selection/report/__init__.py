@@ -1,0 +1,1 @@
+"""What `make select` shows: the console summary and `select/report.html`."""
