@@ -98,8 +98,8 @@ bench: $(STAMP)
 	$(PY) bench/train.py
 	$(PY) bench/audit.py
 	$(PY) bench/selection.py
-	$(PY) bench/eval.py  # dacp against lm-evaluation-harness on SmolLM2: ~6 min on 2 cores
-	$(PY) bench/faults.py  # 52 random kills and the hostile inputs: ~45 min on 2 cores
+	$(PY) bench/eval.py  # dacp against lm-evaluation-harness on SmolLM2 (run times: docs/results.md)
+	$(PY) bench/faults.py  # random kills and the hostile inputs (the longest bench: docs/results.md)
 
 clean:
 	rm -rf out bench/results/*.json

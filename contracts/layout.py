@@ -25,6 +25,7 @@ from pathlib import Path
 
 EXPORT_MARKER = "export.json"  # the last file written into a model export (hf/<stage>/, merge/<name>/)
 GGUF_PREFIX = "gguf:"  # `train.model: gguf:...`: a GGUF file, converted once under out/models/
+CONVERSION_MARKER = "source.json"  # the last file written into a converted model (out/models/<name>/)
 
 
 @dataclass(frozen=True)

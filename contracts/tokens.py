@@ -4,6 +4,18 @@
 from pathlib import Path
 
 from datatrove.pipeline.tokens import DocumentTokenizer
+from pydantic import BaseModel, ConfigDict, Field
+
+EOS_TOKEN = "<|endoftext|>"  # the default document separator (`tokenizer.eos_token`)
+
+
+class ShardSettings(BaseModel):
+    """How token shards are cut (the recipe's `output` section): a selection's shards are cut as the
+    corpus's are."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    max_tokens_per_shard: int | None = Field(None, ge=1000)
+    seed: int = 0
 
 
 def shard_writer(

@@ -15,8 +15,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.contamination import NgramSettings
+from contracts.executor import ExecutorConfig
 from contracts.items import TaskGlob
 from contracts.recipe import RecipeBase, RecipeError, Strict, load_recipe, recipe_error
+from contracts.tokens import EOS_TOKEN, ShardSettings
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
 HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
@@ -183,7 +185,7 @@ class TokenizerConfig(Strict):
     path: str | None = None
     train: TokenizerTrainConfig | None = None
     extend: TokenizerExtension | None = None
-    eos_token: str = "<|endoftext|>"
+    eos_token: str = EOS_TOKEN
     # more tokenizers for `python -m curation tokenizers` (folders, tokenizer.json, SentencePiece
     # .model); left out of the tokenizer stage's fingerprint: auditing one never re-tokenizes the corpus
     audit: list[str] = Field([], exclude=True)
@@ -197,11 +199,10 @@ class TokenizerConfig(Strict):
         return self
 
 
-class OutputConfig(Strict):
+class OutputConfig(ShardSettings):
+    model_config = ConfigDict(extra="forbid", frozen=True)
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
     docs_format: Literal["jsonl", "parquet"] = "jsonl"
-    max_tokens_per_shard: int | None = Field(None, ge=1000)
-    seed: int = 0
 
 
 class TransformConfig(Strict):
@@ -223,32 +224,6 @@ class DecontaminateConfig(Strict):
     margin_chars: int = Field(200, ge=0)
     min_fragment_chars: int = Field(200, ge=0)  # shorter leftovers are dropped too
     max_spans: int = Field(10, ge=1)  # a document with more matches is dropped whole
-
-
-class SlurmConfig(Strict):
-    partition: str
-    time: str = "04:00:00"
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: int = 2
-    sbatch_args: dict[str, Any] = {}
-
-
-class ExecutorConfig(Strict):
-    type: Literal["local", "slurm", "ray"] = "local"
-    tasks: int = Field(4, ge=1)
-    workers: int = Field(2, ge=1)
-    # Slurm and Ray: tasks run one after another in each job (a Ray actor, a Slurm array job). Above 1
-    # it saves a process start and the imports per task, at some cost in load balance.
-    tasks_per_job: int = Field(1, ge=1)
-    slurm: SlurmConfig | None = None
-
-    @model_validator(mode="after")
-    def _slurm_needs_settings(self) -> ExecutorConfig:
-        if self.type == "slurm" and self.slurm is None:
-            raise ValueError("type: slurm needs a `slurm:` section (at least `partition`)")
-        if self.type == "local" and self.tasks_per_job != 1:
-            raise ValueError("`tasks_per_job` is for type: slurm or ray (local workers run tasks in turn)")
-        return self
 
 
 class EvalTask(BaseModel):

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from contracts.contamination import NearDuplicateSettings, NgramSettings
 from contracts.items import TaskGlob
+from contracts.layout import GGUF_PREFIX
+from contracts.models import ModelRef, export_of
 from contracts.recipe import (
     RecipeBase,
     RecipeError,
@@ -41,14 +43,21 @@ class TaskSource(TaskGlob):
 
 
 def model_label(source: str) -> str:
-    """A model's name in results and reports: the last part of its folder or hub id."""
+    """A model's name in results and reports: an export's stage (`<stage>-<selection>` for a
+    selection run's, as the run's own exports are labelled), a `gguf:` file's stem, else the last
+    part of its folder or hub id."""
+    if export := export_of(source):
+        selection, stage = export
+        return f"{stage}-{selection}" if selection else stage
+    if source.startswith(GGUF_PREFIX):
+        return Path(source.removeprefix(GGUF_PREFIX)).stem
     return Path(source).name
 
 
 class EvalConfig(Strict):
     tasks: list[TaskSource] = []
-    reference_models: dict[SafeName, str] = {}  # label -> hub id or folder, scored first (the original)
-    models: list[str] = []  # hub ids or folders; default: every stage export of the training run
+    reference_models: dict[SafeName, ModelRef] = {}  # label -> model reference, scored first (the original)
+    models: list[ModelRef] = []  # model references (contracts/models.py); default: the run's stage exports
     baselines: list[str] = []  # every other model is compared with each (paired); default: the first
     chat_models: list[str] = []  # labels of (instruct) models prompted in their chat template
     batch_size: int = Field(8, ge=1)

@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.layout import EXPORT_MARKER, TrainLayout
+from contracts.models import ResolvedModel, resolve_model
 from contracts.recipe import safe_name
 from evaluation.config import EvalConfig, EvalError, RunConfig, model_label
 from evaluation.costs import arm_cost, equal_compute, read_metrics, stage_order
@@ -74,6 +75,16 @@ def default_models(run: RunConfig) -> dict[str, str]:
     return {label: arm.path for label, arm in training_arms(run).items()}
 
 
+def resolved(run: RunConfig, label: str, ref: str) -> ResolvedModel:
+    """A reference of `eval.models` or `eval.reference_models` resolved (contracts.models): a
+    model that is not there yet is an error naming its key."""
+    key = f"eval.reference_models.{label}" if label in run.eval.reference_models else "eval.models"
+    try:
+        return resolve_model(ref, run.layout)
+    except FileNotFoundError as e:
+        raise EvalError(f"{key}: {e}") from None
+
+
 def choose_models(run: RunConfig) -> dict[str, str]:
     """Label -> hub id or folder: the reference models first, then `eval.models` or the run's exports.
 
@@ -89,10 +100,11 @@ def choose_models(run: RunConfig) -> dict[str, str]:
             f"no models to evaluate: `eval.models` is empty and {run.layout.train.exports} has no "
             "stage exports (run `make train` first)"
         )
-    for label, source in models.items():
-        looks_local = source.startswith((".", "/")) or Path(source).exists()  # else a hub id
-        if looks_local and not (Path(source) / "config.json").is_file():
-            raise EvalError(f"model {label!r}: {source} is not a model folder (no config.json)")
+    for label, ref in models.items():
+        model = resolved(run, label, ref)
+        if model.kind != "hub" and not (Path(model.path_or_id) / "config.json").is_file():
+            raise EvalError(f"model {label!r}: {model.path_or_id} is not a model folder (no config.json)")
+        models[label] = model.path_or_id
     for key in ("baselines", "chat_models"):
         if unknown := [b for b in getattr(run.eval, key) if b not in models]:
             raise EvalError(f"eval.{key}: {unknown} are not among the models ({', '.join(models)})")

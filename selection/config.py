@@ -1,27 +1,24 @@
-"""The selection stage's view of the recipe: the `select:` section.
-
-Selection reads the corpus as the corpus stage built it, so the settings it shares with that corpus
-(the tokenizer's EOS token, the shard size and seed, the task count) come from the corpus's own record
-of its recipe (`corpus/recipe.yaml`), never from a second copy of their defaults.
-"""
+"""The selection stage's view of the recipe: its `select:` section, and what it shares with the corpus
+stage (the executor's task counts, how token shards are cut and the EOS token between documents)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.executor import ExecutorConfig
 from contracts.items import TaskGlob
+from contracts.models import ModelRef
 from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe, recipe_error
+from contracts.tokens import EOS_TOKEN, ShardSettings
 
 
 class LocalGraderConfig(Strict):
     """A local Hugging Face causal LM as grader (a folder, or a hub id in real recipes)."""
 
-    model: str
+    model: ModelRef  # hf/<stage>, gguf:..., a folder or a hub id (contracts/models.py)
     batch_size: int = Field(8, ge=1)
     device: str = "cpu"
     max_tokens: int = Field(2048, ge=64)  # prompt length cap (also capped by the model's context)
@@ -82,7 +79,7 @@ class DistillConfig(Strict):
 class ModelScoresConfig(Strict):
     """FinPythia's ETS (task similarity) and ETA (novelty, diversity) scores from the base model."""
 
-    model: str | None = None  # the base model: a Hugging Face folder (out/<name>/train/hf/base) or hub id
+    model: ModelRef | None = None  # the base model: hf/base (this recipe's export), a folder or hub id
     fasttext: str | None = None  # no base model at hand: a fastText .bin gives `ets` alone
     task_examples: list[TaskGlob] = []  # unlabelled task text (task rows or {text} rows); none: no ets
     max_tokens: int = Field(512, ge=16)  # every score reads a document's first max_tokens tokens
@@ -152,39 +149,22 @@ class SelectConfig(Strict):
         return self
 
 
+class TokenizerEos(BaseModel):
+    """The `tokenizer:` section as selection reads it: the token between documents in its shards."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    eos_token: str = EOS_TOKEN
+
+
 class SelectRecipe(RecipeBase):
-    """The selection stage's view: its `select:` section."""
+    """The selection stage's view: its `select:` section, and the corpus sections it shares."""
 
     sections: ClassVar[tuple[str, ...]] = ("select",)
 
     select: SelectConfig | None = None
-
-    def built_corpus(self) -> BuiltCorpus:
-        """The settings of the corpus as it was built (`corpus/recipe.yaml`)."""
-        copy = self.layout.recipe_copy
-        if not copy.is_file():
-            raise FileNotFoundError(f"{copy} does not exist: build the corpus first (`make corpus`)")
-        built = yaml.safe_load(copy.read_text())
-        tokenizer, output, executor = built["tokenizer"], built["output"], built["executor"]
-        return BuiltCorpus(
-            eos_token=tokenizer["eos_token"],
-            max_tokens_per_shard=output["max_tokens_per_shard"],
-            seed=output["seed"],
-            tasks=executor["tasks"],
-            workers=executor["workers"],
-        )
-
-
-@dataclass(frozen=True)
-class BuiltCorpus:
-    """What selection shares with the corpus it reads: its shards' EOS token, size and seed (a
-    selection's shards are the corpus's, fewer), and its task and worker counts."""
-
-    eos_token: str
-    max_tokens_per_shard: int | None
-    seed: int
-    tasks: int
-    workers: int
+    executor: ExecutorConfig = ExecutorConfig()
+    output: ShardSettings = ShardSettings()
+    tokenizer: TokenizerEos = TokenizerEos()
 
 
 def _check_paths(path: Path, recipe: SelectRecipe) -> None:

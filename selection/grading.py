@@ -34,6 +34,7 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from contracts.publish import write_atomic
 from selection.rubric import REPLY_FORMAT, RUBRICS, GradePrompt, parse_grade
 
 
@@ -490,15 +491,13 @@ class LlmGrader(PipelineStep):
                 self.grader.grade_many([prompts[i] for i in todo], [chosen[i].text for i in todo], done)
             finally:
                 cache.close()
-        partial = self.output_file.with_name(self.output_file.name + "~partial")  # never half a file
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "w", encoding="utf-8") as out:
-            for i, doc in enumerate(chosen):
-                grade = results[i]
-                self.stat_update(grade.status)
-                record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in pending}
-                out.write(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
-        partial.replace(self.output_file)
+        lines = []
+        for i, doc in enumerate(chosen):
+            grade = results[i]
+            self.stat_update(grade.status)
+            record = {"id": doc.id, "stratum": self._stratum(doc), "cached": i not in pending}
+            lines.append(json.dumps(record | asdict(grade), ensure_ascii=False) + "\n")
+        write_atomic(self.output_file, "".join(lines))  # never half a file
 
 
 def _negated(hex_key: str) -> int:

@@ -1,11 +1,10 @@
-"""A selection step's output folder, replaced whole or not at all.
+"""A selection step's output folder, replaced whole or not at all (`contracts.publish`).
 
 `select/` outlives every run, so a step that wrote into its folder in place would leave the files
 an earlier configuration made beside its own (shards of a larger task count, token shards of a
-larger selection) for the next reader to pick up. A step writes into `<folder>~partial` instead
-(`~` is in no selection or score name); `publish` marks it finished with `_done.json`, which records
-what made it and every file it holds, and only then puts it in place of the old folder. Readers read
-the files `_done.json` lists, so a folder without one (a run killed while swapping) is never read.
+larger selection) for the next reader to pick up. A step writes into `<folder>.partial` instead;
+`publish` marks it finished with `_done.json`, which records what made it and every file it holds,
+and only then puts it in place of the old folder. Readers read the files `_done.json` lists.
 """
 
 from __future__ import annotations
@@ -14,26 +13,16 @@ import json
 import shutil
 from pathlib import Path
 
+from contracts import publish as atomic
+
 DONE = "_done.json"
-PARTIAL = "~partial"
-
-
-def partial_folder(folder: Path) -> Path:
-    """An empty folder to write `folder`'s next version into (what a killed run left there goes)."""
-    partial = folder.with_name(folder.name + PARTIAL)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    return partial
 
 
 def publish(partial: Path, folder: Path, made_by: dict) -> None:
     """Marks `partial` finished (`made_by`: the step, its task count and configuration) and puts it
     in place of `folder`."""
     files = sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*") if p.is_file())
-    (partial / DONE).write_text(json.dumps({"made_by": made_by, "files": files}, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(folder)
+    atomic.publish(partial, folder, (DONE, json.dumps({"made_by": made_by, "files": files}, indent=2)))
 
 
 def finished_files(folder: Path) -> list[Path]:

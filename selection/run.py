@@ -35,6 +35,9 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from contracts.documents import docs_reader
 from contracts.fasttext import FastTextSettings
+from contracts.layout import RunLayout
+from contracts.models import resolve_model
+from contracts.publish import fresh_partial, write_atomic
 from contracts.rejected import RejectedWriter
 from contracts.tokens import shard_writer
 from selection.budget import BudgetSelector
@@ -42,7 +45,7 @@ from selection.config import GradingConfig, SelectRecipe
 from selection.distill import DistilledScorer, GradeDistiller
 from selection.grading import Grader, LlmGrader, OpenAiGrader, TransformersGrader, grader_health
 from selection.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
-from selection.outputs import partial_folder, publish, remove
+from selection.outputs import publish, remove
 from selection.report.html import render_select_report
 
 
@@ -70,7 +73,7 @@ def run_select(
         scores=run_model_scores(recipe) if sections.scores else None,
         selections=run_selections(recipe),
     )
-    layout.select_report.write_text(render_select_report(layout), encoding="utf-8")
+    write_atomic(layout.select_report, render_select_report(layout))
     return selected
 
 
@@ -113,6 +116,16 @@ def made_by(step: str, config, tasks: int = 1) -> dict:
     return {"step": step, "tasks": tasks, "config": config.model_dump(mode="json")}
 
 
+def with_model(section, key: str, layout: RunLayout):
+    """`section` with its `model` reference resolved to the folder or hub id it names: what the
+    grader's cache identity and `_done.json` record. A model not there yet names `key`."""
+    try:
+        model = resolve_model(section.model, layout).path_or_id
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{key}: {e}") from None
+    return section.model_copy(update={"model": model})
+
+
 def make_grader(section: GradingConfig) -> Grader:
     """The grader the section names; its keys are the grader's arguments."""
     if section.http:
@@ -123,6 +136,8 @@ def make_grader(section: GradingConfig) -> Grader:
 def run_grading(recipe: SelectRecipe) -> dict:
     """Grade the sample; return counts by status and the histogram of rounded grades."""
     layout, c = recipe.layout, recipe.select.grading
+    if c.local:
+        c = c.model_copy(update={"local": with_model(c.local, "select.grading.local.model", layout)})
     grader = LlmGrader(
         str(layout.grades_file),
         str(layout.grade_cache),
@@ -149,7 +164,7 @@ def run_grading(recipe: SelectRecipe) -> dict:
 def run_distill(recipe: SelectRecipe) -> dict:
     """Train the classifier on the grades, score every document with it; return its metrics."""
     layout, c = recipe.layout, recipe.select.distill
-    partial = partial_folder(layout.distilled)
+    partial = fresh_partial(layout.distilled)
     distiller = GradeDistiller(
         str(layout.grades_file),
         str(partial),
@@ -161,21 +176,20 @@ def run_distill(recipe: SelectRecipe) -> dict:
     )
     _run(recipe, [docs_reader(layout.docs), distiller], "distill")
     publish(partial, layout.distilled, made_by("distill", c))
-    partial = partial_folder(layout.score("llm_grade"))
+    partial = fresh_partial(layout.score("llm_grade"))
     scorer = DistilledScorer(str(layout.distilled / "model.bin"), str(partial), c.max_chars)
-    corpus = recipe.built_corpus()
-    tasks = corpus.tasks
-    _run(recipe, [docs_reader(layout.docs), scorer], "distilled_scores", tasks, corpus.workers)
+    tasks = recipe.executor.tasks
+    _run(recipe, [docs_reader(layout.docs), scorer], "distilled_scores", tasks, recipe.executor.workers)
     publish(partial, layout.score("llm_grade"), made_by("distilled_scores", c, tasks))
     return json.loads((layout.distilled / "metrics.json").read_text())
 
 
 def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
     """Each budget keeps its domain training documents and tokenizes them; return selection.json's."""
-    layout, corpus, results = recipe.layout, recipe.built_corpus(), {}
+    layout, results = recipe.layout, {}
     for name, budget in recipe.select.budgets.items():
-        # `<name>~partial`: written as a selection of its own, published as `name` once finished
-        draft = partial_folder(layout.selection(name)).name
+        # `<name>.partial`: written as a selection of its own, published as `name` once finished
+        draft = fresh_partial(layout.selection(name)).name
         selector = BudgetSelector(
             {score: str(layout.score(score)) for score in budget.scores},
             str(layout.tokenizer_file),
@@ -192,9 +206,9 @@ def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
                 layout.selection_tokens(draft),
                 "domain_train",
                 layout.tokenizer_file,
-                corpus.eos_token,
-                corpus.max_tokens_per_shard,
-                corpus.seed,
+                recipe.tokenizer.eos_token,
+                recipe.output.max_tokens_per_shard,
+                recipe.output.seed,
             ),
         ]
         _run(recipe, steps, f"budgets/{name}")
@@ -206,14 +220,15 @@ def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
 def run_model_scores(recipe: SelectRecipe) -> dict:
     """ETS/ETA scores of the domain training documents; return how many and which."""
     layout, c = recipe.layout, recipe.select.scores
+    c = with_model(c, "select.scores.model", layout) if c.model else c
     texts = task_example_texts([path for examples in c.task_examples for path in examples.files()])
-    partial = partial_folder(layout.score("model"))  # one folder per score inside
+    partial = fresh_partial(layout.score("model"))  # one folder per score inside
     if c.fasttext:
         scorer = FastTextTaskSimilarity(c.fasttext, texts, str(partial))
     else:
         scorer = BaseModelScorer(c.model, texts, str(partial), c.max_tokens, c.batch_size, c.device)
     domain_train = docs_reader(layout.corpus_docs("domain", "train"))
-    tasks = recipe.built_corpus().tasks
+    tasks = recipe.executor.tasks
     _run(recipe, [domain_train, scorer], "model_scores", tasks)  # one model in memory
     names = ["ets"] if c.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
     for name in names:

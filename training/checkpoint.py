@@ -9,7 +9,6 @@ kill at any moment leaves no folder that looks finished; a later run removes the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -25,46 +24,12 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from contracts.layout import EXPORT_MARKER
-
-PARTIAL = ".partial"
+from contracts.publish import PARTIAL, fresh_partial, partial_dir, publish
 
 
 def checkpoint_dir(checkpoints: Path, stage: str, step: int) -> Path:
     """`<stage>-<step>` in the run's checkpoint folder (`TrainLayout.checkpoints`)."""
     return checkpoints / f"{stage}-{step:07d}"
-
-
-def partial_dir(folder: Path) -> Path:
-    return folder.with_name(folder.name + PARTIAL)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """`path` holds its old text or the new one whenever the process is killed, never a torn mix."""
-    temporary = partial_dir(path)
-    with open(temporary, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    _fsync(path.parent)
-
-
-def publish(partial: Path, folder: Path) -> None:
-    """The fully written `partial` folder, synced to disk, takes the place of `folder`."""
-    for path in partial.rglob("*"):
-        if path.is_file():
-            _fsync(path)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    _fsync(folder.parent)
 
 
 def trainer_state(folder: Path) -> dict | None:
@@ -102,8 +67,7 @@ def save(folder: Path, model, optimizer, state: dict, keep: int = 2) -> None:
     )
     dist.barrier()
     if dist.get_rank() == 0:
-        (partial / "trainer.json").write_text(json.dumps(state, indent=2))
-        publish(partial, folder)
+        publish(partial, folder, ("trainer.json", json.dumps(state, indent=2)))
         for old in _complete(folder.parent)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     dist.barrier()
@@ -147,15 +111,13 @@ def export_hf(model, tokenizer, folder: Path, state: dict) -> None:
     if dist.get_rank() == 0:
         from transformers import AutoModelForCausalLM
 
-        partial = partial_dir(folder)
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = fresh_partial(folder)
         plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
         plain.load_state_dict(full)
         plain.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         marker = {k: v for k, v in state.items() if k != "data"}
-        (partial / EXPORT_MARKER).write_text(json.dumps(marker, indent=2))
-        publish(partial, folder)
+        publish(partial, folder, (EXPORT_MARKER, json.dumps(marker, indent=2)))
     dist.barrier()
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.layout import TrainLayout
+from contracts.models import ModelRef, export_ref, resolve_model
 from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe
 from training.data import TokenShards
 
@@ -88,7 +89,7 @@ class MixsweepConfig(Strict):
 
 
 class TrainConfig(Strict):
-    model: str | None = None  # hub id, local folder, or gguf:<path> / gguf:<package>/<file>
+    model: ModelRef | None = None  # hub id, folder, gguf:..., hf/<stage>...: contracts/models.py
     init: dict[str, Any] | None = None  # LlamaConfig arguments for a model built from scratch
     seq_len: int = Field(256, ge=8)
     micro_batch: int = Field(8, ge=1)  # sequences per process per forward
@@ -273,7 +274,8 @@ class RunConfig(RecipeBase):
         """The `train` fields of a run that starts where stage `index` starts: the main run's export
         of the stage before it, else the recipe's model (or `init`)."""
         if index:
-            return {"model": str(self.layout.train.export(self.train.stages[index - 1].name)), "init": None}
+            start = export_ref(self.train.stages[index - 1].name)  # made by the main run, trained first
+            return {"model": resolve_model(start, self.layout, check=False).path_or_id, "init": None}
         return {"model": self.train.model, "init": self.train.init}
 
     def _one_pass(self, stage: TrainStage) -> TrainStage:

@@ -13,13 +13,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch.distributed as dist
 
-from contracts.layout import GGUF_PREFIX, RunLayout
-from training.checkpoint import partial_dir, publish
+from contracts.layout import CONVERSION_MARKER, GGUF_PREFIX, RunLayout
+from contracts.models import ResolvedModel, resolve_model
+from contracts.publish import fresh_partial, publish
 from training.config import RunConfig
 
 
@@ -69,12 +69,11 @@ def converted_folder(path: Path, out: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     digest = sha256(path)
-    marker = out / "source.json"
+    marker = out / CONVERSION_MARKER
     recorded = json.loads(marker.read_text()) if marker.is_file() else {}
     if (recorded.get("sha256"), recorded.get("converter")) == (digest, CONVERTER):
         return out
-    partial = partial_dir(out)
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = fresh_partial(out)
     tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     # the weights are dequantized already; save_pretrained refuses a model still marked quantized, and
@@ -84,25 +83,29 @@ def converted_folder(path: Path, out: Path) -> Path:
     del model.config.quantization_config
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
-    (partial / "source.json").write_text(json.dumps(conversion(digest, str(path.resolve())), indent=2))
-    publish(partial, out)
+    publish(partial, out, (CONVERSION_MARKER, json.dumps(conversion(digest, str(path.resolve())), indent=2)))
     return out
 
 
-def resolve_model(model: str, layout: RunLayout) -> str:
-    """A hub id or folder as it is; a `gguf:` model as its folder in `layout.models` (converted once)."""
-    path = gguf_file(model)
-    return model if path is None else str(converted_folder(path, layout.converted_model(model)))
+def converted(ref: str, layout: RunLayout) -> ResolvedModel:
+    """`contracts.models.resolve_model`, a `gguf:` model converted into its folder first (once):
+    training and merging convert, the other stages only read the folder."""
+    model = resolve_model(ref, layout, check=False)
+    path = gguf_file(ref)
+    if path is not None:
+        converted_folder(path, Path(model.path_or_id))
+    return resolve_model(ref, layout)
 
 
 def with_model_folder(run: RunConfig) -> RunConfig:
-    """The run with a `gguf:` model replaced by its converted folder (rank 0 converts, once)."""
+    """The run with its model reference resolved: a `gguf:` model to its converted folder (rank 0
+    converts, once), an `hf/<stage>` export to its folder."""
     if run.train.model is None:
         return run
     shared: list = [None]
     if int(os.environ.get("RANK", 0)) == 0:
         try:
-            shared[0] = resolve_model(run.train.model, run.layout)
+            shared[0] = converted(run.train.model, run.layout).path_or_id
         except FileNotFoundError as e:  # every rank must learn of it, or the others wait forever
             shared[0] = e
     if dist.is_initialized():

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from contracts.publish import write_atomic
 from training import checkpoint
 from training.config import RunConfig, Schedule, TrainStage
 from training.data import PackedWindows, ReplayMixture, TokenShards, corpus_seed, validation_batches
@@ -163,7 +164,7 @@ class Trainer:
                     continue
                 if row["step"] < step or (row["step"] == step and row["stage"] == stage):
                     kept.append(line + "\n")
-            checkpoint.write_atomic(self.out.metrics, "".join(kept))
+            write_atomic(self.out.metrics, "".join(kept))
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()

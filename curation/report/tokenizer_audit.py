@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from contracts.layout import RunLayout
+from contracts.models import resolve_model
 from curation.config import CorpusRecipe
 from curation.report.stats import records
 from figures import new_figure, save_figure
@@ -37,13 +38,14 @@ hiragana) is a word: 日本銀行は → 日本銀行, は. Applied to every doc
 
 
 def audit_sources(recipe: CorpusRecipe) -> dict[str, str]:
-    """The tokenizers a recipe audits, by label: the corpus's, the model's when it has its own (a
-    folder, a hub id, or the folder a `gguf:` model is converted into), and `tokenizer.audit`'s."""
+    """The tokenizers a recipe audits, by label: the corpus's, the model's when it has its own (the
+    folder or hub id its reference names: `contracts.models`), and `tokenizer.audit`'s. A model not
+    there yet (not converted, not trained) is reported as not found by the audit, not fatal."""
     layout = recipe.layout
     sources = {"corpus": str(layout.tokenizer)}
     model = recipe.train.model if recipe.train else None
     if model:
-        sources["model"] = str(layout.converted_model(model) or model)
+        sources["model"] = resolve_model(model, layout, check=False).path_or_id
     for source in recipe.tokenizer.audit:
         path = Path(source)
         name = path.stem if path.suffix in (".json", ".model") else path.name

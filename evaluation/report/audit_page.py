@@ -9,6 +9,7 @@ from html import escape
 import numpy as np
 
 from contracts.layout import RunLayout
+from contracts.publish import write_atomic
 from evaluation.report.formatting import DPI, or_none
 from figures import figure_html, new_figure, page_html, table_html
 
@@ -17,8 +18,8 @@ BUCKETS = ("clean", "partial", "dirty", "too_short")
 
 def write_audit(layout: RunLayout, result: dict, worst: int) -> None:
     """`audit/contamination.json` and `audit/report.html` with the `worst` items' passages."""
-    layout.audit_result.write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    layout.audit_report.write_text(render_audit_report(result, worst))
+    write_atomic(layout.audit_result, json.dumps(result, indent=2, ensure_ascii=False))
+    write_atomic(layout.audit_report, render_audit_report(result, worst))
 
 
 def _bucket_plot(tasks: dict) -> str:

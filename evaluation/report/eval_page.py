@@ -7,14 +7,15 @@ import json
 from html import escape
 
 from contracts.layout import RunLayout
+from contracts.publish import write_atomic
 from evaluation.report.formatting import DPI, format_seconds, format_tokens, headline, or_none
 from figures import figure_html, new_figure, page_html, table_html
 
 
 def write_eval(layout: RunLayout, results: dict) -> None:
     """`eval/results.json` (for re-analysis and the audit's clean subset) and `eval/report.html`."""
-    layout.eval_results.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    layout.eval_report.write_text(render_eval_report(results))
+    write_atomic(layout.eval_results, json.dumps(results, indent=2, ensure_ascii=False))
+    write_atomic(layout.eval_report, render_eval_report(results))
 
 
 def _headline_plot(results: dict) -> str:

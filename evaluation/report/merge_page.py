@@ -7,13 +7,14 @@ import json
 from html import escape
 
 from contracts.layout import RunLayout
+from contracts.publish import write_atomic
 from figures import figure_html, new_figure, page_html, table_html
 
 
 def write_merges(layout: RunLayout, result: dict) -> None:
     """`merge/pareto.json` and `merge/report.html`."""
-    layout.merge_pareto.write_text(json.dumps(result, indent=2))
-    layout.merge_report.write_text(render_merge_report(result))
+    write_atomic(layout.merge_pareto, json.dumps(result, indent=2))
+    write_atomic(layout.merge_report, render_merge_report(result))
 
 
 def _plot(models: dict) -> str:

@@ -352,6 +352,28 @@ def _eval_recipe(tmp_path, eval_section: dict, name: str = "guarded"):
     return path
 
 
+def test_eval_models_are_model_references(tmp_path):
+    """`hf/<stage>` and `selections/<selection>/hf/<stage>` name the run's exports (labelled as the
+    run's own exports are); a `gguf:` model not converted yet says to run `make model`."""
+    from evaluation.config import EvalError, load_eval_config
+    from evaluation.harness import choose_models
+
+    train = TrainLayout(tmp_path / "out" / "guarded" / "train")
+    rand = TrainLayout(train.root / "selections" / "rand")
+    for folder in (train.export("cpt"), rand.export("cpt")):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "export.json").write_text("{}")
+    section = {"models": ["hf/cpt", "selections/rand/hf/cpt"]}
+    assert choose_models(load_eval_config(_eval_recipe(tmp_path, section))) == {
+        "cpt": str(train.export("cpt")),
+        "cpt-rand": str(rand.export("cpt")),
+    }
+    section["reference_models"] = {"original": "gguf:some_package/Model.Q4_1.gguf"}
+    with pytest.raises(EvalError, match=r"eval\.reference_models\.original: .*run `make model`"):
+        choose_models(load_eval_config(_eval_recipe(tmp_path, section)))
+
+
 def _demo_rows(n: int) -> list[dict]:
     from conftest import ROOT
 

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from contracts.layout import EXPORT_MARKER, TrainLayout
+from contracts.publish import partial_dir
 from training import checkpoint
 
 
@@ -64,7 +65,7 @@ def test_incomplete_checkpoints_are_skipped_and_removed(world_of_one, model_and_
     checkpoint.save(good, model, optimizer, state(0, "main", 4, 4))
     draw = torch.rand(3)
     # what kills leave: shards of a save in progress, and a checkpoint whose trainer.json is torn
-    partial = checkpoint.partial_dir(checkpoint.checkpoint_dir(checkpoints, "main", 8))
+    partial = partial_dir(checkpoint.checkpoint_dir(checkpoints, "main", 8))
     partial.mkdir()
     (partial / "__0_0.distcp").write_bytes(b"\0" * 64)
     torn = checkpoint.checkpoint_dir(checkpoints, "main", 12)
@@ -99,6 +100,6 @@ def test_an_export_appears_only_complete(world_of_one, model_and_optimizer, tiny
     assert not checkpoint.exported(folder, end)
     checkpoint.export_hf(model, tokenizer, folder, end)
     assert (folder / "config.json").is_file() and (folder / EXPORT_MARKER).is_file()
-    assert not checkpoint.partial_dir(folder).exists()
+    assert not partial_dir(folder).exists()
     assert checkpoint.exported(folder, end)
     assert not checkpoint.exported(folder, state(0, "main", 12, 12))

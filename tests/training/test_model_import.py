@@ -12,7 +12,8 @@ from conftest import ROOT, SAMPLES
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from contracts.layout import RunLayout
-from training.model_import import gguf_file, resolve_model
+from contracts.models import resolve_model
+from training.model_import import converted, gguf_file
 
 CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}<|endoftext|>{% endfor %}"
 
@@ -98,8 +99,10 @@ def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     text = (SAMPLES / "general" / "python" / "python-tutorial-appetite.html").read_text()[:2000]
     layout = RunLayout(tmp_path / "out", "any")
     models = layout.models
-    folder = resolve_model(f"gguf:{tiny_gguf}", layout)
-    assert folder == str(models / "tiny-model")
+    with pytest.raises(FileNotFoundError, match="`make model`"):  # what stages that do not convert see
+        resolve_model(f"gguf:{tiny_gguf}", layout)
+    folder = converted(f"gguf:{tiny_gguf}", layout).path_or_id
+    assert folder == str(models / "tiny-model") == resolve_model(f"gguf:{tiny_gguf}", layout).path_or_id
     assert "quantization_config" not in json.loads((models / "tiny-model" / "config.json").read_text())
     loaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     own = AutoTokenizer.from_pretrained(folder)
@@ -108,13 +111,13 @@ def test_gguf_converts_once_to_the_same_model(tiny, tiny_gguf, tmp_path):
     assert torch.allclose(logits(loaded, own, text), logits(model, tokenizer, text), atol=1e-5)
     weights = models / "tiny-model" / "model.safetensors"
     written = weights.stat().st_mtime_ns
-    assert resolve_model(f"gguf:{tiny_gguf}", layout) == folder
+    assert converted(f"gguf:{tiny_gguf}", layout).path_or_id == folder
     assert weights.stat().st_mtime_ns == written, "an unchanged source is not converted again"
 
     with torch.no_grad():
         model.lm_head.weight.mul_(2)
     write_gguf(model, tokenizer, tiny_gguf)
-    resolve_model(f"gguf:{tiny_gguf}", layout)
+    converted(f"gguf:{tiny_gguf}", layout)
     reloaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     assert torch.allclose(logits(reloaded, own, text), logits(model, tokenizer, text), atol=1e-5)
     with torch.no_grad():

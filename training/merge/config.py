@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from contracts.models import ModelRef
 from contracts.recipe import RecipeBase, SafeName, Strict
 
 
@@ -51,8 +52,7 @@ class ModelParameters(Strict):
 
 
 class InputModel(Strict):
-    # hf/<stage>, selections/<selection>/hf/<stage>, gguf:..., a folder, or a hub id
-    model: str = Field(min_length=1)
+    model: ModelRef  # hf/<stage>, selections/<selection>/hf/<stage>, gguf:..., a folder, or a hub id
     parameters: ModelParameters = ModelParameters()
 
 
@@ -67,11 +67,11 @@ class Merge(Strict):
     """One output: the first model gives its config, shapes and (by default) tokenizer."""
 
     merge_method: MethodName
-    base_model: str | None = None
+    base_model: ModelRef | None = None
     models: list[InputModel] = Field(min_length=1)
     parameters: MethodParameters = MethodParameters()
     dtype: Literal["float32", "bfloat16", "float16"] | None = None  # None: each tensor's, as first model
-    tokenizer_source: str | None = None  # None: the first model's tokenizer
+    tokenizer_source: ModelRef | None = None  # None: the first model's tokenizer
     seed: int = Field(0, ge=0)  # DARE's random masks
     interpolate: list[float] | None = Field(None, min_length=1)  # linear of two: (1−t)·first + t·second
 

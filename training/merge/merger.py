@@ -17,13 +17,12 @@ from pathlib import Path
 
 import torch
 
-from contracts.layout import EXPORT_MARKER, GGUF_PREFIX, RunLayout
-from contracts.recipe import UnsafePathError, safe_name
-from training.checkpoint import partial_dir, publish
+from contracts.layout import EXPORT_MARKER, RunLayout
+from contracts.publish import fresh_partial, publish
 from training.merge.config import Merge, MergeError, MergeRecipe
 from training.merge.methods import merge_tensor
 from training.merge.shards import DTYPES, Header, Weights, write_weights
-from training.model_import import resolve_model
+from training.model_import import converted
 
 MAX_SHARD_SIZE = 2 * 1024**3  # bytes per output safetensors file
 OUTPUT_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
@@ -39,34 +38,14 @@ class Source:
     path: Path
 
 
-def _export(ref: str, layout: RunLayout) -> Path | None:
-    match ref.split("/"):
-        case ["hf", stage]:
-            return layout.train.export(safe_name(stage))
-        case ["selections", selection, "hf", stage]:
-            return layout.train_run(safe_name(selection)).export(safe_name(stage))
-    return None
-
-
 def resolve(ref: str, key: str, layout: RunLayout) -> Source:
-    """A stage export (complete), a `gguf:` model's converted folder, a folder, or a hub snapshot."""
+    """The folder `ref` names (`contracts.models`; a `gguf:` model converted once), or a hub snapshot."""
     try:
-        export = _export(ref, layout)
-    except UnsafePathError as e:
+        model = converted(ref, layout)
+    except (FileNotFoundError, ValueError) as e:
         raise MergeError(f"{key}: {e}") from None
-    if export is not None:
-        if not (export / EXPORT_MARKER).is_file():
-            raise MergeError(f"{key}: {ref}: {export} is no complete export: run `make train` first")
-        return Source(key, ref, export)
-    if ref.startswith(GGUF_PREFIX):
-        try:
-            return Source(key, ref, Path(resolve_model(ref, layout)))
-        except FileNotFoundError as e:
-            raise MergeError(f"{key}: {e}") from None
-    if Path(ref).is_dir():
-        return Source(key, ref, Path(ref))
-    if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
-        raise MergeError(f"{key}: {ref}: no such folder (and not a hub id `owner/name`)")
+    if model.kind != "hub":
+        return Source(key, ref, Path(model.path_or_id))
     from huggingface_hub import snapshot_download
 
     try:
@@ -211,9 +190,7 @@ class Inputs:
 
 def write_merge(spec: Merge, inputs: Inputs, merger: TensorMerger, weights: list[float], out: Path) -> None:
     """One output folder, written beside its place and renamed into it once complete."""
-    partial = partial_dir(out)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial = fresh_partial(out)
     tensor = lambda name: merger.tensor(name, weights)  # noqa: E731
     write_weights(partial, merger.header(), tensor, MAX_SHARD_SIZE, f"merge {out.name}")
     write_config(inputs.models[0].path, partial, spec.dtype)
@@ -226,8 +203,7 @@ def write_merge(spec: Merge, inputs: Inputs, merger: TensorMerger, weights: list
         "tokenizer": inputs.tokenizer.ref,
         "merge_hash": merge_hash(spec, weights, inputs.all),
     }
-    (partial / EXPORT_MARKER).write_text(json.dumps(marker, indent=2))
-    publish(partial, out)
+    publish(partial, out, (EXPORT_MARKER, json.dumps(marker, indent=2)))
 
 
 def run_merge(name: str, spec: Merge, layout: RunLayout) -> list[Path]:

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from contracts.publish import write_atomic
 from training.config import RunConfig
 from training.mixsweep.law import Law, bootstrap, critical_ratio, fit_law, leave_one_out
 from training.report import write_report
@@ -115,10 +116,10 @@ def snippet(run: RunConfig, fit: dict) -> str:
 def write_mixsweep(run: RunConfig, results: list[dict]) -> str:
     """runs.jsonl, fit.json, mixture.yaml and report.html; returns the summary to print."""
     layout = run.layout
-    layout.mixsweep_runs.write_text("".join(json.dumps(r) + "\n" for r in results))
+    write_atomic(layout.mixsweep_runs, "".join(json.dumps(r) + "\n" for r in results))
     fit = fit_sweep(run, results)
-    layout.mixsweep_fit.write_text(json.dumps(fit, indent=2))
-    layout.mixsweep_snippet.write_text(snippet(run, fit))
+    write_atomic(layout.mixsweep_fit, json.dumps(fit, indent=2))
+    write_atomic(layout.mixsweep_snippet, snippet(run, fit))
     write_report(layout.mixsweep_report, results, fit)
     ratio = fit["critical_ratio"]
     interval = fit["critical_ratio_interval"]

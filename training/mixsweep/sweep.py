@@ -15,8 +15,8 @@ from pathlib import Path
 import torch.distributed as dist
 
 from contracts.layout import EXPORT_MARKER
+from contracts.publish import write_atomic
 from contracts.recipe import remove_under
-from training.checkpoint import write_atomic
 from training.config import RunConfig
 from training.data import TokenShards, blend
 from training.report import read_metrics
