@@ -32,7 +32,8 @@ from contracts.contamination import (
 from contracts.recipe import remove_under
 from evaluation.config import RunConfig
 from evaluation.intervals import bootstrap_interval
-from evaluation.report import headline, write_audit
+from evaluation.metrics import headline
+from evaluation.report import write_audit
 
 CLEAN_BELOW, DIRTY_FROM = 0.2, 0.8  # Llama-2's buckets, by the share of item tokens covered
 CONTEXT_CHARS = 160  # document text shown each side of a match

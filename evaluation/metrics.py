@@ -217,3 +217,9 @@ def score_generation(
     if "numeric" in chosen:
         chosen["numeric"] = partial(numeric_match, tolerance=tolerance)
     return {name: metric(prediction, item) for name, metric in chosen.items()}
+
+
+def headline(entry: dict) -> str:
+    """A task's headline metric: acc for multiple choice, the first configured for generation
+    (results written before generative tasks have no `metrics`: acc)."""
+    return entry.get("metrics", ["acc"])[0]

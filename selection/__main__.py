@@ -2,7 +2,6 @@
 `selection.run`, the summaries in `selection.report.console`); `validate RECIPE` only checks the
 recipe."""
 
-import argparse
 import sys
 import time
 
@@ -55,22 +54,21 @@ def select(console: Console, recipe: SelectRecipe) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selection")
-    parser.add_argument("command", choices=["run", "validate"])
-    parser.add_argument("recipe")
-    args = parser.parse_args(argv)
+def main(argv: list[str]) -> int:
     console = Console(stderr=True)
+    if len(argv) != 2 or argv[0] not in ("run", "validate"):
+        console.print("usage: python -m selection run|validate RECIPE")
+        return 2
     try:
-        recipe = load_select_recipe(args.recipe)
+        recipe = load_select_recipe(argv[1])
     except RecipeError as e:
         console.print(f"[red]{e}[/red]", highlight=False, soft_wrap=True)
         return 2
-    if args.command == "validate":
-        console.print(f"{args.recipe}: ok")
+    if argv[0] == "validate":
+        console.print(f"{argv[1]}: ok")
         return 0
     return select(console, recipe)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

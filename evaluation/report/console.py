@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from evaluation.report.formatting import format_seconds, format_tokens, headline
+from evaluation.metrics import headline
+from evaluation.report.formatting import format_seconds, format_tokens
 
 
 def _task_console(name: str, results: dict) -> Table:

@@ -8,7 +8,8 @@ from html import escape
 
 from contracts.layout import RunLayout
 from contracts.publish import write_atomic
-from evaluation.report.formatting import DPI, format_seconds, format_tokens, headline, or_none
+from evaluation.metrics import headline
+from evaluation.report.formatting import DPI, format_seconds, format_tokens, or_none
 from figures import figure_html, new_figure, page_html, table_html
 
 

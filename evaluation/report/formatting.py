@@ -19,9 +19,3 @@ def format_seconds(s: float) -> str:
 
 def or_none(rows: list[list]) -> list[list]:
     return rows or [["none"]]
-
-
-def headline(entry: dict) -> str:
-    """A task's headline metric: acc for multiple choice, the first configured for generation
-    (results written before generative tasks have no `metrics`: acc)."""
-    return entry.get("metrics", ["acc"])[0]
