@@ -19,9 +19,9 @@ from contracts.executor import ExecutorConfig
 from contracts.items import TaskGlob
 from contracts.recipe import RecipeBase, RecipeError, Strict, load_recipe, recipe_error
 from contracts.tokens import EOS_TOKEN, ShardSettings
+from curation.filters.registry import HEURISTIC_FILTERS
 
 FORMATS = ("pdf", "html", "warc", "jsonl", "parquet", "hf")
-HEURISTIC_FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 SOURCE_KINDS = ("web", "document")
 
 
@@ -271,7 +271,8 @@ class CorpusRecipe(RecipeBase):
     normalise: NormaliseConfig = NormaliseConfig()
     languages: LanguageConfig = LanguageConfig()
     passages: PassageConfig = PassageConfig()
-    # source kind -> language -> filter -> datatrove keyword arguments (or false: switched off)
+    # source kind -> language -> filter (curation/filters/registry.py) -> its keyword arguments, or
+    # true (on, with its defaults) or false (off)
     filters: dict[str, dict[str, dict[str, dict[str, Any] | bool]]] = {}
     dedup: DedupConfig = DedupConfig()
     pii: PiiConfig = PiiConfig()

@@ -5,13 +5,16 @@ other intermediate documents and dedup files in `work/<folder>/`. `logs/<stage>/
 logs, per-task stats, completion markers and the stage's fingerprint (its recipe sections, benchmark
 files, and for `extract` the input listing): a changed fingerprint reruns the stage and every later
 one. `rejected/<step>/` holds every dropped document, with `rejected_step` and `rejected_reason`.
+
+A stage declares in one place the recipe sections it reads and the rejected folders it writes; its
+fingerprint, the folders a rerun empties, its rejected writers and the report's default reasons all
+come from that declaration.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from datatrove.pipeline.readers.base import BaseDiskReader
 from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
 from contracts.fasttext import FastTextSettings
+from contracts.publish import write_atomic
 from contracts.recipe import remove_under
 from contracts.rejected import RejectedWriter
 from contracts.tokens import shard_writer
@@ -60,20 +64,24 @@ from curation.transforms import ReadingComprehension
 CORPORA = ("domain", "replay")
 SPLITS = ("train", "val")
 RENAMED_STAGES = {"select": "route"}  # a run folder made before the rename reruns from the new name
-EXTRACT_REJECTS = ("read", "pdf", "html", "language", "passages", "passages_cut", "heuristics")
+
+Rejected = Callable[[str], RejectedWriter]  # a stage's writer for `rejected/<step>/`, by step
 
 
 @dataclass
 class CorpusStage:
-    """One datatrove executor, declared: the folders it reads and owns, its task count, what reruns
-    it, and its steps (built when the executor is)."""
+    """One datatrove executor, declared: the folders it reads and owns, its task count, the recipe
+    sections and rejected folders it uses, and its steps (built when the executor is)."""
 
     name: str
     inputs: list[Path]  # what it reads: the recipe's inputs, or earlier stages' outputs
-    outputs: list[Path]  # what it owns: emptied when it reruns
+    outputs: list[Path]  # what it owns besides its `rejects`: emptied when it reruns
     tasks: int
-    fingerprint_keys: tuple[str, ...]  # recipe sections whose change reruns it (and every later stage)
-    steps: Callable[[], list]
+    sections: tuple[str, ...]  # recipe sections it reads: their change reruns it (and every later stage)
+    steps: Callable[[Rejected], list]  # given the writers of its `rejects` (`CorpusPipeline.build`)
+    # rejected/<step>/ folders it writes (emptied when it reruns) -> the reason of drops its step
+    # counts without one (None: its filter names each; the writer falls back to the folder's name)
+    rejects: dict[str, str | None] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # inputs outside the recipe (benchmark files)
     listing: list = field(default_factory=list)  # input files by name, size and time (too big to hash)
     fingerprint: str = field(default="")
@@ -87,10 +95,12 @@ class CorpusPipeline:
         self.layout = recipe.layout
         self.tasks = recipe.executor.tasks
         self.work = self.layout.work
+        # datatrove step -> the default reason its rejected writer gives (filled as steps are built)
+        self.default_reasons: dict[str, str] = {}
         self.stages = self._stages()
         previous = ""
         for stage in self.stages:
-            sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.fingerprint_keys}
+            sections = {k: recipe.model_dump(mode="json").get(k) for k in stage.sections}
             files = {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in stage.files}
             payload = json.dumps(
                 [previous, stage.name, stage.tasks, sections, files, stage.listing],
@@ -100,8 +110,29 @@ class CorpusPipeline:
             stage.fingerprint = previous = hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # ---- helpers -------------------------------------------------------------------------------
-    def rejected(self, step: str, default_reason: str | None = None) -> RejectedWriter:
-        return RejectedWriter(str(self.layout.rejected / step), step, default_reason)
+    def owned(self, stage: CorpusStage) -> list[Path]:
+        """What a rerun of the stage empties: its outputs and its declared rejected folders."""
+        return [*stage.outputs, *(self.layout.rejected / step for step in stage.rejects)]
+
+    def build(self, stage: CorpusStage) -> list:
+        """The stage's steps, with writers for its declared rejected folders only: another raises
+        here, before any stage runs, since a rerun would not empty it. Records the writers' default
+        reasons for the report."""
+
+        def rejected(step: str) -> RejectedWriter:
+            if step not in stage.rejects:
+                raise ValueError(
+                    f"stage `{stage.name}` writes rejected/{step}/ without declaring it: add "
+                    f"{step!r} to its `rejects`, so a rerun of the stage empties that folder"
+                )
+            return RejectedWriter(str(self.layout.rejected / step), step, stage.rejects[step])
+
+        steps = stage.steps(rejected)
+        for step in steps:
+            writer = getattr(step, "exclusion_writer", None)
+            if isinstance(writer, RejectedWriter) and stage.rejects.get(writer.step):
+                self.default_reasons[str(step)] = writer.default_reason  # datatrove's stats name
+        return steps
 
     def reader(self, folder: Path) -> StageReader:
         return StageReader(str(folder), glob_pattern="*.jsonl.gz")
@@ -220,19 +251,22 @@ class CorpusPipeline:
         return CorpusStage(
             name="extract",
             inputs=[Path(src.path) for src in self.recipe.inputs],
-            outputs=[self.work / "filtered", *(self.layout.rejected / step for step in EXTRACT_REJECTS)],
+            outputs=[self.work / "filtered"],
             tasks=self.tasks,
-            fingerprint_keys=("inputs", "extract", "normalise", "languages", "passages", "filters"),
+            sections=("inputs", "extract", "normalise", "languages", "passages", "filters"),
             steps=self._extract_steps,
+            rejects=dict.fromkeys(
+                ("read", "pdf", "html", "language", "passages", "passages_cut", "heuristics")
+            ),
             listing=self._input_listing(),
         )
 
-    def _extract_steps(self) -> list:
+    def _extract_steps(self, rejected: Rejected) -> list:
         r = self.recipe
         steps = [
             *self._input_readers(),
-            ReadLimits(r.extract.max_text_chars, self.rejected("read")),
-            *self._extractors(self.rejected).values(),
+            ReadLimits(r.extract.max_text_chars, rejected("read")),
+            *self._extractors(rejected).values(),
         ]
         if r.normalise.ftfy:
             steps.append(FTFYFormatter())
@@ -240,19 +274,19 @@ class CorpusPipeline:
             steps.append(NfkcFormatter())
         lang, keep = r.languages, r.languages.keep
         steps += [
-            OfflineLanguageFilter(keep, lang.threshold, lang.passage_threshold, self.rejected("language")),
+            OfflineLanguageFilter(keep, lang.threshold, lang.passage_threshold, rejected("language")),
             PassageFilter(
                 heuristic_judges("document", keep, r.filters, passages=True),
                 r.passages.min_chars,
                 r.passages.target_chars,
                 r.passages.min_repeats,
                 r.passages.split,
-                exclusion_writer=self.rejected("passages"),
-                cut_writer=self.rejected("passages_cut"),
+                exclusion_writer=rejected("passages"),
+                cut_writer=rejected("passages_cut"),
             ),
             HeuristicFilter(
                 {kind: heuristic_judges(kind, keep, r.filters) for kind in SOURCE_KINDS},
-                self.rejected("heuristics"),
+                rejected("heuristics"),
             ),
             self.writer(self.work / "filtered"),
         ]
@@ -267,8 +301,8 @@ class CorpusPipeline:
                 inputs=[w / "filtered"],
                 outputs=[w / "exact_sigs"],
                 tasks=self.tasks,
-                fingerprint_keys=("dedup",),
-                steps=lambda: [
+                sections=("dedup",),
+                steps=lambda _: [
                     self.reader(w / "filtered"),
                     ExactDedupSignature(str(w / "exact_sigs"), config),
                 ],
@@ -278,85 +312,92 @@ class CorpusPipeline:
                 inputs=[w / "exact_sigs"],
                 outputs=[w / "exact_dups"],
                 tasks=1,
-                fingerprint_keys=(),
-                steps=lambda: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), config)],
+                sections=(),
+                steps=lambda _: [ExactFindDedups(str(w / "exact_sigs"), str(w / "exact_dups"), config)],
             ),
             CorpusStage(
                 name="exact_filter",
                 inputs=[w / "filtered", w / "exact_dups"],
-                outputs=[w / "exact", self.layout.rejected / "exact_dedup"],
+                outputs=[w / "exact"],
                 tasks=self.tasks,
-                fingerprint_keys=(),
-                steps=lambda: [
+                sections=(),
+                steps=lambda rejected: [
                     self.reader(w / "filtered"),
-                    ExactDedupFilter(
-                        str(w / "exact_dups"),
-                        config,
-                        exclusion_writer=self.rejected("exact_dedup", "exact_duplicate"),
-                    ),
+                    ExactDedupFilter(str(w / "exact_dups"), config, exclusion_writer=rejected("exact_dedup")),
                     self.writer(w / "exact"),
                 ],
+                rejects={"exact_dedup": "exact_duplicate"},
             ),
         ]
 
     def _minhash_clusters(self) -> list[CorpusStage]:
         """datatrove's MinHash stages up to the clusters; `dedup_filter` drops all but one of each."""
-        w, mh, config = self.work, self.recipe.dedup.minhash, self._minhash_config()
+        w, mh = self.work, self.recipe.dedup.minhash
         return [
             CorpusStage(
                 name="minhash_signatures",
                 inputs=[self._unique],
                 outputs=[w / "mh_sigs"],
                 tasks=self.tasks,
-                fingerprint_keys=("dedup",),
-                steps=lambda: [
-                    self.reader(self._unique),
-                    FastMinhashSignature(str(w / "mh_sigs"), config, mh.char_ngrams, mh.char_ngram_languages),
-                ],
+                sections=("dedup",),
+                steps=lambda _: [self.reader(self._unique), self._minhash_signature()],
             ),
             CorpusStage(
                 name="minhash_buckets",
                 inputs=[w / "mh_sigs"],
                 outputs=[w / "mh_buckets"],
                 tasks=mh.buckets,
-                fingerprint_keys=(),
-                steps=lambda: [MinhashDedupBuckets(str(w / "mh_sigs"), str(w / "mh_buckets"), config=config)],
+                sections=(),
+                steps=lambda _: [
+                    MinhashDedupBuckets(
+                        str(w / "mh_sigs"), str(w / "mh_buckets"), config=self._minhash_config()
+                    )
+                ],
             ),
             CorpusStage(
                 name="minhash_cluster",
                 inputs=[w / "mh_buckets"],
                 outputs=[w / "mh_clusters"],
                 tasks=1,
-                fingerprint_keys=(),
-                steps=lambda: [
+                sections=(),
+                steps=lambda _: [
                     MinhashDedupCluster(
-                        str(w / "mh_buckets"), str(w / "mh_clusters"), config=config, save_cluster_size=True
+                        str(w / "mh_buckets"),
+                        str(w / "mh_clusters"),
+                        config=self._minhash_config(),
+                        save_cluster_size=True,
                     )
                 ],
             ),
         ]
 
+    def _minhash_signature(self) -> FastMinhashSignature:
+        mh = self.recipe.dedup.minhash
+        return FastMinhashSignature(
+            str(self.work / "mh_sigs"), self._minhash_config(), mh.char_ngrams, mh.char_ngram_languages
+        )
+
     def _dedup_filter(self) -> CorpusStage:
         clusters = [self.work / "mh_clusters"] if self.recipe.dedup.minhash else []
-        rejected = self.layout.rejected
         return CorpusStage(
             name="dedup_filter",
             inputs=[self._unique, *clusters],
-            outputs=[self.work / "deduped", rejected / "minhash_dedup", rejected / "decontaminate"],
+            outputs=[self.work / "deduped"],
             tasks=self.tasks,
-            fingerprint_keys=("pii", "decontaminate"),
+            sections=("pii", "decontaminate"),
             steps=self._dedup_filter_steps,
+            rejects={"minhash_dedup": "near_duplicate", "decontaminate": None},
             files=self._decontamination_files(),
         )
 
-    def _dedup_filter_steps(self) -> list:
+    def _dedup_filter_steps(self, rejected: Rejected) -> list:
         r = self.recipe
         steps: list = [self.reader(self._unique)]
         if r.dedup.minhash:
             steps.append(
                 MinhashClusterFilter(
                     str(self.work / "mh_clusters"),
-                    exclusion_writer=self.rejected("minhash_dedup", "near_duplicate"),
+                    exclusion_writer=rejected("minhash_dedup"),
                     load_cluster_sizes=True,
                 )
             )
@@ -371,7 +412,7 @@ class CorpusPipeline:
                     d.margin_chars,
                     d.min_fragment_chars,
                     d.max_spans,
-                    exclusion_writer=self.rejected("decontaminate"),
+                    exclusion_writer=rejected("decontaminate"),
                 )
             )
         steps.append(self.writer(self.work / "deduped"))
@@ -388,12 +429,16 @@ class CorpusPipeline:
             inputs=[self.work / "filtered", self.layout.rejected],
             outputs=[self.layout.classifiers],
             tasks=1 + (clf.quality is not None),  # one task per classifier
-            fingerprint_keys=("classifiers",),
-            steps=lambda: [
-                self._trainer("domain", clf.domain, 0),
-                *([self._trainer("quality", clf.quality, 1)] if clf.quality else []),
-            ],
+            sections=("classifiers",),
+            steps=self._trainers,
         )
+
+    def _trainers(self, _: Rejected) -> list[ClassifierTrainer]:
+        clf = self.recipe.classifiers
+        return [
+            self._trainer("domain", clf.domain, 0),
+            *([self._trainer("quality", clf.quality, 1)] if clf.quality else []),
+        ]
 
     def _trainer(self, label: str, clf: ClassifierConfig, task: int) -> ClassifierTrainer:
         """Task `task` trains `label`; seed files that are inputs too are read as extracted."""
@@ -417,13 +462,14 @@ class CorpusPipeline:
         return CorpusStage(
             name="route",
             inputs=[self.work / "deduped", self.layout.classifiers],
-            outputs=[self.layout.docs, self.layout.rejected / "quality"],
+            outputs=[self.layout.docs],
             tasks=self.tasks,
-            fingerprint_keys=("output", "transform"),
+            sections=("output", "transform"),
             steps=self._route_steps,
+            rejects={"quality": None},
         )
 
-    def _route_steps(self) -> list:
+    def _route_steps(self, rejected: Rejected) -> list:
         clf, out = self.recipe.classifiers, self.recipe.output
         models = self.layout.classifiers
         steps: list = [self.reader(self.work / "deduped")]
@@ -434,7 +480,7 @@ class CorpusPipeline:
                     "quality",
                     clf.quality.threshold,
                     clf.quality.max_chars,
-                    exclusion_writer=self.rejected("quality"),
+                    exclusion_writer=rejected("quality"),
                 )
             )
         steps.append(
@@ -460,8 +506,8 @@ class CorpusPipeline:
             inputs=[self.layout.docs],
             outputs=[self.layout.tokenizer],
             tasks=1,
-            fingerprint_keys=("tokenizer",),
-            steps=lambda: [self._tokenizer_builder()],
+            sections=("tokenizer",),
+            steps=lambda _: [self._tokenizer_builder()],
         )
 
     def _tokenizer_builder(self) -> TokenizerBuilder:
@@ -494,11 +540,11 @@ class CorpusPipeline:
             inputs=[self.layout.docs, self.layout.tokenizer],
             outputs=[self.layout.tokens],
             tasks=self.tasks,
-            fingerprint_keys=(),
+            sections=(),
             steps=self._tokenize_steps,
         )
 
-    def _tokenize_steps(self) -> list:
+    def _tokenize_steps(self, _: Rejected) -> list:
         r, jobs = self.recipe, []
         for corpus in CORPORA:
             for split in SPLITS:
@@ -525,9 +571,15 @@ class CorpusPipeline:
             inputs=[layout.docs, layout.rejected, layout.classifiers, layout.tokens, layout.tokenizer],
             outputs=[],  # stats.json, report.html and the tokenizer audit are rewritten on every run
             tasks=1,
-            fingerprint_keys=(),
-            steps=lambda: [
-                CorpusReport(layout, [stage.name for stage in self.stages], audit_sources(self.recipe))
+            sections=(),
+            # the default reasons are filled as every stage's steps are built, all before any runs
+            steps=lambda _: [
+                CorpusReport(
+                    layout,
+                    [stage.name for stage in self.stages],
+                    audit_sources(self.recipe),
+                    self.default_reasons,
+                )
             ],
         )
 
@@ -547,13 +599,10 @@ class CorpusPipeline:
                         f"recipe or inputs changed since the last run: recomputing from stage `{stage.name}`"
                     )
                 stale = True
-                for folder in [*stage.outputs, self.logs(stage.name)]:  # the marker last
+                for folder in [*self.owned(stage), self.logs(stage.name)]:  # the marker last
                     remove_under(run_dir, folder)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            partial = marker.with_name(marker.name + ".tmp")
-            partial.write_text(stage.fingerprint)
-            os.replace(partial, marker)  # a crash leaves the old fingerprint or the new, never half
-        owned = {folder for stage in self.stages for folder in stage.outputs}
+            write_atomic(marker, stage.fingerprint)  # a crash leaves the old fingerprint or the new
+        owned = {folder for stage in self.stages for folder in self.owned(stage)}
         for folder in self.layout.rejected.glob("*"):
             if folder not in owned:  # a step the recipe no longer has (e.g. dedup switched off)
                 remove_under(run_dir, folder)
@@ -579,7 +628,7 @@ class CorpusPipeline:
         chain = []
         for stage in self.stages:
             common = {
-                "pipeline": stage.steps(),
+                "pipeline": self.build(stage),
                 "tasks": stage.tasks,
                 "workers": min(ex.workers, stage.tasks),
                 "logging_dir": str(self.logs(stage.name)),

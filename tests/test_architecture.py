@@ -1,6 +1,8 @@
-"""The package boundaries, read from the source with `ast`: stages meet only in `contracts` and on disk."""
+"""The package boundaries, read from the source with `ast`: stages meet only in `contracts` and on disk;
+and the corpus stages' declarations, which their fingerprints and reruns rely on."""
 
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,64 @@ def test_no_function_is_longer_than_a_screen():
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, "\n".join(long)
+
+
+# CorpusRecipe fields that no stage fingerprints, and why that is safe
+UNFINGERPRINTED = {
+    "executor": "how and where tasks run, not what they write; each stage's task count is in its fingerprint",
+    "name": "where the run lives (out/<name>/), not what it holds",
+    "output_dir": "where the run lives, not what it holds",
+    "eval": "read only for decontamination's benchmark files, which `dedup_filter` hashes in its `files`",
+    "train": "read only for the model tokenizer the report audits, and the report reruns every time",
+}
+
+
+def default_corpus_pipeline(monkeypatch):
+    from curation.config import load_corpus_recipe
+    from curation.pipeline import CorpusPipeline
+
+    monkeypatch.chdir(ROOT)
+    return CorpusPipeline(load_corpus_recipe("recipes/default.yaml"))
+
+
+def test_every_corpus_recipe_section_is_in_a_stage_fingerprint(monkeypatch):
+    """A section no stage declares would change the corpus without rerunning anything."""
+    from curation.config import CorpusRecipe
+
+    fingerprinted = {key for stage in default_corpus_pipeline(monkeypatch).stages for key in stage.sections}
+    assert set(CorpusRecipe.sections) - fingerprinted - set(UNFINGERPRINTED) == set()
+    assert not fingerprinted & set(UNFINGERPRINTED), "an allowed exception is fingerprinted after all"
+
+
+class RecordingRecipe:
+    """A recipe that records the top-level attributes read; its own methods and properties run on
+    the proxy, so what they read is recorded too."""
+
+    def __init__(self, recipe):
+        self._recipe, self.read = recipe, set()
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        attr = inspect.getattr_static(type(self._recipe), name, None)
+        code = attr.fget if isinstance(attr, property) else attr
+        if inspect.isfunction(code) and code.__module__.startswith(("curation", "contracts")):
+            return attr.__get__(self)
+        return getattr(self._recipe, name)
+
+
+def test_each_corpus_stage_reads_only_sections_fingerprinted_by_it_or_before(monkeypatch):
+    """Fingerprints chain, so a section an earlier stage declares reruns the later ones too; one no
+    stage so far declares would leave the stage's old output standing after that section changed."""
+    from curation.config import CorpusRecipe
+
+    pipeline = default_corpus_pipeline(monkeypatch)
+    recipe = pipeline.recipe = RecordingRecipe(pipeline.recipe)
+    fingerprinted, reads, wrong = set(UNFINGERPRINTED), {}, []
+    for stage in pipeline.stages:
+        fingerprinted |= set(stage.sections)
+        recipe.read.clear()
+        pipeline.build(stage)
+        reads[stage.name] = recipe.read & set(CorpusRecipe.model_fields)
+        wrong += [f"stage `{stage.name}` reads `{key}`" for key in sorted(reads[stage.name] - fingerprinted)]
+    assert not wrong, "\n".join(wrong)
+    assert {"output", "transform", "classifiers"} <= reads["route"]  # the proxy does see the reads

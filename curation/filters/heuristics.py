@@ -3,15 +3,15 @@
 The stock settings were tuned on English web pages: they reject ordinary Japanese, and domain
 documents (manuals, filings, standards) where code, tables and repeated "Note" lines are normal.
 DEFAULT_SETTINGS holds datatrove keyword arguments per kind and language; the recipe's
-`filters: {kind: {language: {filter: {...} | false}}}` overrides any of them.
+`filters: {kind: {language: {filter: {...} | false}}}` overrides any of them, and switches on a
+filter registered off by default (`curation.filters.registry`).
 """
-
-import inspect
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from curation.filters.signals import FILTER_CLASSES, FILTER_ORDER, HeuristicJudge
+from curation.filters.registry import HEURISTIC_FILTERS
+from curation.filters.signals import HeuristicJudge
 
 JA_STOP_WORDS = ["の", "に", "は", "を", "た", "が", "で", "て", "と", "し", "れ", "さ", "も", "な"]
 JA_GOPHER_QUALITY = {
@@ -81,20 +81,21 @@ PASSAGE_LIMITS = {"gopher_quality": {"min_doc_words": 20}, "c4": {"min_num_sente
 
 
 def filter_settings(kind: str, language: str, name: str, overrides: dict) -> dict | None:
-    """Merged keyword arguments for one filter, kind and language, or None when it is switched off."""
-    override = overrides.get(kind, {}).get(language, {}).get(name, {})
-    if override is False:
+    """Merged keyword arguments for one filter, kind and language, or None when it is switched off
+    (by `false`, or by default for a filter the registry has off until a recipe names it)."""
+    spec = HEURISTIC_FILTERS[name]
+    override = overrides.get(kind, {}).get(language, {}).get(name)
+    if override is False or (override is None and not spec.default_on):
         return None
     settings = DEFAULT_SETTINGS.get(kind, {}).get(language, {}).get(name, {}) | (
         override if isinstance(override, dict) else {}
     )
-    allowed = set(inspect.signature(FILTER_CLASSES[name].__init__).parameters) - {"self", "exclusion_writer"}
-    if unknown := set(settings) - allowed:
+    if unknown := set(settings) - spec.arguments:
         raise ValueError(
             f"filters.{kind}.{language}.{name}: unknown argument(s) {sorted(unknown)}; "
-            f"known: {sorted(allowed)}"
+            f"known: {sorted(spec.arguments)}"
         )
-    return {"language": language} | settings
+    return ({"language": language} if "language" in spec.arguments else {}) | settings
 
 
 def heuristic_judges(
@@ -104,7 +105,7 @@ def heuristic_judges(
     judges = {}
     for language in languages:
         settings = {}
-        for name in FILTER_ORDER:
+        for name in HEURISTIC_FILTERS:
             merged = filter_settings(kind, language, name, overrides)
             if merged is not None and passages and name in PASSAGE_LIMITS:
                 merged = merged | PASSAGE_LIMITS[name]
@@ -114,7 +115,8 @@ def heuristic_judges(
 
 
 class HeuristicFilter(BaseFilter):
-    """Gopher quality, C4, FineWeb and Gopher repetition on whole documents, from one split each.
+    """Gopher quality, C4, FineWeb and Gopher repetition on whole documents, from one split each,
+    then any filter registered after them (`curation.filters.registry`).
 
     Decides as datatrove's four filters in that order would with the same settings (C4's line
     edits included), with the settings of the document's kind and language. Documents already

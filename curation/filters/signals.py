@@ -30,12 +30,14 @@ from functools import cache, cached_property
 from itertools import chain
 
 import numpy as np
+from datatrove.data import Document
 from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
+from datatrove.pipeline.filters.base_filter import BaseFilter, get_filter_result
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.utils.japanese_tokenizer import JapaneseTokenizer
 from datatrove.utils.text import PUNCTUATION_SET, split_into_sentences
@@ -47,13 +49,9 @@ from datatrove.utils.word_tokenizers import (
 )
 from spacy.tokenizer import Tokenizer
 
-FILTER_ORDER = ("gopher_quality", "c4", "fineweb", "gopher_repetition")
-FILTER_CLASSES = {
-    "gopher_quality": GopherQualityFilter,
-    "c4": C4QualityFilter,
-    "fineweb": FineWebQualityFilter,
-    "gopher_repetition": GopherRepetitionFilter,
-}
+from curation.filters.registry import DATATROVE_CHAIN, HEURISTIC_FILTERS
+
+FILTER_ORDER = DATATROVE_CHAIN  # the filters this module decides itself, in datatrove's order
 # ~100 bytes a word, ~60 a cached chunk: the frequent ones are in long before these
 _MAX_LEXEMES = 500_000
 _MAX_CACHED_CHUNKS = 1_000_000
@@ -69,7 +67,7 @@ class Verdict:
     """A document's outcome under the chain: why and by which filter it was dropped, or kept."""
 
     reason: str | None  # None: kept; else the reason datatrove's filter returns
-    filter: str | None  # the FILTER_ORDER name that dropped it
+    filter: str | None  # the registry name (curation.filters.registry) of the filter that dropped it
     text: str  # after C4's line edits when C4 kept the document, else the input
     line_stats: dict[str, int] = field(default_factory=dict)  # C4's per-line counters, summed
 
@@ -232,24 +230,29 @@ class _Grams:
 
 
 class HeuristicJudge:
-    """One language's settings for the four filters; judges a text from one shared split."""
+    """One language's settings for the registered filters; judges a text from one shared split.
+
+    datatrove's four are decided here from that split; any filter registered after them is asked
+    through its own `filter(doc)`, in registry order, on the text they leave.
+    """
 
     def __init__(self, language: str, settings: dict[str, dict | None]):
         """settings: filter name -> datatrove keyword arguments (their `language`, if given, must be
         this one); a missing name or None switches that filter off."""
         self.language = language
         filters = {}
-        for name in FILTER_ORDER:
+        for name, spec in HEURISTIC_FILTERS.items():
             if settings.get(name) is None:
                 continue
-            kwargs = {"language": language} | settings[name]
-            if kwargs["language"] != language:
+            kwargs = ({"language": language} if "language" in spec.arguments else {}) | settings[name]
+            if kwargs.get("language", language) != language:
                 raise ValueError(f"{name}: language {kwargs['language']!r} in the settings of {language!r}")
-            filters[name] = FILTER_CLASSES[name](**kwargs)
+            filters[name] = spec.filter_class(**kwargs)
         self.quality: GopherQualityFilter | None = filters.get("gopher_quality")
         self.c4: C4QualityFilter | None = filters.get("c4")
         self.fineweb: FineWebQualityFilter | None = filters.get("fineweb")
         self.repetition: GopherRepetitionFilter | None = filters.get("gopher_repetition")
+        self.added: dict[str, BaseFilter] = {n: f for n, f in filters.items() if n not in FILTER_ORDER}
         stop_chars = self.fineweb.stop_chars if self.fineweb is not None else ()
         # a set lookup of the last character instead of ~170 endswith tests per line
         self.stop_set = frozenset(stop_chars) if all(len(c) == 1 for c in stop_chars) else None
@@ -272,6 +275,10 @@ class HeuristicJudge:
             return Verdict(reason, "fineweb", split.text, line_stats)
         if self.repetition is not None and (reason := self._repetition(split)):
             return Verdict(reason, "gopher_repetition", split.text, line_stats)
+        for name, added in self.added.items():
+            kept, reason = get_filter_result(added.filter(Document(split.text, "")))
+            if not kept:
+                return Verdict(reason or name, name, split.text, line_stats)
         return Verdict(None, None, split.text, line_stats)
 
     def _quality(self, split: _Split) -> str | None:

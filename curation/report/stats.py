@@ -22,8 +22,6 @@ EDIT_STATS = {
     "passages_cut": "passages cut",
     "passage_chars_cut": "passage characters cut",
 }
-# steps whose datatrove stats count drops without a reason
-DEFAULT_REASONS = {"exact-deduplication stage 3": "exact_duplicate", "MinHash stage 4": "near_duplicate"}
 EXERCISE_EXAMPLES, EXERCISE_EXAMPLE_CHARS = 3, 600
 
 
@@ -41,13 +39,15 @@ def stage_stats(logs: Path) -> PipelineStats | None:
     return sum((PipelineStats.from_json(json.loads(f.read_text())) for f in files), start=PipelineStats())
 
 
-def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
+def step_rows(stage: str, stats: PipelineStats, default_reasons: dict[str, str] | None = None) -> list[dict]:
     """One row per document-counting step of a stage (readers, filters, dedup filters, writers).
 
     `kept` is counted, never derived from `in - dropped`: what a filter forwarded, else what the next
     step (or the writer) received. So a step that loses a document without a reason breaks the
-    identity in = kept + dropped, and the report shows it.
+    identity in = kept + dropped, and the report shows it. Drops a step counts without a reason take
+    its rejected writer's default one (`default_reasons`, by datatrove step), else `unspecified`.
     """
+    default_reasons = default_reasons or {}
     rows = []
     for data in json.loads(stats.to_json()):
         step_type, _, name = data["name"].rpartition(": ")
@@ -77,7 +77,7 @@ def step_rows(stage: str, stats: PipelineStats) -> list[dict]:
         counts["passage_chars_cut"] = sum(v for k, v in counts.items() if k.startswith("chars_cut_"))
         unexplained = int(counts.get("dropped", 0)) - sum(dropped.values())
         if unexplained > 0:
-            reason = next((r for key, r in DEFAULT_REASONS.items() if key in name), "unspecified")
+            reason = default_reasons.get(data["name"], "unspecified")
             dropped[reason] = dropped.get(reason, 0) + unexplained
         rows.append(
             {
@@ -242,12 +242,12 @@ def exercise_examples(docs: Path) -> list[dict]:
     return examples
 
 
-def collect(layout: RunLayout, stage_names: list[str]) -> dict:
+def collect(layout: RunLayout, stage_names: list[str], default_reasons: dict[str, str] | None = None) -> dict:
     steps, exercises = [], None
     for stage in stage_names:
         stats = stage_stats(layout.corpus_logs / stage)
         if stats is not None:
-            steps += step_rows(stage, stats)
+            steps += step_rows(stage, stats, default_reasons)
             exercises = exercises or exercise_counts(stats)
     classifiers = {p.stem: json.loads(p.read_text()) for p in sorted(layout.classifiers.glob("*.json"))}
     walls = {name: layout.corpus_logs / name / "wall_seconds" for name in stage_names}

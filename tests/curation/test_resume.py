@@ -140,6 +140,26 @@ def test_each_stage_reads_only_the_inputs_and_what_earlier_stages_own(monkeypatc
     for stage in pipeline.stages:
         for folder in stage.inputs:
             assert any(w == folder or w.is_relative_to(folder) for w in written), (stage.name, folder)
-        assert all(o.is_relative_to(pipeline.layout.corpus) and o not in written for o in stage.outputs)
-        written += stage.outputs
+        owned = pipeline.owned(stage)
+        assert all(o.is_relative_to(pipeline.layout.corpus) and o not in written for o in owned)
+        written += owned
     assert {"exact_filter", "minhash_cluster", "classifiers"} <= {s.name for s in pipeline.stages}
+
+
+def test_a_rejected_folder_a_stage_does_not_declare_stops_the_build(tmp_path):
+    """A rerun empties only the declared rejected folders: writing another would keep stale
+    documents in it, so building the executors refuses before any stage runs."""
+    pipeline = CorpusPipeline(load_corpus_recipe(subset_recipe(tmp_path, name="undeclared")))
+    route = next(stage for stage in pipeline.stages if stage.name == "route")
+    del route.rejects["quality"]
+    with pytest.raises(ValueError, match=r"stage `route` writes rejected/quality/ without declaring it"):
+        pipeline.executors()
+    assert pipeline.layout.rejected / "quality" not in pipeline.owned(route)
+
+
+def test_the_report_takes_its_default_reasons_from_the_declarations(tmp_path):
+    pipeline = CorpusPipeline(load_corpus_recipe(subset_recipe(tmp_path, name="reasons")))
+    report = pipeline.executors()[-1].pipeline[-1]
+    declared = {reason for stage in pipeline.stages for reason in stage.rejects.values() if reason}
+    assert declared == {"exact_duplicate", "near_duplicate"}
+    assert set(report.default_reasons.values()) == declared
