@@ -9,12 +9,15 @@ from rich.console import Console
 
 from contracts.recipe import RecipeError
 from selection.config import SelectRecipe, load_select_recipe
+from selection.methods import SCORE_METHODS
 from selection.report.console import distilled_summary, grading_summary, selections_summary
 
 
 def select(console: Console, recipe: SelectRecipe) -> int:
     sections = recipe.select and [
-        k for k in ("grading", "distill", "scores", "budgets") if getattr(recipe.select, k)
+        *(["grading"] if recipe.select.grading else []),
+        *(SCORE_METHODS[name].section for name in recipe.select.methods()),
+        *(["budgets"] if recipe.select.budgets else []),
     ]
     if not sections:
         console.print(f"[red]{recipe.name}: the recipe's `select:` section asks for nothing[/red]")
@@ -41,10 +44,7 @@ def select(console: Console, recipe: SelectRecipe) -> int:
         *(distilled_summary(made.distilled) if made.distilled else []),
     ]
     if made.scores:
-        lines.append(
-            f"base-model scores {', '.join(made.scores['scores'])} from {made.scores['model']} "
-            f"({made.scores['task_examples']} task examples)"
-        )
+        lines.append("scores " + "; ".join(f"{', '.join(s)} ({name})" for name, s in made.scores.items()))
     if made.selections:
         lines += selections_summary(made.selections)
         lines.append(f"selections: {recipe.layout.budgets}/<selection>/ (docs, tokens, rejected)")

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from contracts.executor import ExecutorConfig
-from contracts.items import TaskGlob
 from contracts.models import ModelRef
 from contracts.recipe import RecipeBase, SafeName, Strict, load_recipe, recipe_error
 from contracts.tokens import EOS_TOKEN, ShardSettings
+from selection.methods import SCORE_METHODS, DistillConfig, ModelScoresConfig
 
 
 class LocalGraderConfig(Strict):
@@ -61,42 +61,6 @@ class GradingConfig(Strict):
         return self
 
 
-class DistillConfig(Strict):
-    """A fastText model learns the grades and scores every document (FineWeb-Edu's classifier)."""
-
-    threshold: float = Field(3.0, ge=0, le=5)  # grades at or above count as useful (F1 is measured here)
-    labels: Literal["grades", "terciles"] = "grades"  # terciles: thirds of the grader's ranking
-    held_out: float = Field(0.2, gt=0, lt=1)
-    min_spearman: float = Field(0.5, ge=-1, le=1)  # lower held-out agreement is reported as untrusted
-    epochs: int = Field(25, ge=1)
-    word_ngrams: int = Field(2, ge=1)
-    hash_buckets: int = Field(100_000, ge=1000)
-    lr: float = Field(0.5, gt=0)
-    max_chars: int = Field(4000, ge=100)
-    seed: int = 0
-
-
-class ModelScoresConfig(Strict):
-    """FinPythia's ETS (task similarity) and ETA (novelty, diversity) scores from the base model."""
-
-    model: ModelRef | None = None  # the base model: hf/base (this recipe's export), a folder or hub id
-    fasttext: str | None = None  # no base model at hand: a fastText .bin gives `ets` alone
-    task_examples: list[TaskGlob] = []  # unlabelled task text (task rows or {text} rows); none: no ets
-    max_tokens: int = Field(512, ge=16)  # every score reads a document's first max_tokens tokens
-    batch_size: int = Field(8, ge=1)
-    device: str = "cpu"
-
-    @model_validator(mode="after")
-    def _one_model(self) -> ModelScoresConfig:
-        if (self.model is None) == (self.fasttext is None):
-            raise ValueError(
-                "give exactly one of `model` (a base model) or `fasttext` (a .bin, for ets only)"
-            )
-        if self.fasttext and not self.task_examples:
-            raise ValueError("`fasttext` only gives task similarity: it needs `task_examples`")
-        return self
-
-
 class BudgetConfig(Strict):
     """Keep the best (or a score-weighted sample) of the domain training documents up to a budget."""
 
@@ -114,11 +78,17 @@ class BudgetConfig(Strict):
 
 
 class SelectConfig(Strict):
-    """Data selection (`python -m selection run`): grades, scores, and the selections they make."""
+    """Data selection (`python -m selection run`): grades, scores, and the selections they make.
+
+    Besides the keys below, the section of every score method registered after the built-in two
+    (`selection.methods`), checked by that method's settings.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the added methods' sections, checked below
 
     grading: GradingConfig | None = None
-    distill: DistillConfig | None = None
-    scores: ModelScoresConfig | None = None
+    distill: DistillConfig | None = None  # the `distilled_scores` method (llm_grade)
+    scores: ModelScoresConfig | None = None  # the `model_scores` method (ets, novelty, diversity)
     budgets: dict[SafeName, BudgetConfig] = {}  # selection name -> budget; each one a training corpus
 
     @model_validator(mode="after")
@@ -127,25 +97,40 @@ class SelectConfig(Strict):
             raise ValueError("`distill` learns from `grading`: add a `grading:` section")
         return self
 
+    @model_validator(mode="after")
+    def _method_sections(self) -> SelectConfig:
+        """Each key beyond the fields must be an added method's section; it becomes its settings."""
+        added = {
+            m.section: (m.settings | None, None)
+            for m in SCORE_METHODS.values()
+            if m.section not in type(self).model_fields
+        }
+        sections = create_model("ScoreMethodSections", __config__=ConfigDict(extra="forbid"), **added)
+        checked = sections.model_validate(self.__pydantic_extra__)
+        self.__pydantic_extra__.update({key: getattr(checked, key) for key in checked.model_fields_set})
+        return self
+
+    def methods(self) -> dict[str, BaseModel]:
+        """The score methods this section switches on, in registry order: name -> settings."""
+        return {
+            name: settings
+            for name, method in SCORE_METHODS.items()
+            if (settings := getattr(self, method.section, None)) is not None
+        }
+
     def score_names(self) -> set[str]:
         """The scores this section makes: the only ones a budget may weigh."""
-        names = {"llm_grade"} if self.distill else set()
-        if self.scores and (self.scores.fasttext or self.scores.task_examples):
-            names.add("ets")
-        if self.scores and self.scores.model:
-            names |= {"novelty", "diversity"}
-        return names
+        made = [SCORE_METHODS[name].made(settings) for name, settings in self.methods().items()]
+        return {score for scores in made for score in scores}
 
     @model_validator(mode="after")
     def _budgets_weigh_made_scores(self) -> SelectConfig:
         made = self.score_names()
+        makers = "; ".join(f"{', '.join(m.scores)}: `{m.section}`" for m in SCORE_METHODS.values())
         for name, budget in self.budgets.items():
             for score in budget.scores if budget.method != "random" else ():
                 if score not in made:
-                    raise ValueError(
-                        f"budgets.{name}.scores.{score}: no section makes this score (llm_grade: "
-                        "`distill`; ets: `scores` with `task_examples`; novelty, diversity: `scores.model`)"
-                    )
+                    raise ValueError(f"budgets.{name}.scores.{score}: no section makes this score ({makers})")
         return self
 
 

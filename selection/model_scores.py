@@ -150,7 +150,7 @@ class BaseModelScorer(PipelineStep):
 class FastTextTaskSimilarity(PipelineStep):
     """ETS without a base model: the cosine of each document's fastText sentence vector to the mean
     direction of the task examples' (a pretrained `.bin` such as cc.en.300, or one trained on the
-    corpus with `fasttext skipgram`). Writes `<scores>/ets/<rank>.jsonl`."""
+    corpus with `fasttext skipgram`). Writes `<scores>/ets/<rank>.jsonl` when there are task examples."""
 
     type = "🧑‍⚖️ - SELECT"
     name = "🔭 task similarity (fastText)"
@@ -168,6 +168,9 @@ class FastTextTaskSimilarity(PipelineStep):
 
         from contracts.fasttext import fasttext_line
 
+        if not self.task_texts:  # every task example file was optional and absent: no ets
+            yield from data or []
+            return
         model = fasttext.load_model(self.model_path)
 
         def direction(text: str) -> np.ndarray:

@@ -6,9 +6,9 @@ What each output holds (its path is `recipe.layout`'s property of the same name)
   grade_cache      `<hash>.jsonl`: grades, reused by every later run of the same grader (the hash
                    names the model and settings, spelled out in `<hash>.json`)
   distilled        model.bin, metrics.json: the fastText model and its held-out agreement
-  score(name)      {id, score}: `llm_grade`, every document's distilled grade; `ets`, `novelty`,
-                   `diversity`, base-model scores of the domain training documents (the ones a
-                   budget chooses among)
+  score(name)      {id, score}, written by the score methods of `selection.methods`: `llm_grade`,
+                   every document's distilled grade; `ets`, `novelty`, `diversity`, base-model
+                   scores of the domain training documents (the ones a budget chooses among)
   selection(name)  selection.json (budget, tokens and documents in and kept) and the domain
                    training documents the budget kept: their docs (selection_docs), token shards
                    (selection_tokens, what `make train` reads) and those left out (selection_rejected,
@@ -35,16 +35,14 @@ from datatrove.pipeline.writers import JsonlWriter
 
 from contracts.documents import docs_reader
 from contracts.fasttext import FastTextSettings
-from contracts.layout import RunLayout
-from contracts.models import resolve_model
 from contracts.publish import fresh_partial, write_atomic
 from contracts.rejected import RejectedWriter
 from contracts.tokens import shard_writer
 from selection.budget import BudgetSelector
 from selection.config import GradingConfig, SelectRecipe
-from selection.distill import DistilledScorer, GradeDistiller
+from selection.distill import GradeDistiller
 from selection.grading import Grader, LlmGrader, OpenAiGrader, TransformersGrader, grader_health
-from selection.model_scores import BaseModelScorer, FastTextTaskSimilarity, task_example_texts
+from selection.methods import SCORE_METHODS, with_model
 from selection.outputs import publish, remove
 from selection.report.html import render_select_report
 
@@ -55,7 +53,7 @@ class Selected:
 
     grading: dict | None
     distilled: dict | None
-    scores: dict | None
+    scores: dict[str, list[str]]  # score method -> the scores it wrote
     selections: dict[str, dict]
 
 
@@ -70,7 +68,7 @@ def run_select(
     selected = Selected(
         grading=run_grading(recipe) if sections.grading else None,
         distilled=run_distill(recipe) if sections.distill else None,
-        scores=run_model_scores(recipe) if sections.scores else None,
+        scores=run_scores(recipe),
         selections=run_selections(recipe),
     )
     write_atomic(layout.select_report, render_select_report(layout))
@@ -116,16 +114,6 @@ def made_by(step: str, config, tasks: int = 1) -> dict:
     return {"step": step, "tasks": tasks, "config": config.model_dump(mode="json")}
 
 
-def with_model(section, key: str, layout: RunLayout):
-    """`section` with its `model` reference resolved to the folder or hub id it names: what the
-    grader's cache identity and `_done.json` record. A model not there yet names `key`."""
-    try:
-        model = resolve_model(section.model, layout).path_or_id
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{key}: {e}") from None
-    return section.model_copy(update={"model": model})
-
-
 def make_grader(section: GradingConfig) -> Grader:
     """The grader the section names; its keys are the grader's arguments."""
     if section.http:
@@ -162,7 +150,8 @@ def run_grading(recipe: SelectRecipe) -> dict:
 
 
 def run_distill(recipe: SelectRecipe) -> dict:
-    """Train the classifier on the grades, score every document with it; return its metrics."""
+    """Train the classifier on the grades; return its metrics. Its scores (`llm_grade`) are the
+    `distilled_scores` method's."""
     layout, c = recipe.layout, recipe.select.distill
     partial = fresh_partial(layout.distilled)
     distiller = GradeDistiller(
@@ -176,12 +165,33 @@ def run_distill(recipe: SelectRecipe) -> dict:
     )
     _run(recipe, [docs_reader(layout.docs), distiller], "distill")
     publish(partial, layout.distilled, made_by("distill", c))
-    partial = fresh_partial(layout.score("llm_grade"))
-    scorer = DistilledScorer(str(layout.distilled / "model.bin"), str(partial), c.max_chars)
-    tasks = recipe.executor.tasks
-    _run(recipe, [docs_reader(layout.docs), scorer], "distilled_scores", tasks, recipe.executor.workers)
-    publish(partial, layout.score("llm_grade"), made_by("distilled_scores", c, tasks))
     return json.loads((layout.distilled / "metrics.json").read_text())
+
+
+def run_scores(recipe: SelectRecipe) -> dict[str, list[str]]:
+    """Each score method the `select:` section switches on, in registry order: the scores it wrote."""
+    methods = recipe.select.methods()
+    return {name: run_score_method(recipe, name, settings) for name, settings in methods.items()}
+
+
+def run_score_method(recipe: SelectRecipe, name: str, settings) -> list[str]:
+    """The method's step over its documents, then each score folder it wrote published in place of
+    the old one; a score it could make but did not write this time (no task examples) is removed."""
+    layout, method = recipe.layout, SCORE_METHODS[name]
+    settings = method.prepare(settings, recipe) if method.prepare else settings
+    partial = fresh_partial(layout.score(name))  # one folder per score inside
+    documents = layout.docs if method.documents == "all" else layout.corpus_docs("domain", "train")
+    tasks = recipe.executor.tasks
+    workers = recipe.executor.workers if method.parallel else 1
+    _run(recipe, [docs_reader(documents), method.step(settings, recipe, partial)], name, tasks, workers)
+    written = [score for score in method.made(settings) if (partial / score).is_dir()]
+    for score in method.made(settings):
+        if score in written:
+            publish(partial / score, layout.score(score), made_by(name, settings, tasks))
+        else:
+            remove(layout.score(score))
+    remove(partial)
+    return written
 
 
 def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
@@ -215,25 +225,3 @@ def run_selections(recipe: SelectRecipe) -> dict[str, dict]:
         publish(layout.selection(draft), layout.selection(name), made_by("budget", budget))
         results[name] = json.loads((layout.selection(name) / "selection.json").read_text())
     return results
-
-
-def run_model_scores(recipe: SelectRecipe) -> dict:
-    """ETS/ETA scores of the domain training documents; return how many and which."""
-    layout, c = recipe.layout, recipe.select.scores
-    c = with_model(c, "select.scores.model", layout) if c.model else c
-    texts = task_example_texts([path for examples in c.task_examples for path in examples.files()])
-    partial = fresh_partial(layout.score("model"))  # one folder per score inside
-    if c.fasttext:
-        scorer = FastTextTaskSimilarity(c.fasttext, texts, str(partial))
-    else:
-        scorer = BaseModelScorer(c.model, texts, str(partial), c.max_tokens, c.batch_size, c.device)
-    domain_train = docs_reader(layout.corpus_docs("domain", "train"))
-    tasks = recipe.executor.tasks
-    _run(recipe, [domain_train, scorer], "model_scores", tasks)  # one model in memory
-    names = ["ets"] if c.fasttext else ["novelty", "diversity"] + (["ets"] if texts else [])
-    for name in names:
-        publish(partial / name, layout.score(name), made_by("model_scores", c, tasks))
-    if not texts:  # every task example file was optional and absent: no ets, old or new
-        remove(layout.score("ets"))
-    remove(partial)
-    return {"scores": names, "task_examples": len(texts), "model": c.model or c.fasttext}

@@ -6,44 +6,17 @@ error names the key. Pure data: importing it costs no torch (every stage checks 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from contracts.models import ModelRef
 from contracts.recipe import RecipeBase, SafeName, Strict
+from training.merge.methods import MERGE_METHODS, MergeMethod
 
 
 class MergeError(ValueError):
     """A merge that cannot be done as the recipe says; the message names the recipe key."""
-
-
-MethodName = Literal["linear", "task_arithmetic", "ties", "dare_ties", "dare_linear", "chat_vector"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """How a method combines models, and its defaults (mergekit's registry); `options` are the
-    parameters it reads, so one it would ignore is refused instead."""
-
-    sparsify: Literal["magnitude", "random"] | None
-    sign_consensus: bool
-    normalize: bool
-    rescale: bool
-    options: frozenset[str]
-
-
-_TASK = frozenset({"weight", "normalize", "lambda"})
-METHODS: dict[str, Method] = {
-    "linear": Method(None, False, True, False, frozenset({"weight", "normalize"})),
-    "task_arithmetic": Method(None, False, False, False, _TASK),
-    "ties": Method("magnitude", True, True, False, _TASK | {"density"}),
-    "dare_ties": Method("random", True, False, True, _TASK | {"density", "rescale"}),
-    "dare_linear": Method("random", False, False, True, _TASK | {"density", "rescale"}),
-    # Chat Vector (Huang et al. 2024): θ_cpt + (θ_chat − θ_base), task arithmetic with weights 1
-    "chat_vector": Method(None, False, False, False, frozenset({"skip_embeddings"})),
-}
 
 
 class ModelParameters(Strict):
@@ -66,7 +39,7 @@ class MethodParameters(Strict):
 class Merge(Strict):
     """One output: the first model gives its config, shapes and (by default) tokenizer."""
 
-    merge_method: MethodName
+    merge_method: str  # a name in training/merge/methods.py's MERGE_METHODS
     base_model: ModelRef | None = None
     models: list[InputModel] = Field(min_length=1)
     parameters: MethodParameters = MethodParameters()
@@ -75,9 +48,17 @@ class Merge(Strict):
     seed: int = Field(0, ge=0)  # DARE's random masks
     interpolate: list[float] | None = Field(None, min_length=1)  # linear of two: (1−t)·first + t·second
 
+    @field_validator("merge_method")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in MERGE_METHODS:
+            *names, last = map(repr, MERGE_METHODS)
+            raise ValueError(f"Input should be {', '.join(names)} or {last}")
+        return name
+
     @property
-    def method(self) -> Method:
-        return METHODS[self.merge_method]
+    def method(self) -> MergeMethod:
+        return MERGE_METHODS[self.merge_method]
 
     @property
     def normalize(self) -> bool:
@@ -91,7 +72,7 @@ class Merge(Strict):
 
     @property
     def skip_embeddings(self) -> bool:
-        return self.merge_method == "chat_vector" and self.parameters.skip_embeddings
+        return "skip_embeddings" in self.method.options and self.parameters.skip_embeddings
 
     @property
     def weights(self) -> list[float]:
@@ -104,9 +85,11 @@ class Merge(Strict):
     @model_validator(mode="after")
     def _shape(self) -> Merge:
         linear = self.merge_method == "linear"
-        if linear and self.base_model is not None:
-            raise ValueError("base_model: a linear merge has none (it weights the models themselves)")
-        if not linear and self.base_model is None:
+        if not self.method.base and self.base_model is not None:
+            raise ValueError(
+                f"base_model: a {self.merge_method} merge has none (it weights the models themselves)"
+            )
+        if self.method.base and self.base_model is None:
             raise ValueError(f"base_model: {self.merge_method} needs one (deltas are taken from it)")
         if self.merge_method == "chat_vector" and len(self.models) != 2:
             raise ValueError("models: chat_vector takes two: the continually pretrained, then the chat model")
