@@ -8,7 +8,8 @@ import pytest
 from conftest import SAMPLES
 from datatrove.data import Document, Media
 
-from curation.classifiers import ClassifierScorer, ClassifierTrainer, FastTextSettings, SeedReader
+from contracts.fasttext import FastTextSettings
+from curation.classifiers import ClassifierScorer, ClassifierTrainer, SeedReader
 from curation.extractors import HtmlExtractor, PdfExtractor
 from curation.formatters import NfkcFormatter
 from curation.output import TokenizerBuilder
