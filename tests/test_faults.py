@@ -147,6 +147,6 @@ def test_audit_killed_mid_scan_and_mid_report(work, audit, audited):
         "audit",
         recipe,
         TASK_OUTPUT_UNMARKED,
-        Inject("pathlib:Path.write_text:1:torn", match="contamination.json"),
+        Inject("contracts.publish:write_atomic:1:torn", match="contamination.json"),
     )
     assert check_audit(run, audited) == []

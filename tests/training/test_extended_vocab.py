@@ -50,9 +50,10 @@ def run(tiny, tmp_path_factory):
     for corpus, docs in texts.items():
         write_docs(recipe.layout.corpus_docs(corpus, "train"), docs[:12])
         write_docs(recipe.layout.corpus_docs(corpus, "val"), docs[12:])
-    for stage in CorpusPipeline(recipe).stages:
+    pipeline = CorpusPipeline(recipe)
+    for stage in pipeline.stages:
         if stage.name in ("tokenizer", "tokenize"):
-            for step in stage.steps():
+            for step in pipeline.build(stage):
                 step.run(None, 0, 1)
     return {
         "work": work,

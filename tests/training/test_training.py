@@ -47,8 +47,9 @@ TINY = {
 }
 
 
-def train_recipe(corpus_run, name: str, **overrides) -> Path:
-    """A recipe named `name` whose corpus is the shared test corpus (linked, not rebuilt)."""
+def train_recipe(corpus_run, name: str, select: dict | None = None, **overrides) -> Path:
+    """A recipe named `name` whose corpus is the shared test corpus (linked, not rebuilt); `select`:
+    its `select:` section (the budgets its `selections` train)."""
     work = corpus_run["work"]
     (work / "out" / name).mkdir(parents=True, exist_ok=True)
     link = work / "out" / name / "corpus"
@@ -57,7 +58,10 @@ def train_recipe(corpus_run, name: str, **overrides) -> Path:
     assert link.resolve() == corpus_run["root"].resolve(), f"{name} collides with another test's corpus"
     path = work / f"{name}.yaml"
     path.write_text(
-        yaml.safe_dump({"name": name, "output_dir": str(work / "out"), "train": TINY | overrides})
+        yaml.safe_dump(
+            {"name": name, "output_dir": str(work / "out"), "train": TINY | overrides}
+            | ({"select": select} if select else {})
+        )
     )
     return path
 
@@ -332,18 +336,13 @@ def test_activation_checkpointing_gives_the_same_losses(corpus_run):
 
 
 def test_selection_runs_start_from_the_base_export_and_read_the_selection(corpus_run):
-    from selection.config import BudgetConfig, SelectConfig, load_select_recipe
+    from selection.config import load_select_recipe
     from selection.run import run_selections
     from training.config import load_train_config
 
-    recipe = train_recipe(corpus_run, "train-select", selections=["half"])
-    select_recipe = load_select_recipe(corpus_run["recipe"]).model_copy(
-        update={
-            "name": "train-select",
-            "select": SelectConfig(budgets={"half": BudgetConfig(tokens=0.5, method="random")}),
-        }
-    )
-    selection = run_selections(select_recipe)["half"]
+    half = {"tokens": 0.5, "method": "random"}
+    recipe = train_recipe(corpus_run, "train-select", select={"budgets": {"half": half}}, selections=["half"])
+    selection = run_selections(load_select_recipe(recipe))["half"]
     result = torchrun(recipe)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "selection `half` done" in result.stdout
@@ -383,7 +382,7 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
     from test_model_import import write_gguf
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from selection.config import BudgetConfig, SelectConfig, load_select_recipe
+    from selection.config import load_select_recipe
     from selection.run import run_selections
     from training.config import load_train_config
 
@@ -401,14 +400,9 @@ def test_training_starts_from_a_gguf_model(corpus_run, tmp_path):
         stages=[stage],
         selections=["third"],
         selection_length="one_pass",
+        select={"budgets": {"third": {"tokens": 0.3, "method": "random"}}},
     )
-    select_recipe = load_select_recipe(corpus_run["recipe"]).model_copy(
-        update={
-            "name": "train-gguf",
-            "select": SelectConfig(budgets={"third": BudgetConfig(tokens=0.3, method="random")}),
-        }
-    )
-    run_selections(select_recipe)
+    run_selections(load_select_recipe(recipe))
     result = torchrun(recipe, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = corpus_run["work"] / "out"
