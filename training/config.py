@@ -160,6 +160,28 @@ class SelectBudgets(BaseModel):
     budgets: dict[str, Any] = {}
 
 
+def auto_refusal(fit: dict) -> str | None:
+    """Why `mixture: auto` does not take fit.json's chosen mixture, or None when it does: only while the
+    general law predicts its largest budget from the others within `mixsweep.tolerance` (the rise it
+    allows), the closest the sweep comes to checking the law at `target_tokens`."""
+    auto = fit.get("auto")
+    if auto is None:
+        return "written before `mixture: auto` checked the law's error across budgets: rerun `make mixsweep`"
+    if fit["mixture"] is None:
+        return (
+            "no domain share keeps the general loss within `mixsweep.tolerance`: raise it, or give the "
+            "stage a mixture"
+        )
+    if auto["error"] < auto["tolerance"]:
+        return None
+    return (
+        f"predicting the largest budget's runs from the other budgets, the general law errs by "
+        f"{auto['error']:.2%}, not below `mixsweep.tolerance` {auto['tolerance']:.2%}, so its chosen share "
+        f"{auto['domain_share']:.3f} is not trusted at `target_tokens`: sweep budgets nearer "
+        "`target_tokens`, or give the stage a mixture"
+    )
+
+
 class RunConfig(RecipeBase):
     """The trainer's view of the recipe (and, for a selection or sweep run, which one)."""
 
@@ -208,18 +230,17 @@ class RunConfig(RecipeBase):
 
     def with_fitted_mixture(self) -> RunConfig:
         """`mixture: auto` replaced by the share in `make mixsweep`'s fit.json; left as is (the trainer
-        stops before such a stage) while there is no fit."""
-        fit = self.layout.mixsweep_fit
-        if not any(s.mixture == "auto" for s in self.train.stages) or not fit.is_file():
+        stops before such a stage) while there is no fit. Refused (ValueError) when `auto_refusal` says
+        why."""
+        path = self.layout.mixsweep_fit
+        if not any(s.mixture == "auto" for s in self.train.stages) or not path.is_file():
             return self
-        mixture = json.loads(fit.read_text())["mixture"]
-        if mixture is None:
-            raise ValueError(
-                f"{fit}: no domain share keeps the general loss within `mixsweep.tolerance`: raise it, "
-                "or give the stage a mixture"
-            )
+        fit = json.loads(path.read_text())
+        if refusal := auto_refusal(fit):
+            raise ValueError(f"{path}: `mixture: auto` refuses the fitted mixture: {refusal}")
         stages = [
-            s.model_copy(update={"mixture": mixture}) if s.mixture == "auto" else s for s in self.train.stages
+            s.model_copy(update={"mixture": fit["mixture"]}) if s.mixture == "auto" else s
+            for s in self.train.stages
         ]
         return self.model_copy(update={"train": self.train.model_copy(update={"stages": stages})})
 

@@ -72,7 +72,14 @@ def test_the_sweep_trains_every_point_from_the_stage_start_and_fits(swept):
         assert not (run.layout.mixsweep_run(r["run"]).checkpoints).exists()  # the result is all it keeps
     fit = json.loads(run.layout.mixsweep_fit.read_text())
     assert fit["runs"] == 8 and set(fit["domain"]["params"]) == {"E", "B", "beta", "eta", "C", "gamma", "eps"}
-    assert len(fit["domain"]["held_out"]["predicted"]) == 8
+    held_out = fit["domain"]["held_out"]
+    assert (
+        len(held_out["leave_one_run_out"]["predicted"])
+        == len(held_out["leave_one_budget_out"]["predicted"])
+        == 8
+    )
+    assert set(held_out["leave_one_budget_out"]["by_budget"]) == {"1024", "2048"}
+    assert fit["auto"]["error"] < fit["auto"]["tolerance"] == SWEEP["tolerance"]  # what lets auto take it
     assert 0.25 <= fit["critical_ratio"] <= 0.75 and fit["shares_swept"] == [0.25, 0.75]
     assert fit["mixture"]["domain"] == math.floor(fit["critical_ratio"] * 1000) / 1000
     assert f"mixture: {json.dumps(fit['mixture'])}" in run.layout.mixsweep_snippet.read_text()

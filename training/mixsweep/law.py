@@ -150,11 +150,25 @@ def fit_law(tokens, share, loss, start: Law | None = None) -> Law:
     return Law._from_x(best.x, log_d_ref)
 
 
-def leave_one_out(tokens, share, loss) -> np.ndarray:
-    """Each run's loss predicted by a fit of all the other runs: the law's held-out error."""
-    d, r, y = (np.asarray(v, float) for v in (tokens, share, loss))
-    keep = ~np.eye(len(y), dtype=bool)
-    return np.array([fit_law(d[k], r[k], y[k]).predict(d[i], r[i]) for i, k in enumerate(keep)])
+def held_out_predictions(tokens, share, loss, groups) -> np.ndarray:
+    """Each run's loss predicted by a fit of the runs outside its group (`groups`: one label per run)."""
+    d, r, y, g = (np.asarray(v, float) for v in (tokens, share, loss, groups))
+    predicted = np.empty_like(y)
+    for label in np.unique(g):
+        out = g == label
+        predicted[out] = fit_law(d[~out], r[~out], y[~out]).predict(d[out], r[out])
+    return predicted
+
+
+def leave_one_run_out(tokens, share, loss) -> np.ndarray:
+    """Each run predicted by a fit of all the others: the error of interpolating inside the grid."""
+    return held_out_predictions(tokens, share, loss, np.arange(len(loss)))
+
+
+def leave_one_budget_out(tokens, share, loss) -> np.ndarray:
+    """Each run predicted by a fit of the runs at the other budgets: at the largest budget, the error of
+    extrapolating along the budget axis, which is what predicting a target budget past the grid does."""
+    return held_out_predictions(tokens, share, loss, tokens)
 
 
 def critical_ratio(

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from figures import figure_html, new_figure, page_html, table_html
+from training.config import auto_refusal
 from training.mixsweep.law import Law
 
 
@@ -79,10 +80,15 @@ def _runs_table(results: list[dict], fit: dict) -> str:
                 f"{r['domain_share']:g}",
                 f"{r['tokens']:,}",
                 str(r["steps"]),
-                f"{r['loss']['domain']:.4f}",
-                f"{fit['domain']['held_out']['predicted'][i]:.4f}",
-                f"{r['loss']['replay']:.4f}",
-                f"{fit['general']['held_out']['predicted'][i]:.4f}",
+                *(
+                    f"{value:.4f}"
+                    for name, corpus in (("domain", "domain"), ("general", "replay"))
+                    for value in (
+                        r["loss"][corpus],
+                        fit[name]["held_out"]["leave_one_run_out"]["predicted"][i],
+                        fit[name]["held_out"]["leave_one_budget_out"]["predicted"][i],
+                    )
+                ),
                 f"{r['train_seconds']:.0f}",
             ]
         )
@@ -92,9 +98,11 @@ def _runs_table(results: list[dict], fit: dict) -> str:
         "tokens",
         "steps",
         "domain loss",
-        "held out",
+        "run held out",
+        "budget held out",
         "general loss",
-        "held out",
+        "run held out",
+        "budget held out",
     ]
     return table_html([*headers, "s"], rows)
 
@@ -103,20 +111,41 @@ def _interval(interval: tuple[float, float] | None) -> str:
     return f" (bootstrap 95%: [{interval[0]:.3f}, {interval[1]:.3f}])" if interval else ""
 
 
-def _edge(fit: dict) -> str:
-    if not fit["at_largest_share"]:
-        return ""
-    return " — the largest share swept: every swept share qualifies, so the ratio may be higher"
+def _held_out_table(fit: dict) -> str:
+    """Both laws' errors: each run left out (interpolation), then each budget left out (extrapolation
+    along the budget axis at the largest one)."""
+    rows = []
+    for name in ("domain", "general"):
+        by_run, by_budget = (fit[name]["held_out"][k] for k in ("leave_one_run_out", "leave_one_budget_out"))
+        rows.append([name, "each run", *_errors(by_run)])
+        for tokens, errors in by_budget["by_budget"].items():
+            largest = " (the largest)" if int(tokens) == by_budget["largest_budget"] else ""
+            rows.append([name, f"the {int(tokens):,}-token runs{largest}", *_errors(errors)])
+    return table_html(["law", "left out", "mean abs relative error", "max abs relative error"], rows)
+
+
+def _errors(entry: dict) -> list[str]:
+    return [f"{entry['mean_abs_rel_error']:.2%}", f"{entry['max_abs_rel_error']:.2%}"]
+
+
+def _warnings(fit: dict) -> str:
+    auto = fit["auto"]
+    refusal = auto_refusal(fit)
+    verdict = (
+        f"<b>`mixture: auto` refuses it</b>: {escape(refusal)}" if refusal else "`mixture: auto` takes it"
+    )
+    lines = [
+        f"{verdict} (general law's error at the largest budget, fitted on the others: {auto['error']:.2%}; "
+        f"tolerance {auto['tolerance']:.2%})"
+    ]
+    if fit["grid_warning"]:
+        lines.append(f"<b>Warning</b>: {escape(fit['grid_warning']['message'])}")
+    return "".join(f"<p>{line}</p>" for line in lines)
 
 
 def render_report(results: list[dict], fit: dict) -> str:
     ratio, interval = fit["critical_ratio"], fit["critical_ratio_interval"]
     chosen = "none (no share keeps the general loss within tolerance)" if ratio is None else f"{ratio:.3f}"
-    held_out = "; ".join(
-        f"{name}: mean {fit[name]['held_out']['mean_abs_rel_error']:.2%}, "
-        f"max {fit[name]['held_out']['max_abs_rel_error']:.2%}"
-        for name in ("domain", "general")
-    )
     by_tokens = table_html(
         ["tokens", "critical domain share"],
         [
@@ -128,11 +157,15 @@ def render_report(results: list[dict], fit: dict) -> str:
 <p>D-CPT law <code>L(D, r) = E + B·r^η/D^β + C/(r+ε)^γ</code> fitted (Huber loss on log loss, L-BFGS-B
 from a grid of starts) to {fit["runs"]} runs; one model size, so E includes A/N^α. The domain law's r
 is the domain share, the general law's the replay share.</p>
-<p><b>Chosen domain share: {chosen}</b>{_interval(interval)}{_edge(fit)}
+<p><b>Chosen domain share: {chosen}</b>{_interval(interval)}
 at {fit["target_tokens"]:,} tokens: the largest whose predicted general loss stays within
-{fit["tolerance"]:.1%} of its start ({fit["start_general_loss"]:.4f}).<br>
-Held-out error (each run predicted by a fit of the others): {held_out}.</p>
+{fit["tolerance"]:.1%} of its start ({fit["start_general_loss"]:.4f}).</p>
+{_warnings(fit)}
 {_plot(results, fit)}
+<h2>Held-out error</h2>
+<p>Each run predicted by a fit that did not see it: leaving one run out measures interpolation inside
+the grid; leaving a budget's runs out, at the largest budget, extrapolation along the budget axis, which
+is what predicting the target budget does.</p>{_held_out_table(fit)}
 <h2>Critical share by budget</h2>{by_tokens}
 <h2>Runs</h2>{_runs_table(results, fit)}
 <h2>Fitted parameters</h2>{_params_table(fit)}
