@@ -5,6 +5,7 @@ check-box cover page; judged by pages (or runs of paragraphs), only the table of
 signature page and boilerplate repeated across pages are cut.
 """
 
+import hashlib
 import re
 from collections import Counter
 from contextlib import nullcontext
@@ -246,9 +247,11 @@ class PassageFilter(BaseFilter):
         offsets = doc.metadata.pop("passage_offsets")
         bounds = [*offsets, len(doc.text) + 2]
         tables = doc.metadata.pop("tables", [])
+        parent = hashlib.sha1(doc.text.encode()).hexdigest()[:16]  # the split keeps siblings together
         for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
             meta = doc.metadata | {
                 "parent_id": doc.id,
+                "parent_digest": parent,
                 "passage": k,
                 "tables": [[s - a, e - a] for s, e in tables if a <= s < b],
             }

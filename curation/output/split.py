@@ -10,7 +10,9 @@ class TrainValSplit(PipelineStep):
     """Sets `split: val` for a stable `fraction` of documents, `train` for the rest.
 
     The hash is of the text, not the id (often a path): a document keeps its split wherever the
-    data lives.
+    data lives. A passage of a longer document (`passages.split`) is hashed by its parent's digest,
+    so all of one filing's passages land on one side: validation never holds a page whose siblings
+    were trained on.
     """
 
     type = "✂️ - SPLIT"
@@ -23,7 +25,8 @@ class TrainValSplit(PipelineStep):
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         for doc in data:
-            digest = hashlib.sha1(f"{self.seed}:{doc.text}".encode()).digest()
+            key = doc.metadata.get("parent_digest") or doc.text
+            digest = hashlib.sha1(f"{self.seed}:{key}".encode()).digest()
             split = "val" if int.from_bytes(digest[:4], "big") / 2**32 < self.fraction else "train"
             doc.metadata["split"] = split
             self.stat_update(split)

@@ -11,6 +11,7 @@ from curation.config import SOURCE_KINDS
 from curation.extractors import PdfExtractor
 from curation.filters import HeuristicFilter, OfflineLanguageFilter, PassageFilter, heuristic_judges
 from curation.filters.passages import passage_spans
+from curation.output import TrainValSplit
 
 # filings the stock judgment (datatrove's filters on whole documents) dropped, with its reason
 DROPPED_BEFORE = {
@@ -160,3 +161,20 @@ def test_keep_rate_counts_passage_documents_with_their_parent(tmp_path):
     row = input_keep_rates(tmp_path / "docs", tmp_path / "rejected")["sec"]
     assert (row["documents"], row["kept"], row["dropped"]) == (1, 1, {})
     assert (row["chars_extracted"], row["chars_kept"], row["kept_80pct"]) == (1000, 900, 1)
+
+
+def test_passages_of_one_document_share_their_split():
+    """Passage-documents carry their parent's digest and the train/val split hashes it, so sibling
+    passages never sit on both sides; a document judged whole is still hashed by its text."""
+    pdf = SAMPLES / "finance" / "economics" / "dynare-guide.pdf"
+    text, meta = PdfExtractor().extract(pdf.read_bytes())
+    doc = Document(text, pdf.name, metadata=meta | {"kind": "document"})
+    pieces = judged([doc], steps(split=True))
+    assert len(pieces) >= 5 and len({p.metadata["parent_digest"] for p in pieces}) == 1
+    sides = [
+        {p.metadata["split"] for p in TrainValSplit(0.5, seed).run(judged(pieces, []))} for seed in range(8)
+    ]
+    assert all(len(side) == 1 for side in sides), sides
+    assert {side.pop() for side in sides} == {"train", "val"}  # the seed still decides which side
+    whole = judged([doc], steps())
+    assert "parent_digest" not in whole[0].metadata
