@@ -1,8 +1,8 @@
 """`python -m selection run RECIPE`: reads the corpus's documents, writes the run's `select/` folder.
 
 What each output holds (its path is `recipe.layout`'s property of the same name):
-  grades_file      one line per sampled document: graded, ungraded (with the raw reply) or failed
-                   (with the error); replaced whole by each run
+  grades_file      one line per sampled domain training document (the ones a budget ranks): graded,
+                   ungraded (with the raw reply) or failed (with the error); replaced whole by each run
   grade_cache      `<hash>.jsonl`: grades, reused by every later run of the same grader (the hash
                    names the model and settings, spelled out in `<hash>.json`)
   distilled        model.bin, metrics.json: the fastText model and its held-out agreement
@@ -137,7 +137,9 @@ def run_grading(recipe: SelectRecipe) -> dict:
         max_chars=c.max_chars,
         seed=c.seed,
     )
-    _run(recipe, [docs_reader(layout.docs), grader], "grading")
+    # the documents a budget ranks: the grades (and the classifier's agreement) measure ranking within
+    # the domain, not domain against replay, which the router already decided
+    _run(recipe, [docs_reader(layout.corpus_docs("domain", "train")), grader], "grading")
     grades = [json.loads(line) for line in layout.grades_file.read_text().splitlines()]
     return {
         "sampled": len(grades),
@@ -163,7 +165,7 @@ def run_distill(recipe: SelectRecipe) -> dict:
         c.held_out,
         c.min_spearman,
     )
-    _run(recipe, [docs_reader(layout.docs), distiller], "distill")
+    _run(recipe, [docs_reader(layout.corpus_docs("domain", "train")), distiller], "distill")
     publish(partial, layout.distilled, made_by("distill", c))
     return json.loads((layout.distilled / "metrics.json").read_text())
 

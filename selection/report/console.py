@@ -42,8 +42,9 @@ def distilled_summary(metrics: dict) -> list[Table | str]:
     out: list[Table | str] = []
     f1 = "-" if metrics["f1"] is None else f"{metrics['f1']:.2f}"
     out.append(
-        f"distilled classifier, {metrics['held_out_documents']} held-out documents: "
-        f"Spearman {metrics['spearman']}, F1 {f1} at grade >= {metrics['threshold']}"
+        f"distilled classifier, {metrics['held_out_documents']} held-out domain training documents: "
+        f"Spearman {metrics['spearman']} (ranking within the domain), "
+        f"F1 {f1} at grade >= {metrics['threshold']}"
     )
     if not metrics["trusted"]:
         out.append(

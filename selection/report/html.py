@@ -65,8 +65,9 @@ def _distilled(layout: RunLayout) -> str:
         ax.set_ylabel("classifier's expected grade")
         figure = figure_html(fig)
     return (
-        f"<h2>Distilled classifier</h2><p>Trained on {m['train_documents']} graded documents; on "
-        f"{m['held_out_documents']} held out: Spearman {m['spearman']}, precision {m['precision']}, recall "
+        f"<h2>Distilled classifier</h2><p>Trained on {m['train_documents']} graded domain training "
+        f"documents; on {m['held_out_documents']} held out: Spearman {m['spearman']} (its ranking within "
+        f"the domain against the grader's), precision {m['precision']}, recall "
         f"{m['recall']}, F1 {m['f1']} at grade &ge; {m['threshold']} ({verdict}).</p>" + figure
     )
 

@@ -288,13 +288,32 @@ def http_grading_run(tmp_path: Path, name: str, url: str, pages: list[str]) -> t
         "grading": {"sample": len(pages), "http": {"base_url": url, "model": "mock", "concurrency": 2}}
     }
     recipe_path.write_text(yaml.safe_dump(recipe))
-    docs_dir = tmp_path / "out" / name / "corpus" / "docs"
+    docs_dir = tmp_path / "out" / name / "corpus" / "docs" / "domain" / "train"
     docs_dir.mkdir(parents=True)
     with gzip.open(docs_dir / "00000.jsonl.gz", "wt") as f:
         for i, text in enumerate(pages):
             doc = {"id": f"page-{i}", "text": "[[pace]] [[point]]\n" + text, "metadata": {"corpus": "domain"}}
             f.write(json.dumps(doc) + "\n")
     return [sys.executable, "-m", "selection", "run", str(recipe_path)], tmp_path / "out" / name / "select"
+
+
+def test_the_grader_reads_the_domain_training_documents_only(server, pages, tmp_path):
+    """Grades measure ranking among the documents a budget chooses from: replay and validation
+    documents in the corpus are never sampled, however many there are."""
+    url, _ = server
+    command, select = http_grading_run(tmp_path, "domain-only", url, pages[:6])
+    docs = select.parent / "corpus" / "docs"
+    for corpus, split in (("replay", "train"), ("domain", "val")):
+        (docs / corpus / split).mkdir(parents=True)
+        with gzip.open(docs / corpus / split / "00000.jsonl.gz", "wt") as f:
+            for i, text in enumerate(pages[6:12]):
+                f.write(json.dumps({"id": f"{corpus}-{split}-{i}", "text": text, "metadata": {}}) + "\n")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    graded = [
+        json.loads(line)["id"] for line in (select / "grades" / "grades.jsonl").read_text().splitlines()
+    ]
+    assert sorted(graded) == sorted(f"page-{i}" for i in range(6))
 
 
 def test_a_killed_grading_run_resumes_from_its_cache(server, pages, tmp_path):
