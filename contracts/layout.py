@@ -28,6 +28,12 @@ GGUF_PREFIX = "gguf:"  # `train.model: gguf:...`: a GGUF file, converted once un
 CONVERSION_MARKER = "source.json"  # the last file written into a converted model (out/models/<name>/)
 
 
+def gguf_stem(model: str) -> str | None:
+    """A `gguf:` model's name: its file's stem (its converted folder's name and its label); None
+    for any other reference, and "" for a `gguf:` naming no file."""
+    return Path(model.removeprefix(GGUF_PREFIX)).stem if model.startswith(GGUF_PREFIX) else None
+
+
 @dataclass(frozen=True)
 class TrainLayout:
     """One training run's folder: `train/` or `train/selections/<selection>/`."""
@@ -82,9 +88,8 @@ class RunLayout:
     def converted_model(self, model: str) -> Path | None:
         """The folder a `gguf:<path>` or `gguf:<package>/<file>` model is converted into (named by the
         file's stem); None for a hub id or a folder, which are used as they are."""
-        if not model.startswith(GGUF_PREFIX):
-            return None
-        return self.models / Path(model.removeprefix(GGUF_PREFIX)).stem
+        stem = gguf_stem(model)
+        return None if stem is None else self.models / stem
 
     # the corpus stage
     @property

@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
-from contracts.layout import CONVERSION_MARKER, EXPORT_MARKER, GGUF_PREFIX, RunLayout, TrainLayout
+from contracts.layout import CONVERSION_MARKER, EXPORT_MARKER, GGUF_PREFIX, RunLayout, TrainLayout, gguf_stem
 from contracts.recipe import UnsafePathError, safe_name
 
 ModelKind = Literal["export", "gguf", "folder", "hub"]
@@ -70,8 +70,8 @@ def check_model_ref(ref: str) -> str:
     """`ref` unchanged when it is a well-formed model reference; else ValueError (a recipe error)."""
     if not ref.strip():
         raise ValueError("an empty model reference")
-    if ref.startswith(GGUF_PREFIX):
-        if not Path(ref.removeprefix(GGUF_PREFIX)).stem:
+    if (stem := gguf_stem(ref)) is not None:
+        if not stem:
             raise ValueError(f"{ref!r}: `gguf:` needs a file, `gguf:<path>` or `gguf:<package>/<file>`")
         return ref
     export_of(ref)

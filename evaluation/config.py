@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from contracts.contamination import NearDuplicateSettings, NgramSettings
 from contracts.items import TaskGlob
-from contracts.layout import GGUF_PREFIX
+from contracts.layout import gguf_stem
 from contracts.models import ModelRef, export_of
 from contracts.recipe import (
     RecipeBase,
@@ -49,9 +49,7 @@ def model_label(source: str) -> str:
     if export := export_of(source):
         selection, stage = export
         return f"{stage}-{selection}" if selection else stage
-    if source.startswith(GGUF_PREFIX):
-        return Path(source.removeprefix(GGUF_PREFIX)).stem
-    return Path(source).name
+    return gguf_stem(source) or Path(source).name
 
 
 class EvalConfig(Strict):
